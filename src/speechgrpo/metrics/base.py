@@ -1,0 +1,137 @@
+"""The small base class every metric derives from (the sacrebleu pattern).
+
+A metric object holds its configuration, scores a batch of (hypothesis, references) pairs into a
+numpy array, optionally computes a corpus-level score, and describes itself with a signature string
+that records every option and the versions of the code that produced the numbers.
+
+Identical (hypothesis, references) pairs inside one batch are scored once: in GRPO a group of G
+completions often holds duplicates, and every metric here is a pure function of its inputs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from speechgrpo.validation import References, as_references, as_texts
+
+Pairs = list[tuple[str, tuple[str, ...]]]
+
+
+def package_version(name: str) -> str:
+    """Installed version of a distribution, or ``"missing"``."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "missing"
+
+
+def format_signature(name: str, options: dict[str, Any], backends: Sequence[str]) -> str:
+    """``name|key:value|...|backend:version`` with keys in a fixed order, stable across runs."""
+    parts = [name]
+    parts += [f"{key}:{_format_value(value)}" for key, value in options.items()]
+    parts += [f"{backend}:{package_version(backend)}" for backend in backends]
+    return "|".join(parts)
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "default"
+    return str(value)
+
+
+class Metric(ABC):
+    """A per-sample metric over batches.
+
+    Subclasses set the class attributes and implement :meth:`_score_pairs` (and
+    :meth:`_corpus_score` where the metric defines a corpus-level score).
+    """
+
+    name: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True
+    #: Units of the score: 100 for sacrebleu's percentages (BLEU, chrF, TER), 1 for fractions.
+    scale: ClassVar[float] = 1.0
+    #: Distributions whose versions enter the signature.
+    backends: ClassVar[tuple[str, ...]] = ()
+
+    def options(self) -> dict[str, Any]:
+        """Every option that changes the numbers, in signature order."""
+        return {}
+
+    def describe(self) -> str:
+        """Name, options and backend versions: the signature without speechgrpo's own version."""
+        return format_signature(self.name, self.options(), self.backends)
+
+    @property
+    def signature(self) -> str:
+        """Reproducibility string, e.g. ``bleu|tok:13a|smooth:exp|...|sacrebleu:2.6.0|speechgrpo:0.1.0``."""
+        return f"{self.describe()}|speechgrpo:{package_version('speechgrpo')}"
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
+        return f"{type(self).__name__}({args})"
+
+    def __call__(self, hyps: Sequence[str], refs: References) -> np.ndarray:
+        return self.score(hyps, refs)
+
+    def score(self, hyps: Sequence[str], refs: References) -> np.ndarray:
+        """Per-sample scores as a float64 array of shape ``(len(hyps),)``."""
+        return self.score_components(hyps, refs)[self.primary]
+
+    @property
+    def primary(self) -> str:
+        """Name of the component returned by :meth:`score`."""
+        return self.name
+
+    def score_components(self, hyps: Sequence[str], refs: References) -> dict[str, np.ndarray]:
+        """Every per-sample component the metric computes (e.g. precision/recall/F)."""
+        pairs = self.validate(hyps, refs)
+        unique: dict[tuple[str, tuple[str, ...]], int] = {}
+        inverse = np.fromiter((unique.setdefault(p, len(unique)) for p in pairs), dtype=np.int64,
+                              count=len(pairs))
+        computed = self._score_pairs(list(unique))
+        return {key: np.asarray(values, dtype=np.float64)[inverse] for key, values in computed.items()}
+
+    def corpus_score(self, hyps: Sequence[str], refs: References) -> float:
+        """Corpus-level score, as the reference implementation defines it."""
+        return self._corpus_score(self.validate(hyps, refs))
+
+    @staticmethod
+    def validate(hyps: Sequence[str], refs: References) -> Pairs:
+        texts = as_texts(hyps, "hyps")
+        return list(zip(texts, as_references(refs, len(texts), "refs"), strict=True))
+
+    @abstractmethod
+    def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        """Score distinct pairs; return arrays aligned with ``pairs``."""
+
+    def _corpus_score(self, pairs: Pairs) -> float:
+        """Default corpus score: the mean of the per-sample primary scores."""
+        if not pairs:
+            return 0.0
+        return float(np.mean(self._score_pairs(pairs)[self.primary]))
+
+
+M = TypeVar("M", bound=Metric)
+
+
+@lru_cache(maxsize=64)
+def _cached(cls: type[Metric], frozen: tuple[tuple[str, Any], ...]) -> Metric:
+    return cls(**dict(frozen))
+
+
+def cached_metric(cls: type[M], **options: Any) -> M:
+    """One shared instance per (class, options): functional forms reuse tokenizers and models."""
+    try:
+        metric = _cached(cls, tuple(sorted(options.items())))
+    except TypeError:  # unhashable option value: build a fresh object
+        return cls(**options)
+    assert isinstance(metric, cls)
+    return metric

@@ -1,0 +1,196 @@
+"""Sentence and corpus BLEU with sacrebleu's semantics, computed group-aware.
+
+Scores equal ``sacrebleu.metrics.BLEU(...).sentence_score(h, refs).score`` bit for bit: the same
+tokenizers (taken from sacrebleu itself), the same clipped n-gram statistics and the same smoothing
+arithmetic. The difference is the work done: each distinct reference set is tokenized and counted
+once per batch (a GRPO group shares one reference), and identical completions are scored once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from importlib import import_module
+from typing import Any
+
+import numpy as np
+
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.validation import References
+
+SMOOTH_DEFAULTS: dict[str, float | None] = {"none": None, "floor": 0.1, "add-k": 1.0, "exp": None}
+
+#: sacrebleu tokenizers that work offline; the SentencePiece ones download a model at run time.
+TOKENIZERS = {
+    "none": "tokenizer_none.NoneTokenizer",
+    "13a": "tokenizer_13a.Tokenizer13a",
+    "intl": "tokenizer_intl.TokenizerV14International",
+    "zh": "tokenizer_zh.TokenizerZh",
+    "char": "tokenizer_char.TokenizerChar",
+    "ja-mecab": "tokenizer_ja_mecab.TokenizerJaMecab",
+    "ko-mecab": "tokenizer_ko_mecab.TokenizerKoMecab",
+}
+
+
+def load_sacrebleu_tokenizer(name: str) -> Callable[[str], str]:
+    """Instantiate one of sacrebleu's tokenizers by its sacrebleu name."""
+    if name not in TOKENIZERS:
+        raise ValueError(f"unknown tokenize={name!r}; choose one of {sorted(TOKENIZERS)} "
+                         "(SentencePiece tokenizers download models and are not supported)")
+    module_name, class_name = TOKENIZERS[name].rsplit(".", 1)
+    try:
+        module = import_module(f"sacrebleu.tokenizers.{module_name}")
+    except ImportError as err:
+        raise ImportError(f"tokenize={name!r} needs an extra package: {err}") from err
+    tokenizer: Callable[[str], str] = getattr(module, class_name)()
+    return tokenizer
+
+
+def _my_log(x: float) -> float:
+    # sacrebleu.utils.my_log: log floored at -9999999999 for zero precisions.
+    return -9999999999.0 if x == 0.0 else math.log(x)
+
+
+def bleu_from_statistics(correct: Sequence[float], total: Sequence[float], sys_len: int, ref_len: int,
+                         smooth_method: str, smooth_value: float | None, effective_order: bool) -> float:
+    """sacrebleu's ``BLEU.compute_bleu`` arithmetic, operation for operation (0-100 scale)."""
+    if smooth_value is None:
+        smooth_value = SMOOTH_DEFAULTS[smooth_method]
+    bp = 1.0
+    if sys_len < ref_len:
+        bp = math.exp(1 - ref_len / sys_len) if sys_len > 0 else 0.0
+    if not any(correct):
+        return 0.0
+    max_order = len(correct)
+    correct, total = list(correct), list(total)
+    precisions = [0.0] * max_order
+    smooth_mteval = 1.0
+    eff_order = max_order
+    for n in range(1, max_order + 1):
+        if smooth_method == "add-k" and n > 1:
+            assert smooth_value is not None
+            correct[n - 1] += smooth_value
+            total[n - 1] += smooth_value
+        if total[n - 1] == 0:
+            break
+        if effective_order:
+            eff_order = n
+        if correct[n - 1] == 0:
+            if smooth_method == "exp":
+                smooth_mteval *= 2
+                precisions[n - 1] = 100.0 / (smooth_mteval * total[n - 1])
+            elif smooth_method == "floor":
+                assert smooth_value is not None
+                precisions[n - 1] = 100.0 * smooth_value / total[n - 1]
+        else:
+            precisions[n - 1] = 100.0 * correct[n - 1] / total[n - 1]
+    return bp * math.exp(sum([_my_log(p) for p in precisions[:eff_order]]) / eff_order)
+
+
+def _ngram_counts(tokens: list[str], max_order: int) -> Counter[tuple[str, ...]]:
+    counts: Counter[tuple[str, ...]] = Counter()
+    for n in range(1, max_order + 1):
+        counts.update(zip(*(tokens[i:] for i in range(n)), strict=False))
+    return counts
+
+
+def _closest_ref_len(hyp_len: int, ref_lens: list[int]) -> int:
+    # Closest reference length; ties go to the shorter reference (sacrebleu).
+    return min(ref_lens, key=lambda r: (abs(hyp_len - r), r))
+
+
+class BLEU(Metric):
+    """BLEU (0-100) with sacrebleu semantics.
+
+    Args:
+        tokenize: a sacrebleu tokenizer name (``13a`` default, ``intl``, ``zh``, ``char``, ``none``, ...).
+        smooth_method: ``exp`` (default, NIST / Chen & Cherry method 3), ``floor``, ``add-k`` or ``none``.
+        smooth_value: value for ``floor`` (default 0.1) and ``add-k`` (default 1).
+        effective_order: average only over n-gram orders the hypothesis has (sentence-level default).
+        lowercase: lowercase hypotheses and references before tokenizing.
+        max_ngram_order: highest n-gram order (4).
+    """
+
+    name = "bleu"
+    scale = 100.0
+    backends = ("sacrebleu",)
+
+    def __init__(self, tokenize: str = "13a", smooth_method: str = "exp", smooth_value: float | None = None,
+                 effective_order: bool = True, lowercase: bool = False, max_ngram_order: int = 4) -> None:
+        if smooth_method not in SMOOTH_DEFAULTS:
+            raise ValueError(f"unknown smooth_method={smooth_method!r}; choose one of {list(SMOOTH_DEFAULTS)}")
+        if max_ngram_order < 1:
+            raise ValueError(f"max_ngram_order must be >= 1, got {max_ngram_order}")
+        self.tokenize = tokenize
+        self.smooth_method = smooth_method
+        self.smooth_value = smooth_value
+        self.effective_order = effective_order
+        self.lowercase = lowercase
+        self.max_ngram_order = max_ngram_order
+        self._tokenizer = load_sacrebleu_tokenizer(tokenize)
+
+    def options(self) -> dict[str, Any]:
+        return {"tok": self.tokenize, "smooth": self.smooth_method, "smooth_value": self.smooth_value,
+                "eff": self.effective_order, "case": "lc" if self.lowercase else "mixed",
+                "order": self.max_ngram_order}
+
+    def _tokens(self, text: str) -> list[str]:
+        if self.lowercase:
+            text = text.lower()
+        return self._tokenizer(text.rstrip()).split()
+
+    def statistics(self, pairs: Pairs) -> np.ndarray:
+        """Sufficient statistics per pair: ``[hyp_len, ref_len, correct_1..N, total_1..N]``."""
+        order = self.max_ngram_order
+        ref_cache: dict[tuple[str, ...], tuple[dict[tuple[str, ...], int], list[int]]] = {}
+        stats = np.zeros((len(pairs), 2 + 2 * order), dtype=np.int64)
+        for row, (hyp, refs) in enumerate(pairs):
+            ref_info = ref_cache.get(refs)
+            if ref_info is None:
+                merged: dict[tuple[str, ...], int] = {}
+                ref_lens = []
+                for ref in refs:
+                    tokens = self._tokens(ref)
+                    ref_lens.append(len(tokens))
+                    for ngram, count in _ngram_counts(tokens, order).items():
+                        if count > merged.get(ngram, 0):
+                            merged[ngram] = count
+                ref_info = ref_cache[refs] = (merged, ref_lens)
+            ref_counts, ref_lens = ref_info
+            tokens = self._tokens(hyp)
+            correct = [0] * order
+            total = [0] * order
+            for ngram, count in _ngram_counts(tokens, order).items():
+                n = len(ngram) - 1
+                total[n] += count
+                matched = ref_counts.get(ngram)
+                if matched:
+                    correct[n] += min(count, matched)
+            stats[row, 0] = len(tokens)
+            stats[row, 1] = _closest_ref_len(len(tokens), ref_lens)
+            stats[row, 2:] = correct + total
+        return stats
+
+    def _from_stats(self, row: Sequence[int]) -> float:
+        order = self.max_ngram_order
+        return bleu_from_statistics([int(x) for x in row[2:2 + order]], [int(x) for x in row[2 + order:]],
+                                    int(row[0]), int(row[1]), self.smooth_method, self.smooth_value,
+                                    self.effective_order)
+
+    def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        stats = self.statistics(pairs)
+        return {"bleu": np.array([self._from_stats(row) for row in stats], dtype=np.float64)}
+
+    def _corpus_score(self, pairs: Pairs) -> float:
+        return self._from_stats(self.statistics(pairs).sum(axis=0))
+
+
+def sentence_bleu(hyps: Sequence[str], refs: References, **options: Any) -> np.ndarray:
+    """Per-sample BLEU (0-100); ``options`` are those of :class:`BLEU`."""
+    return cached_metric(BLEU, **options).score(hyps, refs)
+
+
+def corpus_bleu(hyps: Sequence[str], refs: References, **options: Any) -> float:
+    """Corpus BLEU (0-100) from summed statistics; ``options`` are those of :class:`BLEU`."""
+    return cached_metric(BLEU, **options).corpus_score(hyps, refs)

@@ -1,0 +1,164 @@
+"""chrF and chrF++ with sacrebleu semantics, computed group-aware.
+
+Equal to ``sacrebleu.metrics.CHRF(...).sentence_score(h, refs).score``: character n-grams of the
+whitespace-stripped text, optional word n-grams after sacrebleu's punctuation splitting (chrF++),
+the best-F reference among several, and both scoring modes (sacreBLEU's effective-order averaging by
+default, chrF++.py-style eps smoothing on request). Reference n-grams are extracted once per batch.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.validation import References
+
+# sacrebleu.metrics.chrf.CHRF._PUNCTS
+_PUNCTS = frozenset('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~')
+
+NgramStats = list[Counter[str]]
+
+
+def _split_punctuation(sentence: str) -> list[str]:
+    # sacrebleu's CHRF._remove_punctuation: split one leading or trailing punctuation char per word.
+    words: list[str] = []
+    for word in sentence.split():
+        if len(word) == 1:
+            words.append(word)
+        elif word[-1] in _PUNCTS:
+            words += [word[:-1], word[-1]]
+        elif word[0] in _PUNCTS:
+            words += [word[0], word[1:]]
+        else:
+            words.append(word)
+    return words
+
+
+class CHRF(Metric):
+    """chrF / chrF++ (0-100) with sacrebleu semantics.
+
+    Args:
+        char_order: character n-gram order (6).
+        word_order: word n-gram order (0 = chrF, 2 = chrF++).
+        beta: recall weight (2).
+        lowercase: case-insensitive matching.
+        whitespace: keep whitespace inside character n-grams.
+        eps_smoothing: average per-order F scores with eps=1e-16 (chrF++.py / Moses / NLTK style)
+            instead of sacreBLEU's effective-order averaging of precision and recall.
+    """
+
+    name = "chrf"
+    scale = 100.0
+    backends = ("sacrebleu",)
+
+    def __init__(self, char_order: int = 6, word_order: int = 0, beta: int = 2, lowercase: bool = False,
+                 whitespace: bool = False, eps_smoothing: bool = False) -> None:
+        if char_order < 1 or word_order < 0:
+            raise ValueError(f"need char_order >= 1 and word_order >= 0, got {char_order}, {word_order}")
+        if beta < 1:
+            raise ValueError(f"beta must be >= 1, got {beta}")
+        self.char_order = char_order
+        self.word_order = word_order
+        self.beta = beta
+        self.lowercase = lowercase
+        self.whitespace = whitespace
+        self.eps_smoothing = eps_smoothing
+
+    def options(self) -> dict[str, Any]:
+        return {"nc": self.char_order, "nw": self.word_order, "beta": self.beta,
+                "case": "lc" if self.lowercase else "mixed", "space": self.whitespace,
+                "eps": self.eps_smoothing}
+
+    def _ngrams(self, text: str) -> NgramStats:
+        if self.lowercase:
+            text = text.lower()
+        chars = text if self.whitespace else "".join(text.split())
+        stats = [Counter(chars[i:i + n] for i in range(len(chars) - n + 1))
+                 for n in range(1, self.char_order + 1)]
+        if self.word_order:
+            words = _split_punctuation(text)
+            stats += [Counter(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
+                      for n in range(1, self.word_order + 1)]
+        return stats
+
+    @staticmethod
+    def _match(hyp: NgramStats, ref: NgramStats) -> list[int]:
+        stats: list[int] = []
+        for h, r in zip(hyp, ref, strict=True):
+            match = 0
+            for ngram, count in h.items():
+                ref_count = r.get(ngram)
+                if ref_count:
+                    match += min(count, ref_count)
+            stats += [sum(h.values()) if r else 0, sum(r.values()), match]
+        return stats
+
+    def f_score(self, stats: Sequence[int]) -> float:
+        """sacrebleu's ``CHRF._compute_f_score``, operation for operation."""
+        eps = 1e-16
+        score = 0.0
+        effective_order = 0
+        factor = self.beta ** 2
+        avg_prec, avg_rec = 0.0, 0.0
+        for i in range(self.char_order + self.word_order):
+            n_hyp, n_ref, n_match = stats[3 * i: 3 * i + 3]
+            prec = n_match / n_hyp if n_hyp > 0 else eps
+            rec = n_match / n_ref if n_ref > 0 else eps
+            denom = factor * prec + rec
+            score += ((1 + factor) * prec * rec / denom) if denom > 0 else eps
+            if n_hyp > 0 and n_ref > 0:
+                avg_prec += prec
+                avg_rec += rec
+                effective_order += 1
+        if self.eps_smoothing:
+            return 100 * score / (self.char_order + self.word_order)
+        if effective_order == 0:
+            avg_prec = avg_rec = 0.0
+        else:
+            avg_prec /= effective_order
+            avg_rec /= effective_order
+        if avg_prec + avg_rec:
+            score = (1 + factor) * avg_prec * avg_rec
+            score /= (factor * avg_prec) + avg_rec
+            return 100 * score
+        return 0.0
+
+    def statistics(self, pairs: Pairs) -> np.ndarray:
+        """Per pair ``[hyp, ref, match]`` counts per order, for the best-F reference."""
+        ref_cache: dict[str, NgramStats] = {}
+        width = 3 * (self.char_order + self.word_order)
+        out = np.zeros((len(pairs), width), dtype=np.int64)
+        for row, (hyp, refs) in enumerate(pairs):
+            hyp_ngrams = self._ngrams(hyp)
+            best: list[int] = []
+            best_f = -1.0
+            for ref in refs:
+                ref_ngrams = ref_cache.get(ref)
+                if ref_ngrams is None:
+                    ref_ngrams = ref_cache[ref] = self._ngrams(ref)
+                stats = self._match(hyp_ngrams, ref_ngrams)
+                f = self.f_score(stats)
+                if f > best_f:
+                    best_f, best = f, stats
+            out[row] = best
+        return out
+
+    def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        return {"chrf": np.array([self.f_score(row.tolist()) for row in self.statistics(pairs)])}
+
+    def _corpus_score(self, pairs: Pairs) -> float:
+        return self.f_score(self.statistics(pairs).sum(axis=0).tolist())
+
+
+def sentence_chrf(hyps: Sequence[str], refs: References, **options: Any) -> np.ndarray:
+    """Per-sample chrF (0-100); ``word_order=2`` gives chrF++."""
+    return cached_metric(CHRF, **options).score(hyps, refs)
+
+
+def corpus_chrf(hyps: Sequence[str], refs: References, **options: Any) -> float:
+    """Corpus chrF (0-100) from summed statistics."""
+    return cached_metric(CHRF, **options).corpus_score(hyps, refs)

@@ -1,0 +1,117 @@
+"""Word and character error rate, identical to jiwer, computed with rapidfuzz directly.
+
+jiwer's default transforms are reproduced exactly: for WER, runs of two or more whitespace
+characters become one space, the text is stripped and split on ``" "`` (so a lone tab stays inside
+a word, as in jiwer); for CER, the text is stripped and every character (spaces included) is a unit.
+The edit distance is rapidfuzz's Levenshtein distance on those units, which is what jiwer computes
+through ``Levenshtein.opcodes`` and alignment objects, without that overhead.
+
+Edge cases follow jiwer: an empty reference gives the number of inserted units (0 for an empty
+hypothesis), so the rate is unbounded above 1. With several references a sample takes the
+reference with the lowest rate (jiwer has no multi-reference mode).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from rapidfuzz.distance import Levenshtein
+
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.validation import References
+
+_MULTIPLE_SPACES = re.compile(r"\s\s+")
+
+
+def jiwer_words(text: str) -> list[str]:
+    """jiwer ``wer_default``: RemoveMultipleSpaces, Strip, ReduceToListOfListOfWords."""
+    return [w for w in _MULTIPLE_SPACES.sub(" ", text).strip().split(" ") if w]
+
+
+def jiwer_chars(text: str) -> str:
+    """jiwer ``cer_default``: Strip, ReduceToListOfListOfChars."""
+    return text.strip()
+
+
+class _ErrorRate(Metric):
+    higher_is_better = False
+    backends = ("jiwer", "rapidfuzz")
+
+    @abstractmethod
+    def _units(self, text: str) -> Sequence[str]:
+        """Split a text into the units the edit distance runs over."""
+
+    def statistics(self, pairs: Pairs) -> np.ndarray:
+        """Per pair ``[edits, reference length]`` for the best-matching reference."""
+        units: dict[str, Sequence[str]] = {}
+        out = np.zeros((len(pairs), 2), dtype=np.int64)
+        for row, (hyp, refs) in enumerate(pairs):
+            hyp_units = units.get(hyp)
+            if hyp_units is None:
+                hyp_units = units[hyp] = self._units(hyp)
+            best: tuple[float, int, int] | None = None
+            for ref in refs:
+                ref_units = units.get(ref)
+                if ref_units is None:
+                    ref_units = units[ref] = self._units(ref)
+                edits = Levenshtein.distance(ref_units, hyp_units)
+                rate = self._rate(edits, len(ref_units))
+                if best is None or rate < best[0]:
+                    best = (rate, edits, len(ref_units))
+            assert best is not None
+            out[row] = best[1:]
+        return out
+
+    @staticmethod
+    def _rate(edits: float, ref_len: float) -> float:
+        # jiwer: an empty reference returns the insertion count itself.
+        return float(edits) / float(ref_len) if ref_len else float(edits)
+
+    def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        return {self.name: np.array([self._rate(e, n) for e, n in self.statistics(pairs).tolist()])}
+
+    def _corpus_score(self, pairs: Pairs) -> float:
+        edits, ref_len = self.statistics(pairs).sum(axis=0).tolist()
+        return self._rate(edits, ref_len)
+
+
+class WER(_ErrorRate):
+    """Word error rate (0 is perfect, unbounded above), identical to ``jiwer.wer``."""
+
+    name = "wer"
+
+    def _units(self, text: str) -> Sequence[str]:
+        return jiwer_words(text)
+
+
+class CER(_ErrorRate):
+    """Character error rate (0 is perfect, unbounded above), identical to ``jiwer.cer``."""
+
+    name = "cer"
+
+    def _units(self, text: str) -> Sequence[str]:
+        return jiwer_chars(text)
+
+
+def wer(hyps: Sequence[str], refs: References, **options: Any) -> np.ndarray:
+    """Per-sample word error rate (jiwer semantics)."""
+    return cached_metric(WER, **options).score(hyps, refs)
+
+
+def cer(hyps: Sequence[str], refs: References, **options: Any) -> np.ndarray:
+    """Per-sample character error rate (jiwer semantics)."""
+    return cached_metric(CER, **options).score(hyps, refs)
+
+
+def corpus_wer(hyps: Sequence[str], refs: References) -> float:
+    """Corpus WER: summed edits over summed reference words, as ``jiwer.wer(list, list)``."""
+    return cached_metric(WER).corpus_score(hyps, refs)
+
+
+def corpus_cer(hyps: Sequence[str], refs: References) -> float:
+    """Corpus CER: summed edits over summed reference characters, as ``jiwer.cer(list, list)``."""
+    return cached_metric(CER).corpus_score(hyps, refs)

@@ -1,0 +1,155 @@
+"""ROUGE-N, ROUGE-L and ROUGE-Lsum with rouge-score's semantics.
+
+With the default tokenizer the numbers equal ``rouge_score.rouge_scorer.RougeScorer`` exactly: the
+same tokenizer (called from rouge-score, with the Porter stemmer memoised per word), the same n-gram
+clipping, an exact LCS length (rapidfuzz's bit-parallel LCS instead of a Python DP table), the same
+F-measure arithmetic and, with several references, the reference of highest F.
+
+rouge-score deletes every non-ASCII character (``'Straße'`` becomes ``['stra', 'e']``, Chinese text
+becomes nothing). ``tokenizer="unicode"`` is the opt-in alternative for other languages: NFKC,
+lower-casing, runs of letters/digits as words, and every CJK character as its own token.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from rapidfuzz.distance import LCSseq
+from rouge_score import rouge_scorer
+from rouge_score import tokenize as rouge_tokenize
+
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.validation import References
+
+Tokens = list[str]
+TOKENIZERS = ("default", "unicode")
+# CJK ideographs, kana and Hangul syllables become one token per character.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_UNICODE_TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
+
+
+def unicode_tokenize(text: str) -> Tokens:
+    """Unicode-aware ROUGE tokenizer: NFKC, casefold, words of letters/digits, CJK per character."""
+    return _UNICODE_TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+class _StemmingTokenizer:
+    """rouge-score's tokenizer, with the Porter stemmer memoised per word (same output, fewer calls)."""
+
+    def __init__(self, use_stemmer: bool) -> None:
+        self._stems: dict[str, str] = {}
+        self._stemmer = None
+        if use_stemmer:
+            from nltk.stem import porter  # rouge-score depends on nltk
+
+            self._porter = porter.PorterStemmer()
+            self._stemmer = self
+
+    def stem(self, word: str) -> str:
+        stem = self._stems.get(word)
+        if stem is None:
+            stem = self._stems[word] = self._porter.stem(word)
+        return stem
+
+    def __call__(self, text: str) -> Tokens:
+        tokens: Tokens = rouge_tokenize.tokenize(text, self._stemmer)
+        return tokens
+
+
+def _fmeasure(precision: float, recall: float) -> float:
+    # rouge_score.scoring.fmeasure
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
+def _ngram_prf(target: Tokens, prediction: Tokens, n: int) -> tuple[float, float, float]:
+    # rouge_score.rouge_scorer._score_ngrams
+    target_ngrams = Counter(zip(*(target[i:] for i in range(n)), strict=False))
+    prediction_ngrams = Counter(zip(*(prediction[i:] for i in range(n)), strict=False))
+    overlap = sum(min(count, prediction_ngrams[g]) for g, count in target_ngrams.items())
+    precision = overlap / max(sum(prediction_ngrams.values()), 1)
+    recall = overlap / max(sum(target_ngrams.values()), 1)
+    return precision, recall, _fmeasure(precision, recall)
+
+
+def _lcs_prf(target: Tokens, prediction: Tokens) -> tuple[float, float, float]:
+    # rouge_score.rouge_scorer._score_lcs, with the LCS length from rapidfuzz
+    if not target or not prediction:
+        return 0.0, 0.0, 0.0
+    lcs = LCSseq.similarity(target, prediction)
+    precision = lcs / len(prediction)
+    recall = lcs / len(target)
+    return precision, recall, _fmeasure(precision, recall)
+
+
+class ROUGE(Metric):
+    """ROUGE precision / recall / F-measure (0-1).
+
+    Args:
+        rouge_type: ``rouge1`` .. ``rouge9``, ``rougeL`` or ``rougeLsum`` (newline-separated sentences).
+        measure: component returned by :meth:`score`: ``fmeasure`` (default), ``precision``, ``recall``.
+        use_stemmer: Porter-stem words longer than 3 characters (rouge-score's option).
+        tokenizer: ``default`` (rouge-score's ASCII tokenizer) or ``unicode``.
+    """
+
+    backends = ("rouge-score",)
+
+    def __init__(self, rouge_type: str = "rougeL", measure: str = "fmeasure", use_stemmer: bool = False,
+                 tokenizer: str = "default") -> None:
+        if not re.fullmatch(r"rouge[1-9]|rougeL|rougeLsum", rouge_type):
+            raise ValueError(f"unknown rouge_type={rouge_type!r}; use rouge1..rouge9, rougeL or rougeLsum")
+        if measure not in ("fmeasure", "precision", "recall"):
+            raise ValueError(f"unknown measure={measure!r}; use fmeasure, precision or recall")
+        if tokenizer not in TOKENIZERS:
+            raise ValueError(f"unknown tokenizer={tokenizer!r}; use one of {TOKENIZERS}")
+        self.rouge_type = rouge_type
+        self.measure = measure
+        self.use_stemmer = use_stemmer
+        self.tokenizer = tokenizer
+        self._tokenize: Callable[[str], Tokens] = (
+            _StemmingTokenizer(use_stemmer) if tokenizer == "default" else unicode_tokenize)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.rouge_type
+
+    @property
+    def primary(self) -> str:
+        return self.measure
+
+    def options(self) -> dict[str, Any]:
+        return {"type": self.rouge_type, "measure": self.measure, "stem": self.use_stemmer,
+                "tok": self.tokenizer}
+
+    def _prf(self, target: str, prediction: str, cache: dict[str, Any]) -> tuple[float, float, float]:
+        def tokens(text: str) -> Any:
+            if text not in cache:
+                if self.rouge_type == "rougeLsum":
+                    cache[text] = [self._tokenize(s) for s in text.split("\n") if s]
+                else:
+                    cache[text] = self._tokenize(text)
+            return cache[text]
+
+        if self.rouge_type == "rougeL":
+            return _lcs_prf(tokens(target), tokens(prediction))
+        if self.rouge_type == "rougeLsum":
+            score = rouge_scorer._summary_level_lcs(tokens(target), tokens(prediction))
+            return score.precision, score.recall, score.fmeasure
+        return _ngram_prf(tokens(target), tokens(prediction), int(self.rouge_type[5:]))
+
+    def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        cache: dict[str, Any] = {}
+        out = np.zeros((len(pairs), 3), dtype=np.float64)
+        for row, (hyp, refs) in enumerate(pairs):
+            # rouge-score's score_multi keeps the first reference with the highest F-measure.
+            out[row] = max((self._prf(ref, hyp, cache) for ref in refs), key=lambda prf: prf[2])
+        return {"precision": out[:, 0], "recall": out[:, 1], "fmeasure": out[:, 2]}
+
+
+def rouge(hyps: Sequence[str], refs: References, **options: Any) -> np.ndarray:
+    """Per-sample ROUGE (0-1); ``options`` are those of :class:`ROUGE` (default ROUGE-L F)."""
+    return cached_metric(ROUGE, **options).score(hyps, refs)

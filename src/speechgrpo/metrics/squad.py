@@ -1,0 +1,89 @@
+"""SQuAD-style answer metrics for spoken question answering: exact match and token F1.
+
+Both follow the official SQuAD v2.0 evaluation script: answers are normalised (lower-cased,
+ASCII punctuation removed, the articles a/an/the removed, whitespace collapsed) and, with several
+references, the best reference counts. Token F1 uses clipped bag-of-token overlap; when either
+side normalises to no tokens, F1 is 1 if both are empty and 0 otherwise (v2.0 behaviour; v1.1
+gave 0 even for two empty answers).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.validation import References
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's ``normalize_answer``: lower, drop punctuation, drop articles, collapse whitespace."""
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
+
+
+def _token_f1(prediction: list[str], gold: list[str]) -> float:
+    if not prediction or not gold:
+        return float(prediction == gold)
+    common = Counter(prediction) & Counter(gold)
+    num_same = sum(common.values())
+    if num_same == 0:
+        return 0.0
+    precision = num_same / len(prediction)
+    recall = num_same / len(gold)
+    return (2 * precision * recall) / (precision + recall)
+
+
+class ExactMatch(Metric):
+    """1.0 when the normalised answer equals a normalised reference, else 0.0.
+
+    Args:
+        normalize: apply SQuAD normalisation (default); ``False`` compares the raw strings.
+    """
+
+    name = "exact_match"
+
+    def __init__(self, normalize: bool = True) -> None:
+        self.normalize = normalize
+
+    def options(self) -> dict[str, Any]:
+        return {"norm": "squad" if self.normalize else "none"}
+
+    def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        prep = normalize_answer if self.normalize else (lambda s: s)
+        return {"exact_match": np.array([float(any(prep(hyp) == prep(r) for r in refs))
+                                         for hyp, refs in pairs])}
+
+
+class TokenF1(Metric):
+    """SQuAD token F1 (0-1) between the normalised answer and the best reference."""
+
+    name = "token_f1"
+
+    def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        tokens: dict[str, list[str]] = {}
+
+        def split(text: str) -> list[str]:
+            if text not in tokens:
+                tokens[text] = normalize_answer(text).split()
+            return tokens[text]
+
+        return {"token_f1": np.array([max(_token_f1(split(hyp), split(r)) for r in refs)
+                                      for hyp, refs in pairs])}
+
+
+def exact_match(hyps: Sequence[str], refs: References, **options: Any) -> np.ndarray:
+    """Per-sample exact match (0 or 1) after SQuAD normalisation."""
+    return cached_metric(ExactMatch, **options).score(hyps, refs)
+
+
+def token_f1(hyps: Sequence[str], refs: References) -> np.ndarray:
+    """Per-sample SQuAD token F1 (0-1)."""
+    return cached_metric(TokenF1).score(hyps, refs)

@@ -1,0 +1,82 @@
+"""Translation edit rate, delegated to sacrebleu's Tercom reimplementation.
+
+TER's shift search is intricate; sacrebleu's implementation *is* the reference, so each distinct
+pair is scored by it. What this wrapper adds is batching: reference preprocessing is done once per
+distinct reference set and identical completions are scored once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sacrebleu.metrics import TER as SacreTER
+
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.validation import References
+
+
+class TER(Metric):
+    """TER (0-100+, lower is better) with sacrebleu semantics.
+
+    Args:
+        case_sensitive: do not lowercase (sacrebleu's default lowercases for TER).
+        normalized: Tercom-style normalization of punctuation and XML entities.
+        no_punct: remove punctuation.
+        asian_support: CJK handling for ``normalized`` / ``no_punct``.
+    """
+
+    name = "ter"
+    higher_is_better = False
+    scale = 100.0
+    backends = ("sacrebleu",)
+
+    def __init__(self, case_sensitive: bool = False, normalized: bool = False, no_punct: bool = False,
+                 asian_support: bool = False) -> None:
+        self.case_sensitive = case_sensitive
+        self.normalized = normalized
+        self.no_punct = no_punct
+        self.asian_support = asian_support
+        self._ter = SacreTER(normalized=normalized, no_punct=no_punct, asian_support=asian_support,
+                             case_sensitive=case_sensitive)
+
+    def options(self) -> dict[str, Any]:
+        return {"case": "mixed" if self.case_sensitive else "lc", "norm": self.normalized,
+                "punct": not self.no_punct, "asian": self.asian_support}
+
+    def statistics(self, pairs: Pairs) -> np.ndarray:
+        """Per pair ``[edits, average reference length]``."""
+        ref_cache: dict[tuple[str, ...], dict[str, Any]] = {}
+        out = np.zeros((len(pairs), 2), dtype=np.float64)
+        for row, (hyp, refs) in enumerate(pairs):
+            info = ref_cache.get(refs)
+            if info is None:
+                info = ref_cache[refs] = self._ter._extract_reference_info(
+                    [self._ter._preprocess_segment(r) for r in refs])
+            out[row] = self._ter._compute_segment_statistics(self._ter._preprocess_segment(hyp), info)
+        return out
+
+    @staticmethod
+    def _from_stats(edits: float, ref_len: float) -> float:
+        # sacrebleu TER._compute_score_from_stats
+        if ref_len > 0:
+            return 100 * (edits / ref_len)
+        return 100.0 if edits > 0 else 0.0
+
+    def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        return {"ter": np.array([self._from_stats(e, r) for e, r in self.statistics(pairs).tolist()])}
+
+    def _corpus_score(self, pairs: Pairs) -> float:
+        edits, ref_len = self.statistics(pairs).sum(axis=0).tolist()
+        return self._from_stats(edits, ref_len)
+
+
+def sentence_ter(hyps: Sequence[str], refs: References, **options: Any) -> np.ndarray:
+    """Per-sample TER (0-100+, lower is better)."""
+    return cached_metric(TER, **options).score(hyps, refs)
+
+
+def corpus_ter(hyps: Sequence[str], refs: References, **options: Any) -> float:
+    """Corpus TER from summed edits and reference lengths."""
+    return cached_metric(TER, **options).corpus_score(hyps, refs)

@@ -1,0 +1,193 @@
+"""The reward protocol: one batched call per trainer step, scores on a documented scale.
+
+A reward takes a batch of completions with their references (one or several per sample), optional
+group ids, an optional off-policy mask and optional extra per-sample fields, and returns a
+:class:`RewardResult`: per-sample float scores, per-component scores, which samples enter group
+statistics, which inputs were invalid, and a signature that makes the numbers reproducible.
+
+Off-policy samples (MP-GRPO puts the ground truth into each group as one extra sample) are handled
+per reward: scored like any other sample (default; the paper's semantics, where BLEU of the
+reference with itself is the group's top reward), or given a fixed value without being scored, and
+either counted in their group's mean/std (default, as in LUFFY and the paper) or excluded from it.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from speechgrpo.groups import as_group_ids
+from speechgrpo.metrics.base import package_version
+from speechgrpo.validation import References, as_references, as_texts, check_same_length
+
+
+@dataclass(frozen=True)
+class RewardBatch:
+    """A validated batch: what every reward's ``_compute`` receives."""
+
+    completions: list[str]
+    references: list[tuple[str, ...]]
+    group_ids: np.ndarray
+    off_policy: np.ndarray
+    extra: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.completions)
+
+    def select(self, mask: np.ndarray) -> RewardBatch:
+        """The sub-batch of samples where ``mask`` is true (extra fields included)."""
+        idx = np.flatnonzero(mask)
+        return RewardBatch(
+            completions=[self.completions[i] for i in idx],
+            references=[self.references[i] for i in idx],
+            group_ids=self.group_ids[idx],
+            off_policy=self.off_policy[idx],
+            extra={k: [v[i] for i in idx] for k, v in self.extra.items()},
+        )
+
+
+@dataclass(frozen=True)
+class RewardResult:
+    """Scores of one batch.
+
+    Attributes:
+        scores: per-sample reward, float64, shape ``(n,)``.
+        components: per-sample score of every component (a plain reward has one, named after it).
+        signature: reproducibility string (reward spec, options, library versions).
+        in_group_stats: samples that should enter group mean/std (off-policy ones may be excluded).
+        invalid: completions that were not strings and got the reward's ``invalid_value``.
+    """
+
+    scores: np.ndarray
+    components: dict[str, np.ndarray]
+    signature: str
+    in_group_stats: np.ndarray
+    invalid: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def tolist(self) -> list[float]:
+        return [float(x) for x in self.scores]
+
+
+def _option_value(value: float | None, field_name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{field_name} must be a finite number or None, got {value!r}")
+    return float(value)
+
+
+class Reward(ABC):
+    """Base class of every reward.
+
+    Args:
+        off_policy_value: score given to off-policy samples instead of computing it (``None``: compute).
+        off_policy_in_group_stats: whether off-policy samples count in their group's mean/std.
+        invalid_value: score for a completion that is not a string (``None``: raise ``TypeError``).
+    """
+
+    #: Short name used for the component key and in specs.
+    name: str = "reward"
+
+    def __init__(self, *, off_policy_value: float | None = None, off_policy_in_group_stats: bool = True,
+                 invalid_value: float | None = None) -> None:
+        self.off_policy_value = _option_value(off_policy_value, "off_policy_value")
+        self.off_policy_in_group_stats = bool(off_policy_in_group_stats)
+        self.invalid_value = _option_value(invalid_value, "invalid_value")
+        self._spec: str | None = None
+
+    # -- description -------------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def bounds(self) -> tuple[float, float]:
+        """Lowest and highest score this reward can give (higher is always better)."""
+
+    @property
+    def spec(self) -> str:
+        """A spec string that :func:`speechgrpo.rewards.parse_reward` turns back into this reward."""
+        return self._spec or self.name
+
+    def describe(self) -> str:
+        """Spec plus what the numbers depend on (metric options); overridden by wrappers."""
+        return self.spec
+
+    @property
+    def signature(self) -> str:
+        lo, hi = self.bounds
+        off = ("compute" if self.off_policy_value is None else f"{self.off_policy_value:g}") + (
+            ",in-stats" if self.off_policy_in_group_stats else ",excluded")
+        invalid = "raise" if self.invalid_value is None else f"{self.invalid_value:g}"
+        return (f"{self.describe()}|range:{lo:g}..{hi:g}|offpolicy:{off}|invalid:{invalid}"
+                f"|speechgrpo:{package_version('speechgrpo')}")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec}>"
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def __call__(self, completions: Sequence[Any], references: References, *,
+                 group_ids: Sequence[int] | np.ndarray | None = None,
+                 off_policy: Sequence[bool] | np.ndarray | None = None, **extra: Sequence[Any]) -> RewardResult:
+        """Score a batch. ``extra`` fields (e.g. ``completion_ids``) hold one entry per sample."""
+        texts, invalid = self._validate_completions(completions)
+        refs = as_references(references, len(texts), "references")
+        n = len(texts)
+        if off_policy is None:
+            off_mask = np.zeros(n, dtype=bool)
+        else:
+            off_mask = np.asarray(off_policy)
+            check_same_length(n, off_mask, "off_policy")
+            if off_mask.dtype != bool:
+                raise TypeError(f"off_policy must be a boolean mask, got dtype {off_mask.dtype}")
+        for key, values in extra.items():
+            check_same_length(n, values, key)
+        batch = RewardBatch(texts, refs, as_group_ids(group_ids, n, refs), off_mask, dict(extra))
+        result = self.score_batch(batch, invalid)
+        return result
+
+    def _validate_completions(self, completions: Sequence[Any]) -> tuple[list[str], np.ndarray]:
+        if self.invalid_value is None:
+            texts = as_texts(completions, "completions")
+            return texts, np.zeros(len(texts), dtype=bool)
+        if isinstance(completions, (str, bytes)):
+            as_texts(completions, "completions")  # raises the usual error
+        items = list(completions)
+        invalid = np.array([not isinstance(c, str) for c in items], dtype=bool)
+        return [c if isinstance(c, str) else "" for c in items], invalid
+
+    def score_batch(self, batch: RewardBatch, invalid: np.ndarray | None = None) -> RewardResult:
+        """Score an already validated batch (composites call this on their children)."""
+        n = len(batch)
+        invalid = np.zeros(n, dtype=bool) if invalid is None else invalid
+        fixed_off = batch.off_policy if self.off_policy_value is not None else np.zeros(n, dtype=bool)
+        compute = ~invalid & ~fixed_off
+        scores = np.zeros(n, dtype=np.float64)
+        components: dict[str, np.ndarray] = {}
+        if compute.all():
+            scores, components = self._compute(batch)
+        elif compute.any():
+            sub_scores, sub_components = self._compute(batch.select(compute))
+            scores[compute] = sub_scores
+            for key, values in sub_components.items():
+                components[key] = np.full(n, np.nan)
+                components[key][compute] = values
+        if self.off_policy_value is not None:
+            scores[fixed_off & ~invalid] = self.off_policy_value
+        if self.invalid_value is not None:
+            scores[invalid] = self.invalid_value
+        for values in components.values():  # components of samples not computed take the final score
+            values[~compute] = scores[~compute]
+        if not components:
+            components = {self.name: scores.copy()}
+        in_stats = ~batch.off_policy | self.off_policy_in_group_stats
+        return RewardResult(scores, components, self.signature, in_stats, invalid)
+
+    @abstractmethod
+    def _compute(self, batch: RewardBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Scores and components for every sample of ``batch``."""

@@ -1,0 +1,43 @@
+"""Rewards made from metrics, mapped onto [0, 1] with higher = better.
+
+- Metrics on a 0-100 scale (BLEU, chrF) are divided by 100.
+- Metrics already on 0-1 (ROUGE, METEOR, exact match, token F1) are used as they are.
+- BERTScore is cosine-based and can in principle go below 0: it is clipped to [0, 1].
+- Error rates (WER, CER, TER) are unbounded above: the reward is ``1 - min(rate, 1)``, where TER's
+  rate is its 0-100 score divided by 100. A perfect transcript scores 1; one with as many errors as
+  reference units, or more, scores 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from speechgrpo.metrics.base import Metric
+from speechgrpo.rewards.base import Reward, RewardBatch
+
+
+class MetricReward(Reward):
+    """A reward computed by one metric over the whole batch in a single call."""
+
+    def __init__(self, metric: Metric, name: str | None = None, **reward_options: float | bool | None) -> None:
+        super().__init__(**reward_options)  # type: ignore[arg-type]
+        self.metric = metric
+        self.name = name or metric.name
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (0.0, 1.0)
+
+    def describe(self) -> str:
+        return f"{self.spec}[{self.metric.describe()}]"
+
+    def to_reward_scale(self, values: np.ndarray) -> np.ndarray:
+        """Map raw metric values onto [0, 1], higher is better."""
+        fraction = values / self.metric.scale
+        if self.metric.higher_is_better:
+            return np.clip(fraction, 0.0, 1.0)
+        return 1.0 - np.minimum(fraction, 1.0)
+
+    def _compute(self, batch: RewardBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        scores = self.to_reward_scale(self.metric.score(batch.completions, batch.references))
+        return scores, {self.name: scores}
