@@ -140,12 +140,11 @@ class BLEU(Metric):
             text = text.lower()
         return self._tokenizer(text.rstrip()).split()
 
-    def statistics(self, pairs: Pairs) -> np.ndarray:
-        """Sufficient statistics per pair: ``[hyp_len, ref_len, correct_1..N, total_1..N]``."""
+    def _statistics(self, pairs: Pairs) -> list[list[int]]:
         order = self.max_ngram_order
         ref_cache: dict[tuple[str, ...], tuple[dict[tuple[str, ...], int], list[int]]] = {}
-        stats = np.zeros((len(pairs), 2 + 2 * order), dtype=np.int64)
-        for row, (hyp, refs) in enumerate(pairs):
+        rows = []
+        for hyp, refs in pairs:
             ref_info = ref_cache.get(refs)
             if ref_info is None:
                 merged: dict[tuple[str, ...], int] = {}
@@ -167,23 +166,23 @@ class BLEU(Metric):
                 matched = ref_counts.get(ngram)
                 if matched:
                     correct[n] += min(count, matched)
-            stats[row, 0] = len(tokens)
-            stats[row, 1] = _closest_ref_len(len(tokens), ref_lens)
-            stats[row, 2:] = correct + total
-        return stats
+            rows.append([len(tokens), _closest_ref_len(len(tokens), ref_lens), *correct, *total])
+        return rows
+
+    def statistics(self, pairs: Pairs) -> np.ndarray:
+        """Sufficient statistics per pair: ``[hyp_len, ref_len, correct_1..N, total_1..N]``."""
+        return np.array(self._statistics(pairs), dtype=np.int64).reshape(len(pairs), 2 + 2 * self.max_ngram_order)
 
     def _from_stats(self, row: Sequence[int]) -> float:
         order = self.max_ngram_order
-        return bleu_from_statistics([int(x) for x in row[2:2 + order]], [int(x) for x in row[2 + order:]],
-                                    int(row[0]), int(row[1]), self.smooth_method, self.smooth_value,
-                                    self.effective_order)
+        return bleu_from_statistics(row[2:2 + order], row[2 + order:], row[0], row[1], self.smooth_method,
+                                    self.smooth_value, self.effective_order)
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
-        stats = self.statistics(pairs)
-        return {"bleu": np.array([self._from_stats(row) for row in stats], dtype=np.float64)}
+        return {"bleu": np.array([self._from_stats(row) for row in self._statistics(pairs)], dtype=np.float64)}
 
     def _corpus_score(self, pairs: Pairs) -> float:
-        return self._from_stats(self.statistics(pairs).sum(axis=0))
+        return self._from_stats(self.statistics(pairs).sum(axis=0).tolist())
 
 
 def sentence_bleu(hyps: Sequence[str], refs: References, **options: Any) -> np.ndarray:
