@@ -1,0 +1,48 @@
+# speechgrpo: one entry point for setting up, running the demo, testing and benchmarking.
+#   make demo   set up (venv, torch CPU wheel, the package with all extras, WordNet) and run the demo
+#   make test   set up, then ruff + mypy + pytest
+# Override TORCH_SPEC (e.g. TORCH_SPEC='torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu')
+# to choose the torch build for your machine.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?= -m "not slow"
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.speechgrpo-setup
+
+.PHONY: setup demo test lint typecheck pytest test-all bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup_system.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned, so that no other package pulls a multi-GB build of its choice.
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	bash scripts/setup_system.sh $(BIN)/speechgrpo
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/speechgrpo demo
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+test-all: PYTEST_ARGS =
+test-all: test
+
+bench: setup
+	$(BIN)/python benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# System data speechgrpo uses beyond PyPI: WordNet 3.0 for METEOR (Debian: wordnet-base,
+# wordnet-sense-index), converted into NLTK's layout by `speechgrpo setup-wordnet`.
+# Installs the Debian packages when it can (root + apt-get); otherwise says what to do.
+set -u
+speechgrpo=${1:-speechgrpo}
+if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sense ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing WordNet from Debian packages (for METEOR)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      wordnet-base wordnet-sense-index >/dev/null) || echo "setup: apt-get failed; METEOR will be unavailable"
+  else
+    echo "setup: WordNet is missing and cannot be installed here (needs root and apt-get)."
+    echo "       Install wordnet-base and wordnet-sense-index, or run 'python -m nltk.downloader wordnet'"
+    echo "       with network access; METEOR is unavailable until then (everything else works)."
+  fi
+fi
+if [ -f /usr/share/wordnet/data.noun ]; then
+  "$speechgrpo" setup-wordnet
+fi
+exit 0

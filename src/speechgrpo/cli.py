@@ -1,0 +1,60 @@
+"""The ``speechgrpo`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from speechgrpo.demo import DEFAULT_REWARDS, run_demo
+    from speechgrpo.group_data import read_groups
+
+    groups = read_groups(args.data) if args.data else None
+    specs = [s.strip() for s in args.rewards.split(";")] if args.rewards else DEFAULT_REWARDS
+    run_demo(groups, specs)
+    return 0
+
+
+def _setup_wordnet(args: argparse.Namespace) -> int:
+    from speechgrpo.wordnet_data import DEBIAN_WORDNET, install_wordnet
+
+    target = install_wordnet(Path(args.target) if args.target else None, Path(args.source or DEBIAN_WORDNET))
+    print(f"WordNet for NLTK written to {target} (speechgrpo's METEOR finds it there)")
+    return 0
+
+
+def _rewards(args: argparse.Namespace) -> int:
+    from speechgrpo.rewards import available_rewards
+
+    for name, info in sorted(available_rewards().items()):
+        print(f"{name:12s} {info.description}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="speechgrpo", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="score a batch of GRPO groups with every reward")
+    demo.add_argument("--data", help="groups JSONL file (default: the bundled example batch)")
+    demo.add_argument("--rewards", help="reward specs separated by ';' (default: every built-in reward)")
+    demo.set_defaults(run=_demo)
+    wordnet = commands.add_parser("setup-wordnet", help="convert Debian's WordNet for NLTK's METEOR")
+    wordnet.add_argument("--target", help="nltk_data folder to write (default: ~/.cache/speechgrpo/nltk_data)")
+    wordnet.add_argument("--source", help="WordNet database folder (default: /usr/share/wordnet)")
+    wordnet.set_defaults(run=_setup_wordnet)
+    rewards = commands.add_parser("rewards", help="list the registered rewards")
+    rewards.set_defaults(run=_rewards)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except (OSError, ValueError, LookupError) as err:
+        print(f"speechgrpo {args.command}: {err}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

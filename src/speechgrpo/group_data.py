@@ -1,0 +1,118 @@
+"""GRPO groups stored as JSON Lines: one prompt per line with its references and G completions.
+
+Each line is an object with
+
+    id           string (optional; defaults to the line number)
+    prompt       string (optional)
+    task         string (optional, e.g. "sqa", "ast")
+    references   a string or a non-empty list of strings
+    completions  a non-empty list of strings
+    off_policy   optional list of booleans, one per completion (MP-GRPO's injected ground truth)
+
+Errors name the file, the line number and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    references: tuple[str, ...]
+    completions: list[str]
+    off_policy: list[bool] = field(default_factory=list)
+    prompt: str = ""
+    task: str = ""
+
+
+@dataclass(frozen=True)
+class FlatBatch:
+    """Groups flattened into the per-sample arrays a reward takes."""
+
+    completions: list[str]
+    references: list[tuple[str, ...]]
+    group_ids: np.ndarray
+    off_policy: np.ndarray
+
+
+class GroupFileError(ValueError):
+    """A malformed groups file; the message names the file, line and field."""
+
+
+def _check(condition: bool, where: str, message: str) -> None:
+    if not condition:
+        raise GroupFileError(f"{where}: {message}")
+
+
+def parse_group(record: Any, where: str, default_id: str) -> Group:
+    _check(isinstance(record, dict), where, f"expected a JSON object, got {type(record).__name__}")
+    refs = record.get("references")
+    if isinstance(refs, str):
+        refs = [refs]
+    _check(isinstance(refs, list) and len(refs) > 0, where, "'references' must be a string or a non-empty list")
+    for j, ref in enumerate(refs):
+        _check(isinstance(ref, str), where, f"references[{j}] must be a string, got {type(ref).__name__}")
+    completions = record.get("completions")
+    _check(isinstance(completions, list) and len(completions) > 0, where,
+           "'completions' must be a non-empty list of strings")
+    for j, completion in enumerate(completions):
+        _check(isinstance(completion, str), where,
+               f"completions[{j}] must be a string, got {type(completion).__name__}")
+    off_policy = record.get("off_policy", [False] * len(completions))
+    _check(isinstance(off_policy, list) and len(off_policy) == len(completions), where,
+           f"'off_policy' must be a list of {len(completions)} booleans (one per completion)")
+    for j, flag in enumerate(off_policy):
+        _check(isinstance(flag, bool), where, f"off_policy[{j}] must be true or false, got {flag!r}")
+    for key in ("id", "prompt", "task"):
+        _check(isinstance(record.get(key, ""), str), where, f"'{key}' must be a string")
+    return Group(id=record.get("id") or default_id, references=tuple(refs), completions=completions,
+                 off_policy=off_policy, prompt=record.get("prompt", ""), task=record.get("task", ""))
+
+
+def read_groups(path: str | Path) -> list[Group]:
+    """Read a groups JSONL file (blank lines are skipped)."""
+    path = Path(path)
+    groups = []
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise GroupFileError(f"{where}: invalid JSON ({err.msg} at column {err.colno})") from err
+            groups.append(parse_group(record, where, default_id=f"line-{number}"))
+    if not groups:
+        raise GroupFileError(f"{path}: no groups found")
+    return groups
+
+
+def example_groups() -> list[Group]:
+    """The bundled example batch: spoken QA and En→De translation groups of 8 completions."""
+    source = resources.files("speechgrpo") / "data" / "example_groups.jsonl"
+    with resources.as_file(source) as path:
+        return read_groups(path)
+
+
+def flatten(groups: Iterable[Group]) -> FlatBatch:
+    completions: list[str] = []
+    references: list[tuple[str, ...]] = []
+    group_ids: list[int] = []
+    off_policy: list[bool] = []
+    for index, group in enumerate(groups):
+        completions += group.completions
+        references += [group.references] * len(group.completions)
+        group_ids += [index] * len(group.completions)
+        off_policy += group.off_policy
+    return FlatBatch(completions, references, np.array(group_ids, dtype=np.int64),
+                     np.array(off_policy, dtype=bool))
