@@ -77,7 +77,7 @@ def check_weight(weight: Any, field: str = "weight") -> float:
     if not math.isfinite(value):
         raise ValueError(f"{field} must be finite, got {value}")
     if value < 0:
-        raise ValueError(f"{field} must be >= 0, got {value}")
+        raise ValueError(f"{field} must be >= 0 (negative weights are not allowed), got {value}")
     return value
 
 

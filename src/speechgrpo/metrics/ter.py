@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sacrebleu.metrics import TER as SacreTER
+from sacrebleu.metrics.ter import TER as SacreTER
 
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric
 from speechgrpo.validation import References

@@ -41,7 +41,7 @@ class RewardBatch:
 
     def select(self, mask: np.ndarray) -> RewardBatch:
         """The sub-batch of samples where ``mask`` is true (extra fields included)."""
-        idx = np.flatnonzero(mask)
+        idx = np.flatnonzero(mask).tolist()
         return RewardBatch(
             completions=[self.completions[i] for i in idx],
             references=[self.references[i] for i in idx],

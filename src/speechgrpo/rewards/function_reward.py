@@ -36,7 +36,7 @@ class FunctionReward(Reward):
         if not lo <= hi:
             raise ValueError(f"bounds must be (low, high) with low <= high, got {bounds}")
         self.fn, self.batched, self._bounds = fn, batched, (lo, hi)
-        self.name = name or getattr(fn, "__name__", "function")
+        self.name = name or str(getattr(fn, "__name__", "function"))
 
     @property
     def bounds(self) -> tuple[float, float]:

@@ -50,9 +50,10 @@ def _terms(node: ast.expr, spec: str) -> list[tuple[float, ast.expr]]:
         return _terms(node.left, spec) + _terms(node.right, spec)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
         for weight_node, reward_node in ((node.left, node.right), (node.right, node.left)):
-            if isinstance(weight_node, ast.Constant) and not isinstance(reward_node, ast.Constant):
+            if isinstance(weight_node, (ast.Constant, ast.UnaryOp)) and isinstance(reward_node, (ast.Name, ast.Call)):
+                value = _literal(weight_node, spec)
                 try:
-                    weight = check_weight(weight_node.value, f"weight {weight_node.value!r}")
+                    weight = check_weight(value, f"weight {value!r}")
                 except (TypeError, ValueError) as err:
                     raise SpecError(f"{err} in {spec!r}") from err
                 return [(weight, reward_node)]
@@ -81,12 +82,13 @@ _COMBINATORS: dict[str, Callable[..., Reward]] = {
 
 
 def _call(node: ast.expr, spec: str) -> Reward:
+    keywords: dict[str, Any] = {}
+    args: list[ast.expr] = []
     if isinstance(node, ast.Name):
-        name, args, keywords = node.id, [], {}
+        name = node.id
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         name = node.func.id
         args = list(node.args)
-        keywords = {}
         for kw in node.keywords:
             if kw.arg is None:
                 raise SpecError(f"**kwargs are not supported in {spec!r}")

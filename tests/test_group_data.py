@@ -1,0 +1,98 @@
+"""Groups JSONL files and the demo/CLI built on them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speechgrpo.cli import main
+from speechgrpo.group_data import GroupFileError, example_groups, flatten, read_groups
+from speechgrpo.groups import as_group_ids, group_zscore
+
+
+def write(path: Path, lines: list[object]) -> Path:
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+def test_bundled_example_groups_are_valid() -> None:
+    groups = example_groups()
+    assert len(groups) >= 6 and all(len(g.completions) == 8 for g in groups)
+    batch = flatten(groups)
+    assert len(batch.completions) == len(batch.references) == len(batch.group_ids) == len(batch.off_policy)
+    assert batch.off_policy.sum() == 1  # one MP-GRPO group with the reference injected
+    injected = int(np.flatnonzero(batch.off_policy)[0])
+    assert batch.completions[injected] == batch.references[injected][0]
+
+
+@pytest.mark.parametrize("line,message", [
+    ("{not json", ":2: invalid JSON"),
+    ([1, 2], "expected a JSON object"),
+    ({"completions": ["a"]}, "'references' must be a string or a non-empty list"),
+    ({"references": "r", "completions": []}, "'completions' must be a non-empty list"),
+    ({"references": "r", "completions": ["a", 3]}, r"completions\[1\] must be a string"),
+    ({"references": ["r", None], "completions": ["a"]}, r"references\[1\] must be a string"),
+    ({"references": "r", "completions": ["a"], "off_policy": [True, False]}, "list of 1 booleans"),
+    ({"references": "r", "completions": ["a"], "off_policy": ["yes"]}, r"off_policy\[0\] must be true or false"),
+])
+def test_bad_lines_name_file_line_and_field(tmp_path: Path, line: object, message: str) -> None:
+    path = write(tmp_path / "g.jsonl", [{"references": "r", "completions": ["a"]}, line])
+    with pytest.raises(GroupFileError, match=message) as err:
+        read_groups(path)
+    assert f"{path}:2" in str(err.value)
+
+
+def test_empty_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(GroupFileError, match="no groups"):
+        read_groups(write(tmp_path / "g.jsonl", [""]))
+
+
+def test_group_ids_inferred_and_validated() -> None:
+    np.testing.assert_array_equal(as_group_ids(None, 4, [("a",), ("a",), ("b",), ("a",)]), [0, 0, 1, 0])
+    with pytest.raises(ValueError, match="group_ids has 2 entries but there are 3"):
+        as_group_ids([0, 1], 3)
+    with pytest.raises(TypeError, match="integers"):
+        as_group_ids([0.5, 1.5], 2)
+
+
+def test_group_zscore_matches_a_loop_and_zeroes_flat_groups() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.random(12)
+    values[8:] = 0.3
+    ids = rng.permutation(np.repeat([5, 1, 9], 4))
+    values[ids == 9] = 0.3
+    out = group_zscore(values, ids)
+    for g in (5, 1):
+        part = values[ids == g]
+        np.testing.assert_allclose(out[ids == g], (part - part.mean()) / part.std())
+    assert np.all(out[ids == 9] == 0.0)
+
+
+def test_cli_demo_on_a_user_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path / "g.jsonl", [
+        {"id": "g1", "references": "the cat sat", "completions": ["the cat sat", "a cat", "", "dog"]},
+        {"id": "g2", "references": ["ein Hund"], "completions": ["ein Hund", "Hund", "Katze", "ein Hund"],
+         "off_policy": [False, False, False, True]},
+    ])
+    assert main(["demo", "--data", str(path), "--rewards", "bleu; 0.5*chrf + 0.5*wer; gdpo(1*rougeL)"]) == 0
+    out = capsys.readouterr().out
+    assert "Scoring 8 completions in 2 groups (1 off-policy) with 3 rewards" in out
+    assert "0.5*chrf + 0.5*wer" in out and "gdpo(1*rougeL)" in out
+
+
+def test_cli_reports_bad_files_and_specs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path / "g.jsonl", ["{oops"])
+    assert main(["demo", "--data", str(path)]) == 2
+    assert f"{path}:1: invalid JSON" in capsys.readouterr().err
+    good = write(tmp_path / "ok.jsonl", [{"references": "a", "completions": ["a"]}])
+    assert main(["demo", "--data", str(good), "--rewards", "blue"]) == 0
+    assert "unavailable: unknown reward 'blue'" in capsys.readouterr().out
+
+
+def test_cli_lists_rewards(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rewards"]) == 0
+    out = capsys.readouterr().out
+    assert "bleu" in out and "bertscore" in out and "chrfpp" in out
