@@ -331,3 +331,13 @@ def test_weighted_sum_property(weights: list[float], texts: list[str]) -> None:
                    for w, n in zip(weights, names, strict=False))
     np.testing.assert_allclose(result.scores, expected, atol=1e-12)
     assert np.all(result.scores <= sum(weights) + 1e-12) and np.all(result.scores >= 0)
+
+
+def test_directly_built_checks_and_gates_round_trip_through_their_spec() -> None:
+    from speechgrpo.rewards import RegexMatch, Script, WordCount
+
+    for check in (WordCount(min_words=3, max_words=9), RegexMatch("^D", mode="match"), Script("LATIN,GREEK", 0.8)):
+        gate = Gate(check, get_reward("bleu"))
+        again = parse_reward(gate.spec)
+        np.testing.assert_array_equal(again(COMPLETIONS, REFS).scores, gate(COMPLETIONS, REFS).scores)
+        assert again.spec == gate.spec

@@ -76,6 +76,13 @@ class RewardResult:
         return [float(x) for x in self.scores]
 
 
+def format_call(name: str, options: Mapping[str, Any]) -> str:
+    """``name`` or ``name(key=value, ...)`` with keys sorted: the canonical spec of a call."""
+    if not options:
+        return name
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in sorted(options.items()))})"
+
+
 def _option_value(value: float | None, field_name: str) -> float | None:
     if value is None:
         return None

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from abc import abstractmethod
+from typing import Any
 
 import numpy as np
 
-from speechgrpo.rewards.base import Reward, RewardBatch
+from speechgrpo.rewards.base import Reward, RewardBatch, format_call
 from speechgrpo.rewards.composite import _Composite
 
 
@@ -22,6 +23,14 @@ class _Check(Reward):
     @property
     def bounds(self) -> tuple[float, float]:
         return (0.0, 1.0)
+
+    def options(self) -> dict[str, Any]:
+        """Constructor options, so that the spec round-trips."""
+        return {}
+
+    @property
+    def spec(self) -> str:
+        return self._spec or format_call(self.name, self.options())
 
     @abstractmethod
     def passes(self, completion: str) -> bool:
@@ -56,6 +65,9 @@ class RegexMatch(_Check):
             raise ValueError(f"invalid regex pattern {pattern!r}: {err}") from err
         self.pattern, self.mode = pattern, mode
 
+    def options(self) -> dict[str, Any]:
+        return {"pattern": self.pattern, "mode": self.mode}
+
     def passes(self, completion: str) -> bool:
         return getattr(self._regex, self.mode)(completion) is not None
 
@@ -71,6 +83,9 @@ class WordCount(_Check):
         if min_words < 0 or (max_words is not None and max_words < min_words):
             raise ValueError(f"need 0 <= min_words <= max_words, got {min_words}, {max_words}")
         self.min_words, self.max_words = min_words, max_words
+
+    def options(self) -> dict[str, Any]:
+        return {"min_words": self.min_words, "max_words": self.max_words}
 
     def passes(self, completion: str) -> bool:
         n = len(completion.split())
@@ -96,6 +111,9 @@ class Script(_Check):
         if not self.scripts:
             raise ValueError("scripts must name at least one Unicode script, e.g. 'LATIN'")
         self.min_fraction = min_fraction
+
+    def options(self) -> dict[str, Any]:
+        return {"scripts": ",".join(sorted(self.scripts)), "min_fraction": self.min_fraction}
 
     def passes(self, completion: str) -> bool:
         letters = [ch for ch in completion if ch.isalpha()]

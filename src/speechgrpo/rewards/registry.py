@@ -12,7 +12,7 @@ from typing import Any
 
 from speechgrpo.metrics import BLEU, CER, CHRF, METEOR, ROUGE, TER, WER, BERTScore, ExactMatch, TokenF1
 from speechgrpo.metrics.base import Metric
-from speechgrpo.rewards.base import Reward
+from speechgrpo.rewards.base import Reward, format_call
 from speechgrpo.rewards.gate import NonEmpty, RegexMatch, Script, WordCount
 from speechgrpo.rewards.metric_reward import MetricReward
 
@@ -42,13 +42,6 @@ def register_reward(name: str, factory: Callable[..., Reward], description: str,
 
 def available_rewards() -> dict[str, RewardInfo]:
     return dict(_REGISTRY)
-
-
-def format_call(name: str, options: dict[str, Any]) -> str:
-    """``name`` or ``name(key=value, ...)`` with keys sorted: the canonical spec of a registry call."""
-    if not options:
-        return name
-    return f"{name}({', '.join(f'{k}={v!r}' for k, v in sorted(options.items()))})"
 
 
 def get_reward(name: str, **options: Any) -> Reward:
