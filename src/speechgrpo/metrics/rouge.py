@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 from rapidfuzz.distance import LCSseq
-from rouge_score import rouge_scorer
 from rouge_score import tokenize as rouge_tokenize
 
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric
@@ -45,7 +44,7 @@ class _StemmingTokenizer:
         self._stems: dict[str, str] = {}
         self._stemmer = None
         if use_stemmer:
-            from nltk.stem import porter  # rouge-score depends on nltk
+            from nltk.stem import porter  # rouge-score's dependency; importing nltk takes ~2 s
 
             self._porter = porter.PorterStemmer()
             self._stemmer = self
@@ -137,6 +136,8 @@ class ROUGE(Metric):
         if self.rouge_type == "rougeL":
             return _lcs_prf(tokens(target), tokens(prediction))
         if self.rouge_type == "rougeLsum":
+            from rouge_score import rouge_scorer  # imports all of nltk (~2 s): only when needed
+
             score = rouge_scorer._summary_level_lcs(tokens(target), tokens(prediction))
             return score.precision, score.recall, score.fmeasure
         return _ngram_prf(tokens(target), tokens(prediction), int(self.rouge_type[5:]))
