@@ -19,10 +19,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _setup_wordnet(args: argparse.Namespace) -> int:
-    from speechgrpo.wordnet_data import DEBIAN_WORDNET, install_wordnet
+    from speechgrpo.wordnet_data import DEBIAN_WORDNET, default_data_dir, install_wordnet
 
     target = install_wordnet(Path(args.target) if args.target else None, Path(args.source or DEBIAN_WORDNET))
-    print(f"WordNet for NLTK written to {target} (speechgrpo's METEOR finds it there)")
+    if args.target and target != default_data_dir():
+        print(f"WordNet for NLTK written to {target}; set SPEECHGRPO_NLTK_DATA={target} (or NLTK_DATA) "
+              "so that METEOR finds it")
+    else:
+        print(f"WordNet for NLTK written to {target} (speechgrpo's METEOR finds it there)")
     return 0
 
 

@@ -77,7 +77,10 @@ def ensure_wordnet() -> None:
         return
     data_dir = default_data_dir()
     if not (data_dir / "corpora" / "wordnet" / "lexnames").is_file() and DEBIAN_WORDNET.is_dir():
-        install_wordnet(data_dir)
+        try:
+            install_wordnet(data_dir, source=DEBIAN_WORDNET)
+        except FileNotFoundError as err:  # an incomplete copy, e.g. wordnet-base without wordnet-sense-index
+            raise LookupError(str(err)) from err
     if str(data_dir) not in nltk.data.path:
         nltk.data.path.append(str(data_dir))
     if not found():

@@ -75,8 +75,7 @@ class Metric(ABC):
         return f"{self.describe()}|speechgrpo:{package_version('speechgrpo')}"
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
-        return f"{type(self).__name__}({args})"
+        return f"<{type(self).__name__} {self.describe()}>"
 
     def __call__(self, hyps: Sequence[str], refs: References) -> np.ndarray:
         return self.score(hyps, refs)

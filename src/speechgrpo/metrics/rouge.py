@@ -22,7 +22,7 @@ import numpy as np
 from rapidfuzz.distance import LCSseq
 from rouge_score import tokenize as rouge_tokenize
 
-from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric, package_version
 from speechgrpo.validation import References
 
 Tokens = list[str]
@@ -121,8 +121,8 @@ class ROUGE(Metric):
         return self.measure
 
     def options(self) -> dict[str, Any]:
-        return {"type": self.rouge_type, "measure": self.measure, "stem": self.use_stemmer,
-                "tok": self.tokenizer}
+        stem = f"porter(nltk-{package_version('nltk')})" if self.use_stemmer else False
+        return {"type": self.rouge_type, "measure": self.measure, "stem": stem, "tok": self.tokenizer}
 
     def _prf(self, target: str, prediction: str, cache: dict[str, Any]) -> tuple[float, float, float]:
         def tokens(text: str) -> Any:

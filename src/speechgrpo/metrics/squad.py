@@ -2,7 +2,9 @@
 
 Both follow the official SQuAD v2.0 evaluation script: answers are normalised (lower-cased,
 ASCII punctuation removed, the articles a/an/the removed, whitespace collapsed) and, with several
-references, the best reference counts. Token F1 uses clipped bag-of-token overlap; when either
+references, the best reference counts. As in the script's ``get_raw_scores``, references that normalise
+to nothing (``"the"``, ``"..."``, ``""``) are dropped first, and a sample left with none is unanswerable:
+its only correct answer is the empty string. Token F1 uses clipped bag-of-token overlap; when either
 side normalises to no tokens, F1 is 1 if both are empty and 0 otherwise (v2.0 behaviour; v1.1
 gave 0 even for two empty answers).
 """
@@ -27,6 +29,13 @@ _PUNCTUATION = str.maketrans("", "", string.punctuation)
 def normalize_answer(text: str) -> str:
     """SQuAD's ``normalize_answer``: lower, drop punctuation, drop articles, collapse whitespace."""
     return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
+
+
+def _gold_answers(refs: Sequence[str]) -> tuple[str, ...]:
+    # evaluate-v2.0.py get_raw_scores: gold answers that normalise to nothing are dropped; with none
+    # left the question is unanswerable and the empty string is its only correct answer.
+    kept = tuple(ref for ref in refs if normalize_answer(ref))
+    return kept or ("",)
 
 
 def _token_f1(prediction: list[str], gold: list[str]) -> float:
@@ -58,7 +67,8 @@ class ExactMatch(Metric):
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
         prep = normalize_answer if self.normalize else (lambda s: s)
-        return {"exact_match": np.array([float(any(prep(hyp) == prep(r) for r in refs))
+        gold = _gold_answers if self.normalize else tuple
+        return {"exact_match": np.array([float(any(prep(hyp) == prep(r) for r in gold(refs)))
                                          for hyp, refs in pairs])}
 
 
@@ -75,7 +85,7 @@ class TokenF1(Metric):
                 tokens[text] = normalize_answer(text).split()
             return tokens[text]
 
-        return {"token_f1": np.array([max(_token_f1(split(hyp), split(r)) for r in refs)
+        return {"token_f1": np.array([max(_token_f1(split(hyp), split(r)) for r in _gold_answers(refs))
                                       for hyp, refs in pairs])}
 
 
