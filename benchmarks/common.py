@@ -14,6 +14,7 @@ import os
 import platform
 import re
 import string
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -250,8 +251,23 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def code_version() -> str:
+    """``git`` commit of the checkout, plus the files under ``src/`` that differ from it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True,
+                               text=True, check=True).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    changed = [line[3:] for line in dirty if line.strip()]
+    return commit + (f" + uncommitted changes to {', '.join(changed)}" if changed else "")
+
+
 def machine_info() -> dict[str, str]:
     info = {
+        "code": code_version(),
         "cpu": cpu_model(),
         "cpu count": f"{os.cpu_count()} (usable: {len(os.sched_getaffinity(0))})"
         if hasattr(os, "sched_getaffinity") else str(os.cpu_count()),
@@ -271,17 +287,19 @@ def machine_info() -> dict[str, str]:
 
 # --- tables ----------------------------------------------------------------------------------------------
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> str:
-    """A plain-text table (right-aligned except the first column) or a Markdown table."""
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool, left: int = 1) -> str:
+    """A plain-text or Markdown table; the first ``left`` columns are left-aligned, the rest right-aligned."""
     if markdown:
-        lines = ["| " + " | ".join(headers) + " |",
-                 "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        def escape(cells: Sequence[str]) -> str:
+            return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+        lines = [escape(headers), "|" + "|".join(["---"] * left + ["---:"] * (len(headers) - left)) + "|"]
+        lines += [escape(row) for row in rows]
         return "\n".join(lines)
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+        return "  ".join(cell.ljust(w) if i < left else cell.rjust(w)
                          for i, (cell, w) in enumerate(zip(cells, widths, strict=True)))
 
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(row) for row in rows])

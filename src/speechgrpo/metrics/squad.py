@@ -31,11 +31,18 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
 
 
-def _gold_answers(refs: Sequence[str]) -> tuple[str, ...]:
-    # evaluate-v2.0.py get_raw_scores: gold answers that normalise to nothing are dropped; with none
-    # left the question is unanswerable and the empty string is its only correct answer.
-    kept = tuple(ref for ref in refs if normalize_answer(ref))
-    return kept or ("",)
+class _Normalized(dict[str, str]):
+    """``normalize_answer`` memoised for one batch: a group's shared reference is normalised once."""
+
+    def __missing__(self, text: str) -> str:
+        value = self[text] = normalize_answer(text)
+        return value
+
+    def gold(self, refs: Sequence[str]) -> list[str]:
+        """Normalised gold answers as evaluate-v2.0.py's ``get_raw_scores`` takes them: answers that
+        normalise to nothing are dropped; with none left the question is unanswerable and the empty
+        string is its only correct answer."""
+        return [n for n in (self[r] for r in refs) if n] or [""]
 
 
 def _token_f1(prediction: list[str], gold: list[str]) -> float:
@@ -66,10 +73,11 @@ class ExactMatch(Metric):
         return {"norm": "squad" if self.normalize else "none"}
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
-        prep = normalize_answer if self.normalize else (lambda s: s)
-        gold = _gold_answers if self.normalize else tuple
-        return {"exact_match": np.array([float(any(prep(hyp) == prep(r) for r in gold(refs)))
-                                         for hyp, refs in pairs])}
+        if not self.normalize:
+            return {"exact_match": np.array([float(hyp in refs) for hyp, refs in pairs], dtype=np.float64)}
+        norm = _Normalized()
+        return {"exact_match": np.array([float(norm[hyp] in norm.gold(refs)) for hyp, refs in pairs],
+                                        dtype=np.float64)}
 
 
 class TokenF1(Metric):
@@ -78,15 +86,9 @@ class TokenF1(Metric):
     name = "token_f1"
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
-        tokens: dict[str, list[str]] = {}
-
-        def split(text: str) -> list[str]:
-            if text not in tokens:
-                tokens[text] = normalize_answer(text).split()
-            return tokens[text]
-
-        return {"token_f1": np.array([max(_token_f1(split(hyp), split(r)) for r in _gold_answers(refs))
-                                      for hyp, refs in pairs])}
+        norm = _Normalized()
+        return {"token_f1": np.array([max(_token_f1(norm[hyp].split(), gold.split()) for gold in norm.gold(refs))
+                                      for hyp, refs in pairs], dtype=np.float64)}
 
 
 def exact_match(hyps: Sequence[str], refs: References, **options: Any) -> np.ndarray:

@@ -1,0 +1,208 @@
+"""Speed of speechgrpo's metrics against their reference implementations, in the same run.
+
+For every metric, on the same GRPO-shaped pairs (``make_groups(groups, pairs_per_group, seed)``):
+
+- ours: one batched ``metric.score(hyps, refs)`` call on all pairs;
+- reference: one call per pair on one reused reference object, as a per-sample reward would do.
+
+sacrebleu's tokenizer ``lru_cache``s are cleared before every timed run (both sides use them), each
+side is timed ``--repeats`` times and the median wall time is reported. Mismatches count pairs whose
+scores are not exactly equal floats (BERTScore: ``|diff| > 1e-6``).
+
+    .venv/bin/python benchmarks/speed.py                      # all metrics, ~5 min on 2 cores
+    .venv/bin/python benchmarks/speed.py --metrics bleu,chrf --groups 256
+    .venv/bin/python benchmarks/speed.py --markdown results/speed.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import math
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import common
+
+from speechgrpo.text_corpus import make_groups
+
+DEFAULT_METRICS = ",".join(common.SPECS)
+#: Groups used for the slow metrics by default (the reference BERTScore costs ~45 ms per pair on 2 cores).
+DEFAULT_SUBSETS = "bertscore=64"
+WARM_UP = (["A quick brown fox jumped over lazy dogs.", "Shares fell sharply"],
+           ["The fast dark fox leaps above a sleepy hound!", "Stocks dropped steeply on Monday"])
+
+
+@dataclass
+class Result:
+    name: str
+    pairs: int
+    distinct: int
+    ours_times: list[float] = field(default_factory=list)
+    reference_times: list[float] = field(default_factory=list)
+    mismatches: int = 0
+    max_diff: float = 0.0
+    reference_errors: int = 0
+    unstable: bool = False  # ours gave different numbers on different repeats
+
+    @property
+    def ours_s(self) -> float:
+        return statistics.median(self.ours_times)
+
+    @property
+    def reference_s(self) -> float:
+        return statistics.median(self.reference_times)
+
+
+def time_reference(reference: common.ReferenceFn, hyps: Sequence[str], refs: Sequence[str]
+                   ) -> tuple[float, list[float], int]:
+    """Wall time of one call per pair, the scores, and how many calls raised (scored NaN)."""
+    start = time.perf_counter()
+    try:
+        scores = [reference(h, r) for h, r in zip(hyps, refs, strict=True)]
+        return time.perf_counter() - start, scores, 0
+    except Exception:  # a reference that crashes on some input: redo with a guard around each call
+        pass
+
+    def guarded(h: str, r: str) -> float:
+        try:
+            return float(reference(h, r))
+        except Exception:
+            return math.nan
+
+    start = time.perf_counter()
+    scores = [guarded(h, r) for h, r in zip(hyps, refs, strict=True)]
+    return time.perf_counter() - start, scores, sum(s != s for s in scores)
+
+
+def run_metric(name: str, hyps: list[str], refs: list[str], repeats: int) -> Result:
+    spec = common.SPECS[name]
+    ours = spec.ours()
+    reference = spec.reference()
+    # Warm-up outside the timings (lazy imports, WordNet's lazily loaded tables, the first forward pass),
+    # on a pair with unmatched words so that METEOR reaches its WordNet stage; caches are cleared below.
+    warm_hyps, warm_refs = [hyps[0], *WARM_UP[0]], [refs[0], *WARM_UP[1]]
+    ours.score(warm_hyps, warm_refs)
+    for h, r in zip(warm_hyps, warm_refs, strict=True):
+        with contextlib.suppress(Exception):
+            reference(h, r)
+    result = Result(name, len(hyps), len(set(zip(hyps, refs, strict=True))))
+    first: list[float] | None = None
+    for _ in range(repeats):
+        common.clear_caches()
+        gc.collect()
+        start = time.perf_counter()
+        ours_scores = ours.score(hyps, refs)
+        result.ours_times.append(time.perf_counter() - start)
+
+        common.clear_caches()
+        gc.collect()
+        elapsed, reference_scores, errors = time_reference(reference, hyps, refs)
+        result.reference_times.append(elapsed)
+
+        values = ours_scores.tolist()
+        if first is None:
+            first = values
+            result.reference_errors = errors
+            result.mismatches = sum(not common.agrees(o, r, spec.tolerance)
+                                    for o, r in zip(values, reference_scores, strict=True))
+            diffs = [abs(o - r) for o, r in zip(values, reference_scores, strict=True) if r == r and o == o]
+            result.max_diff = max(diffs, default=0.0)
+        elif values != first:
+            result.unstable = True
+    return result
+
+
+def fmt_rate(pairs: int, seconds: float) -> str:
+    return f"{pairs / seconds:,.0f}" if seconds > 0 else "inf"
+
+
+def table(results: list[Result], markdown: bool) -> str:
+    headers = ["metric", "pairs", "ours s", "reference s", "ours pairs/s", "reference pairs/s",
+               "ours faster by", "mismatches"]
+    rows = []
+    for r in results:
+        tolerance = common.SPECS[r.name].tolerance
+        mismatches = f"{r.mismatches}"
+        if tolerance:
+            mismatches += f" (tol {tolerance:g}" + (f"; max |diff| {r.max_diff:.2g})" if r.mismatches else ")")
+        if r.reference_errors:
+            mismatches += f", {r.reference_errors} ref errors"
+        if r.unstable:
+            mismatches += ", ours unstable!"
+        rows.append([r.name, f"{r.pairs:,}", f"{r.ours_s:.3f}", f"{r.reference_s:.3f}",
+                     fmt_rate(r.pairs, r.ours_s), fmt_rate(r.pairs, r.reference_s),
+                     f"{r.reference_s / r.ours_s:.2f}x", mismatches])
+    return common.format_table(headers, rows, markdown)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--groups", type=int, default=1024, help="references (groups) (default 1024)")
+    parser.add_argument("--pairs-per-group", type=int, default=8, help="hypotheses per reference (default 8)")
+    parser.add_argument("--seed", type=int, default=1234, help="corpus seed (default 1234)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per side; the median is kept")
+    parser.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated (default {DEFAULT_METRICS})")
+    parser.add_argument("--subset", default=DEFAULT_SUBSETS,
+                        help="NAME=GROUPS,...: use only the first GROUPS groups for these metrics "
+                             f"(default {DEFAULT_SUBSETS!r}; '' for none)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch.set_num_threads for BERTScore (default 1, as in the notes; 0: torch's default)")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the results as Markdown to PATH")
+    args = parser.parse_args(argv)
+
+    names = common.parse_names(args.metrics)
+    subsets = common.parse_sizes(args.subset)
+    if args.torch_threads and "bertscore" in names:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+    machine = common.machine_info()  # before the run: the code under test, torch threads
+    corpus = make_groups(args.groups, args.pairs_per_group, seed=args.seed)
+    hyps, refs = corpus.hypotheses, corpus.pair_references
+    command = "benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    results = []
+    for name in names:
+        n = min(args.groups, subsets.get(name, args.groups)) * args.pairs_per_group
+        print(f"[{name}] {n} pairs x {args.repeats} repeats ...", file=sys.stderr, flush=True)
+        result = run_metric(name, hyps[:n], refs[:n], args.repeats)
+        print(f"[{name}] ours {result.ours_s:.3f} s, reference {result.reference_s:.3f} s, "
+              f"{result.mismatches} mismatches (max |diff| {result.max_diff:.3g})", file=sys.stderr, flush=True)
+        results.append(result)
+
+    notes = [
+        f"corpus: make_groups({args.groups}, {args.pairs_per_group}, seed={args.seed}), "
+        f"{len(set(zip(hyps, refs, strict=True))):,} distinct (hyp, ref) pairs of {len(hyps):,}; "
+        "subsets are its first groups",
+        f"median of {args.repeats} runs; sacrebleu tokenizer lru_caches cleared before every timed run",
+        "ours = one batched Metric.score call (identical pairs scored once); reference = one call per pair",
+        "mismatches = pairs whose scores are not identical floats (BERTScore: |diff| > tol)",
+    ]
+    print()
+    print(f"command: {command}")
+    print(common.format_machine(machine, markdown=False))
+    print()
+    print(table(results, markdown=False))
+    print()
+    print("\n".join(notes))
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as handle:
+            handle.write("# speechgrpo metric speed\n\n")
+            handle.write(f"Command: `.venv/bin/python {command}`\n\n")
+            handle.write(common.format_machine(machine, markdown=True) + "\n\n")
+            handle.write(table(results, markdown=True) + "\n\n")
+            handle.write("\n".join(f"- {note}" for note in notes) + "\n\n")
+            handle.write("References:\n\n" + "\n".join(
+                f"- {name}: `{common.SPECS[name].reference_text}`" for name in names) + "\n")
+        print(f"wrote {args.markdown}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
