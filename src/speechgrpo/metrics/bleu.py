@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.metrics.jit import compiled_available
+from speechgrpo.metrics.ngram_kernels import SMOOTHING_CODES, bleu_scores, clipped_statistics, ngram_keys
+from speechgrpo.metrics.word_ids import tokenize_13a, word_ids
 from speechgrpo.validation import References
 
 SMOOTH_DEFAULTS: dict[str, float | None] = {"none": None, "floor": 0.1, "add-k": 1.0, "exp": None}
@@ -136,11 +139,33 @@ class BLEU(Metric):
                 "order": self.max_ngram_order}
 
     def _tokens(self, text: str) -> list[str]:
-        if self.lowercase:
-            text = text.lower()
-        return self._tokenizer(text.rstrip()).split()
+        return self._tokenizer(self._preprocess(text)).split()
+
+    def _preprocess(self, text: str) -> str:
+        return (text.lower() if self.lowercase else text).rstrip()
+
+    def _compiled_statistics(self, pairs: Pairs) -> np.ndarray:
+        """The batch engine: all distinct texts tokenized to ids at once, n-grams counted in numba."""
+        texts: dict[str, int] = {}
+        refsets: dict[tuple[str, ...], int] = {}
+        pair_hyp = np.fromiter((texts.setdefault(h, len(texts)) for h, _ in pairs), np.int64, len(pairs))
+        pair_refset = np.fromiter((refsets.setdefault(r, len(refsets)) for _, r in pairs), np.int64, len(pairs))
+        refset_texts = np.fromiter((texts.setdefault(ref, len(texts)) for refs in refsets for ref in refs), np.int64)
+        refset_ptr = np.concatenate(([0], np.cumsum([len(refs) for refs in refsets]))).astype(np.int64)
+        processed = [self._preprocess(t) for t in texts]
+        if self.tokenize == "13a":
+            words = tokenize_13a(processed, self._tokenizer)
+        else:
+            words = word_ids([self._tokenizer(t) for t in processed])
+        keys = ngram_keys(words.ids, words.starts, words.ends, words.vocab_size, self.max_ngram_order)
+        order = np.argsort(pair_refset, kind="stable")
+        stats = np.empty((len(pairs), 2 + 2 * self.max_ngram_order), dtype=np.int64)
+        stats[order] = clipped_statistics(keys, words.starts, words.ends, pair_hyp[order], pair_refset[order],
+                                          refset_ptr, refset_texts, self.max_ngram_order)
+        return stats
 
     def _statistics(self, pairs: Pairs) -> list[list[int]]:
+        """The exact pure-Python path (used without numba)."""
         order = self.max_ngram_order
         ref_cache: dict[tuple[str, ...], tuple[dict[tuple[str, ...], int], list[int]]] = {}
         rows = []
@@ -171,6 +196,8 @@ class BLEU(Metric):
 
     def statistics(self, pairs: Pairs) -> np.ndarray:
         """Sufficient statistics per pair: ``[hyp_len, ref_len, correct_1..N, total_1..N]``."""
+        if compiled_available() and pairs:
+            return self._compiled_statistics(pairs)
         return np.array(self._statistics(pairs), dtype=np.int64).reshape(len(pairs), 2 + 2 * self.max_ngram_order)
 
     def _from_stats(self, row: Sequence[int]) -> float:
@@ -179,6 +206,11 @@ class BLEU(Metric):
                                     self.smooth_value, self.effective_order)
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        if compiled_available() and pairs:
+            smooth_value = self.smooth_value if self.smooth_value is not None else SMOOTH_DEFAULTS[self.smooth_method]
+            return {"bleu": bleu_scores(self._compiled_statistics(pairs), self.max_ngram_order,
+                                        SMOOTHING_CODES[self.smooth_method], float(smooth_value or 0.0),
+                                        self.effective_order)}
         return {"bleu": np.array([self._from_stats(row) for row in self._statistics(pairs)], dtype=np.float64)}
 
     def _corpus_score(self, pairs: Pairs) -> float:

@@ -1,0 +1,245 @@
+"""Compiled n-gram counting over a batch of id sequences, and sacrebleu's BLEU arithmetic.
+
+Texts are ranges of one flat id array (see :mod:`speechgrpo.metrics.word_ids`). The n-gram starting
+at position ``p`` gets an exact integer key per order: the ids shifted into one int64 when they fit
+(``bits * order <= 62``), otherwise consecutive ids are paired and renumbered order by order with
+``np.unique`` (exact for any vocabulary). Counting is sparse: per reference set, sorted unique keys
+with their (multi-reference maximum) counts; per hypothesis, a small sorted copy of its keys, each
+distinct key clipped against a binary search in the reference keys. Memory is O(tokens).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from speechgrpo.metrics.jit import njit
+
+SMOOTHING_CODES = {"none": 0, "floor": 1, "add-k": 2, "exp": 3}
+
+
+@njit
+def _shifted_keys(ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, order: int,
+                  bits: int) -> np.ndarray:  # pragma: no cover - compiled
+    keys = np.full((order, ids.size), -1, np.int64)
+    for t in range(starts.size):
+        s, e = starts[t], ends[t]
+        for p in range(s, e):
+            k = np.int64(0)
+            for n in range(order):
+                if p + n >= e:
+                    break
+                k = (k << bits) | ids[p + n]
+                keys[n, p] = k
+    return keys
+
+
+def ngram_keys(ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, vocab_size: int, order: int) -> np.ndarray:
+    """``keys[n - 1, p]``: exact key of the n-gram starting at ``p`` (-1 where it crosses a text end)."""
+    bits = max(1, int(vocab_size).bit_length())
+    if bits * order <= 62:
+        return _shifted_keys(ids, starts, ends, order, bits)
+    keys = np.full((order, ids.size), -1, np.int64)
+    keys[0] = ids
+    text_end = np.repeat(ends, ends - starts)
+    position = np.arange(ids.size)
+    for n in range(1, order):
+        valid = position + n < text_end
+        pairs = keys[n - 1][valid] * vocab_size + ids[position[valid] + n]
+        keys[n][valid] = np.unique(pairs, return_inverse=True)[1]
+    return keys
+
+
+@njit
+def _sorted_copy(keys: np.ndarray, start: int, count: int, out: np.ndarray) -> None:  # pragma: no cover
+    """``out[:count]`` = sorted ``keys[start:start + count]`` (insertion sort when short)."""
+    if count > 32:
+        out[:count] = np.sort(keys[start:start + count])
+        return
+    for i in range(count):
+        x = keys[start + i]
+        j = i - 1
+        while j >= 0 and out[j] > x:
+            out[j + 1] = out[j]
+            j -= 1
+        out[j + 1] = x
+
+
+@njit
+def _runs(sorted_keys: np.ndarray, count: int, keys_out: np.ndarray, counts_out: np.ndarray) -> int:
+    # pragma: no cover - compiled
+    """Distinct keys of a sorted array and their multiplicities; returns how many."""
+    m = 0
+    i = 0
+    while i < count:
+        j = i + 1
+        while j < count and sorted_keys[j] == sorted_keys[i]:
+            j += 1
+        keys_out[m] = sorted_keys[i]
+        counts_out[m] = j - i
+        m += 1
+        i = j
+    return m
+
+
+@njit
+def _clipped_matches(hyp_sorted: np.ndarray, count: int, ref_keys: np.ndarray, ref_counts: np.ndarray,
+                     m: int) -> int:  # pragma: no cover - compiled
+    """sum over distinct hypothesis keys of min(hyp count, ref count): a merge of two sorted lists."""
+    matched = 0
+    i = 0
+    r = 0
+    while i < count and r < m:
+        j = i + 1
+        while j < count and hyp_sorted[j] == hyp_sorted[i]:
+            j += 1
+        key = hyp_sorted[i]
+        while r < m and ref_keys[r] < key:
+            r += 1
+        if r < m and ref_keys[r] == key:
+            matched += min(j - i, ref_counts[r])
+        i = j
+    return matched
+
+
+@njit
+def clipped_statistics(keys: np.ndarray, starts: np.ndarray, ends: np.ndarray, pair_hyp: np.ndarray,
+                       pair_refset: np.ndarray, refset_ptr: np.ndarray, refset_texts: np.ndarray,
+                       order: int) -> np.ndarray:  # pragma: no cover - compiled
+    """Per pair ``[hyp_len, closest ref_len, correct_1..N, total_1..N]`` (sacrebleu's BLEU statistics).
+
+    Pairs must be sorted by reference set so that each set's n-grams are merged once.
+    """
+    n_pairs = pair_hyp.size
+    out = np.zeros((n_pairs, 2 + 2 * order), np.int64)
+    longest = 1
+    for t in range(starts.size):
+        longest = max(longest, ends[t] - starts[t])
+    scratch = np.empty(longest, np.int64)
+    run_keys = np.empty(longest, np.int64)
+    run_counts = np.empty(longest, np.int64)
+    cap = 16
+    ref_keys = np.empty((order, cap), np.int64)
+    ref_counts = np.empty((order, cap), np.int64)
+    ref_n = np.zeros(order, np.int64)
+    ref_lens = np.empty(0, np.int64)
+    current = -1
+    for q in range(n_pairs):
+        rs = pair_refset[q]
+        if rs != current:
+            current = rs
+            a, b = refset_ptr[rs], refset_ptr[rs + 1]
+            ref_lens = np.empty(b - a, np.int64)
+            total = 0
+            for r in range(a, b):
+                t = refset_texts[r]
+                ref_lens[r - a] = ends[t] - starts[t]
+                total += ends[t] - starts[t]
+            if total > cap:
+                cap = total
+                ref_keys = np.empty((order, cap), np.int64)
+                ref_counts = np.empty((order, cap), np.int64)
+            for n in range(order):
+                m = 0
+                for r in range(a, b):  # merge references: the maximum count of each n-gram
+                    t = refset_texts[r]
+                    cnt = ends[t] - starts[t] - n
+                    if cnt <= 0:
+                        continue
+                    _sorted_copy(keys[n], starts[t], cnt, scratch)
+                    k = _runs(scratch, cnt, run_keys, run_counts)
+                    if m == 0:
+                        ref_keys[n, :k] = run_keys[:k]
+                        ref_counts[n, :k] = run_counts[:k]
+                        m = k
+                        continue
+                    merged_keys = np.empty(m + k, np.int64)
+                    merged_counts = np.empty(m + k, np.int64)
+                    i = 0
+                    j = 0
+                    u = 0
+                    while i < m or j < k:
+                        if j >= k or (i < m and ref_keys[n, i] < run_keys[j]):
+                            merged_keys[u] = ref_keys[n, i]
+                            merged_counts[u] = ref_counts[n, i]
+                            i += 1
+                        elif i >= m or run_keys[j] < ref_keys[n, i]:
+                            merged_keys[u] = run_keys[j]
+                            merged_counts[u] = run_counts[j]
+                            j += 1
+                        else:
+                            merged_keys[u] = run_keys[j]
+                            merged_counts[u] = max(ref_counts[n, i], run_counts[j])
+                            i += 1
+                            j += 1
+                        u += 1
+                    ref_keys[n, :u] = merged_keys[:u]
+                    ref_counts[n, :u] = merged_counts[:u]
+                    m = u
+                ref_n[n] = m
+        t = pair_hyp[q]
+        length = ends[t] - starts[t]
+        out[q, 0] = length
+        best = -1
+        best_diff = -1
+        for r in range(ref_lens.size):  # closest reference length, ties to the shorter
+            d = abs(length - ref_lens[r])
+            if best_diff == -1 or d < best_diff or (d == best_diff and ref_lens[r] < best):
+                best_diff = d
+                best = ref_lens[r]
+        out[q, 1] = best
+        for n in range(order):
+            cnt = length - n
+            if cnt <= 0:
+                continue
+            out[q, 2 + order + n] = cnt
+            _sorted_copy(keys[n], starts[t], cnt, scratch)
+            out[q, 2 + n] = _clipped_matches(scratch, cnt, ref_keys[n], ref_counts[n], ref_n[n])
+    return out
+
+
+@njit
+def bleu_scores(stats: np.ndarray, order: int, smooth: int, smooth_value: float,
+                effective_order: bool) -> np.ndarray:  # pragma: no cover - compiled
+    """sacrebleu ``BLEU.compute_bleu`` per row, operation for operation (scalar libm log/exp)."""
+    out = np.zeros(stats.shape[0])
+    precisions = np.zeros(order)
+    for q in range(stats.shape[0]):
+        sys_len = stats[q, 0]
+        ref_len = stats[q, 1]
+        bp = 1.0
+        if sys_len < ref_len:
+            bp = math.exp(1 - ref_len / sys_len) if sys_len > 0 else 0.0
+        matched = False
+        for n in range(order):
+            if stats[q, 2 + n] != 0:
+                matched = True
+        if not matched:
+            continue
+        precisions[:] = 0.0
+        smooth_mteval = 1.0
+        eff = order
+        for n in range(1, order + 1):
+            correct = float(stats[q, 1 + n])
+            total = float(stats[q, 1 + order + n])
+            if smooth == 2 and n > 1:
+                correct += smooth_value
+                total += smooth_value
+            if total == 0:
+                break
+            if effective_order:
+                eff = n
+            if correct == 0:
+                if smooth == 3:
+                    smooth_mteval *= 2
+                    precisions[n - 1] = 100.0 / (smooth_mteval * total)
+                elif smooth == 1:
+                    precisions[n - 1] = 100.0 * smooth_value / total
+            else:
+                precisions[n - 1] = 100.0 * correct / total
+        log_sum = 0.0
+        for n in range(eff):
+            log_sum += -9999999999.0 if precisions[n] == 0.0 else math.log(precisions[n])
+        out[q] = bp * math.exp(log_sum / eff)
+    return out

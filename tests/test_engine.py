@@ -1,0 +1,99 @@
+"""The batch engine's compiled kernels against the references and against the pure-Python path."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import sacrebleu
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+from speechgrpo.metrics import BLEU
+from speechgrpo.metrics.jit import compiled_available
+from speechgrpo.metrics.word_ids import tokenize_13a, word_ids
+from speechgrpo.text_corpus import adversarial_strings, make_groups
+
+pytestmark = pytest.mark.skipif(not compiled_available(), reason="numba not installed (speechgrpo[fast])")
+
+# every character class the 13a rules look at, plus every kind of Python whitespace
+ALPHABET = st.sampled_from([*"ab5 0.,-&;'\"()<>/\\{}~[]^_`!?:@#$%*+=|\t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000",
+                            "é", "ß", "北", "😀", "&amp;", "&quot;", "<skipped>", "-\n", "1,000", "3.5"])
+TEXTS = st.lists(ALPHABET, max_size=25).map("".join)
+
+
+def as_strings(words_result: object, n: int) -> list[list[int]]:
+    ids, starts, ends = words_result.ids, words_result.starts, words_result.ends  # type: ignore[attr-defined]
+    return [ids[starts[t]:ends[t]].tolist() for t in range(n)]
+
+
+def dict_ids(token_lists: list[list[str]]) -> list[list[int]]:
+    vocab: dict[str, int] = {}
+    return [[vocab.setdefault(w, len(vocab)) for w in words] for words in token_lists]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(TEXTS, min_size=1, max_size=8))
+def test_tokenize_13a_equals_sacrebleu(texts: list[str]) -> None:
+    tokenizer = Tokenizer13a()
+    texts = [t.rstrip() for t in texts]
+    got = as_strings(tokenize_13a(texts, tokenizer), len(texts))
+    assert got == dict_ids([tokenizer(t).split() for t in texts])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(TEXTS.map(lambda t: t.replace("\n", " ")), min_size=1, max_size=8))
+def test_word_ids_equal_str_split(texts: list[str]) -> None:
+    assert as_strings(word_ids(texts), len(texts)) == dict_ids([t.split() for t in texts])
+
+
+def test_tokenize_13a_on_a_corpus_with_edge_cases() -> None:
+    texts = make_groups(256, 8, seed=21, adversarial=0.2).hypotheses + adversarial_strings()
+    texts += ["a.,5", "..5", "5..", "x.,.,y", "1-2-3", "a-\n", "\ud800 lone surrogate", "tab\tin\x1cside"]
+    texts = [t.rstrip() for t in texts]
+    tokenizer = Tokenizer13a()
+    assert as_strings(tokenize_13a(texts, tokenizer), len(texts)) == dict_ids([tokenizer(t).split() for t in texts])
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"lowercase": True}, {"tokenize": "intl"}, {"tokenize": "none"}, {"tokenize": "char"}, {"tokenize": "zh"},
+    {"smooth_method": "floor"}, {"smooth_method": "add-k", "smooth_value": 2}, {"smooth_method": "none"},
+    {"effective_order": False}, {"max_ngram_order": 2}, {"max_ngram_order": 6},
+])
+def test_compiled_bleu_equals_sacrebleu_and_the_python_path(options: dict[str, object],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    groups = make_groups(128, 8, seed=5, adversarial=0.1)
+    hyps = groups.hypotheses
+    rng = random.Random(0)
+    refs = [(r,) if rng.random() < 0.5 else (r, rng.choice(groups.references), rng.choice(hyps))
+            for r in groups.pair_references]
+    metric = BLEU(**options)  # type: ignore[arg-type]
+    compiled = metric.score(hyps, refs)
+    reference = sacrebleu.metrics.BLEU(**{"effective_order": True, **options})
+    expected = np.array([reference.sentence_score(h, list(r)).score for h, r in zip(hyps, refs, strict=True)])
+    np.testing.assert_array_equal(compiled, expected)
+    monkeypatch.setenv("SPEECHGRPO_NO_NUMBA", "1")
+    assert not compiled_available()
+    np.testing.assert_array_equal(metric.score(hyps, refs), compiled)
+    streams = [[r[k] if k < len(r) else None for r in refs] for k in range(3)]  # ragged: None-padded
+    assert metric.corpus_score(hyps, refs) == reference.corpus_score(hyps, streams).score
+
+
+def test_large_vocabulary_uses_exact_renumbering() -> None:
+    rng = random.Random(1)
+    words = [f"w{i}" for i in range(40_000)]  # > 2**15 distinct words: keys no longer fit shifted
+    refs = [" ".join(rng.choices(words, k=30)) for _ in range(1500)]
+    hyps = [" ".join(r.split()[: rng.randint(1, 30)] + rng.choices(words, k=3)) for r in refs]
+    bleu = sacrebleu.metrics.BLEU(effective_order=True)
+    np.testing.assert_array_equal(BLEU().score(hyps, refs),
+                                  [bleu.sentence_score(h, [r]).score for h, r in zip(hyps, refs, strict=True)])
+
+
+def test_megabyte_strings_through_the_compiled_path() -> None:
+    long = " ".join(f"w{i % 5000}" for i in range(200_000))
+    hyps, refs = [long, long[: len(long) // 2], "w1 w2"], [long, long, long]
+    bleu = sacrebleu.metrics.BLEU(effective_order=True)
+    np.testing.assert_array_equal(BLEU().score(hyps, refs),
+                                  [bleu.sentence_score(h, [r]).score for h, r in zip(hyps, refs, strict=True)])
