@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
-from speechgrpo.metrics import BLEU
+from speechgrpo.metrics import BLEU, CHRF
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import tokenize_13a, word_ids
 from speechgrpo.text_corpus import adversarial_strings, make_groups
@@ -97,3 +97,25 @@ def test_megabyte_strings_through_the_compiled_path() -> None:
     bleu = sacrebleu.metrics.BLEU(effective_order=True)
     np.testing.assert_array_equal(BLEU().score(hyps, refs),
                                   [bleu.sentence_score(h, [r]).score for h, r in zip(hyps, refs, strict=True)])
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"word_order": 2}, {"eps_smoothing": True}, {"word_order": 2, "eps_smoothing": True}, {"lowercase": True},
+    {"whitespace": True}, {"char_order": 3, "beta": 1}, {"char_order": 8, "word_order": 3, "beta": 3},
+])
+def test_compiled_chrf_equals_sacrebleu_and_the_python_path(options: dict[str, object],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    groups = make_groups(96, 8, seed=6, adversarial=0.15)
+    hyps = [*groups.hypotheses, "ab", "a", "", " ", "北京欢迎你", "x" * 3000]
+    rng = random.Random(2)
+    refs = [(r,) if rng.random() < 0.5 else (r, rng.choice(groups.references), rng.choice(hyps))
+            for r in groups.pair_references] + [("abc",), ("a",), ("x",), ("",), ("北京",), ("x" * 2999 + "y",)]
+    metric = CHRF(**options)  # type: ignore[arg-type]
+    compiled = metric.score(hyps, refs)
+    reference = sacrebleu.metrics.CHRF(**options)
+    expected = np.array([reference.sentence_score(h, list(r)).score for h, r in zip(hyps, refs, strict=True)])
+    np.testing.assert_array_equal(compiled, expected)
+    streams = [[r[k] if k < len(r) else None for r in refs] for k in range(3)]
+    assert metric.corpus_score(hyps, refs) == reference.corpus_score(hyps, streams).score
+    monkeypatch.setenv("SPEECHGRPO_NO_NUMBA", "1")
+    np.testing.assert_array_equal(metric.score(hyps, refs), compiled)

@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.metrics.jit import compiled_available
+from speechgrpo.metrics.ngram_kernels import chrf_scores, chrf_statistics, ngram_keys
+from speechgrpo.metrics.word_ids import char_ids, ids_of_token_lists
 from speechgrpo.validation import References
 
 # sacrebleu.metrics.chrf.CHRF._PUNCTS
@@ -127,8 +130,31 @@ class CHRF(Metric):
             return 100 * score
         return 0.0
 
+    def _compiled_statistics(self, pairs: Pairs) -> np.ndarray:
+        """The batch engine: every distinct text's characters (and words) as ids, counted in numba."""
+        texts: dict[str, int] = {}
+        refsets: dict[tuple[str, ...], int] = {}
+        pair_hyp = np.fromiter((texts.setdefault(h, len(texts)) for h, _ in pairs), np.int64, len(pairs))
+        pair_refset = np.fromiter((refsets.setdefault(r, len(refsets)) for _, r in pairs), np.int64, len(pairs))
+        refset_texts = np.fromiter((texts.setdefault(ref, len(texts)) for refs in refsets for ref in refs), np.int64)
+        refset_ptr = np.concatenate(([0], np.cumsum([len(refs) for refs in refsets]))).astype(np.int64)
+        processed = [t.lower() for t in texts] if self.lowercase else list(texts)
+        chars = char_ids(processed if self.whitespace else ["".join(t.split()) for t in processed])
+        char_keys = ngram_keys(chars.ids, chars.starts, chars.ends, chars.vocab_size, self.char_order)
+        words = ids_of_token_lists([_split_punctuation(t) for t in processed] if self.word_order else
+                                   [[] for _ in processed])
+        word_keys = ngram_keys(words.ids, words.starts, words.ends, words.vocab_size, self.word_order)
+        order = np.argsort(pair_refset, kind="stable")
+        stats = np.empty((len(pairs), 3 * (self.char_order + self.word_order)), dtype=np.int64)
+        stats[order] = chrf_statistics(char_keys, chars.starts, chars.ends, word_keys, words.starts, words.ends,
+                                       pair_hyp[order], pair_refset[order], refset_ptr, refset_texts,
+                                       self.char_order, self.word_order, self.beta, self.eps_smoothing)
+        return stats
+
     def statistics(self, pairs: Pairs) -> np.ndarray:
         """Per pair ``[hyp, ref, match]`` counts per order, for the best-F reference."""
+        if compiled_available() and pairs:
+            return self._compiled_statistics(pairs)
         ref_cache: dict[str, NgramStats] = {}
         width = 3 * (self.char_order + self.word_order)
         out = np.zeros((len(pairs), width), dtype=np.int64)
@@ -148,6 +174,9 @@ class CHRF(Metric):
         return out
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        if compiled_available() and pairs:
+            return {"chrf": chrf_scores(self._compiled_statistics(pairs), self.char_order + self.word_order,
+                                        self.beta, self.eps_smoothing)}
         return {"chrf": np.array([self.f_score(row.tolist()) for row in self.statistics(pairs)])}
 
     def _corpus_score(self, pairs: Pairs) -> float:

@@ -243,3 +243,172 @@ def bleu_scores(stats: np.ndarray, order: int, smooth: int, smooth_value: float,
             log_sum += -9999999999.0 if precisions[n] == 0.0 else math.log(precisions[n])
         out[q] = bp * math.exp(log_sum / eff)
     return out
+
+
+@njit
+def chrf_f_score(stats: np.ndarray, n_orders: int, beta: int, eps_smoothing: bool) -> float:
+    # pragma: no cover - compiled
+    """sacrebleu ``CHRF._compute_f_score``, operation for operation."""
+    eps = 1e-16
+    score = 0.0
+    effective_order = 0
+    factor = beta ** 2
+    avg_prec = 0.0
+    avg_rec = 0.0
+    for i in range(n_orders):
+        n_hyp = stats[3 * i]
+        n_ref = stats[3 * i + 1]
+        n_match = stats[3 * i + 2]
+        prec = n_match / n_hyp if n_hyp > 0 else eps
+        rec = n_match / n_ref if n_ref > 0 else eps
+        denom = factor * prec + rec
+        score += ((1 + factor) * prec * rec / denom) if denom > 0 else eps
+        if n_hyp > 0 and n_ref > 0:
+            avg_prec += prec
+            avg_rec += rec
+            effective_order += 1
+    if eps_smoothing:
+        return 100 * score / n_orders
+    if effective_order == 0:
+        avg_prec = 0.0
+        avg_rec = 0.0
+    else:
+        avg_prec /= effective_order
+        avg_rec /= effective_order
+    if avg_prec + avg_rec:
+        score = (1 + factor) * avg_prec * avg_rec
+        score /= (factor * avg_prec) + avg_rec
+        return 100 * score
+    return 0.0
+
+
+@njit
+def _slot(key: np.int64, mask: int) -> int:  # pragma: no cover - compiled
+    mixed = np.uint64(key) * np.uint64(11400714819323198485)
+    return int(mixed ^ (mixed >> np.uint64(32))) & mask
+
+
+@njit
+def _insert_counts(keys: np.ndarray, start: int, count: int, table_keys: np.ndarray, table_counts: np.ndarray,
+                   base: int, mask: int) -> int:  # pragma: no cover - compiled
+    """Count ``keys[start:start + count]`` into the open-addressing table at ``base``; return the total."""
+    for i in range(count):
+        key = keys[start + i]
+        slot = _slot(key, mask)
+        while True:
+            if table_counts[base + slot] == 0:
+                table_keys[base + slot] = key
+                table_counts[base + slot] = 1
+                break
+            if table_keys[base + slot] == key:
+                table_counts[base + slot] += 1
+                break
+            slot = (slot + 1) & mask
+    return count
+
+
+@njit
+def chrf_statistics(char_keys: np.ndarray, char_starts: np.ndarray, char_ends: np.ndarray, word_keys: np.ndarray,
+                    word_starts: np.ndarray, word_ends: np.ndarray, pair_hyp: np.ndarray, pair_refset: np.ndarray,
+                    refset_ptr: np.ndarray, refset_texts: np.ndarray, char_order: int, word_order: int, beta: int,
+                    eps_smoothing: bool) -> np.ndarray:  # pragma: no cover - compiled
+    """Per pair ``[hyp, ref, match]`` counts per order (characters, then words) for the reference with
+    the best F score (sacrebleu's chrF statistics). Pairs must be sorted by reference set.
+
+    Each reference's n-grams of each order go into an open-addressing table once per batch; a
+    hypothesis n-gram matches while its running count stays below the reference count, which sums
+    ``min(hyp count, ref count)`` over distinct n-grams without sorting.
+    """
+    n_orders = char_order + word_order
+    out = np.zeros((pair_hyp.size, 3 * n_orders), np.int64)
+    stats = np.empty(3 * n_orders, np.int64)
+    table_keys = np.empty(16, np.int64)
+    table_counts = np.zeros(16, np.int64)
+    used = np.zeros(16, np.int64)
+    touched = np.empty(16, np.int64)
+    table_base = np.zeros((1, n_orders), np.int64)
+    table_mask = np.zeros((1, n_orders), np.int64)
+    ref_total = np.zeros((1, n_orders), np.int64)
+    current = -1
+    for q in range(pair_hyp.size):
+        rs = pair_refset[q]
+        a, b = refset_ptr[rs], refset_ptr[rs + 1]
+        if rs != current:
+            current = rs
+            table_base = np.zeros((b - a, n_orders), np.int64)
+            table_mask = np.zeros((b - a, n_orders), np.int64)
+            ref_total = np.zeros((b - a, n_orders), np.int64)
+            size = 0
+            for r in range(a, b):
+                t = refset_texts[r]
+                for o in range(n_orders):
+                    length = char_ends[t] - char_starts[t] if o < char_order else word_ends[t] - word_starts[t]
+                    cap = 4
+                    while cap < 2 * length:
+                        cap *= 2
+                    table_base[r - a, o] = size
+                    table_mask[r - a, o] = cap - 1
+                    size += cap
+            if size > table_keys.size:
+                table_keys = np.empty(size, np.int64)
+                table_counts = np.zeros(size, np.int64)
+                used = np.zeros(size, np.int64)
+                touched = np.empty(size, np.int64)
+            table_counts[:size] = 0
+            for r in range(a, b):
+                t = refset_texts[r]
+                for o in range(n_orders):
+                    if o < char_order:
+                        keys, s, cnt = char_keys[o], char_starts[t], char_ends[t] - char_starts[t] - o
+                    else:
+                        keys, s, cnt = word_keys[o - char_order], word_starts[t], word_ends[t] - word_starts[t] - (
+                            o - char_order)
+                    if cnt > 0:
+                        ref_total[r - a, o] = _insert_counts(keys, s, cnt, table_keys, table_counts,
+                                                             table_base[r - a, o], table_mask[r - a, o])
+        t = pair_hyp[q]
+        best_f = -1.0
+        for r in range(b - a):
+            for o in range(n_orders):
+                if o < char_order:
+                    keys, s, cnt = char_keys[o], char_starts[t], char_ends[t] - char_starts[t] - o
+                else:
+                    keys, s, cnt = word_keys[o - char_order], word_starts[t], word_ends[t] - word_starts[t] - (
+                        o - char_order)
+                cnt = max(cnt, 0)
+                n_ref = ref_total[r, o]
+                match = 0
+                if cnt > 0 and n_ref > 0:
+                    base = table_base[r, o]
+                    mask = table_mask[r, o]
+                    n_touched = 0
+                    for i in range(cnt):
+                        key = keys[s + i]
+                        slot = _slot(key, mask)
+                        while table_counts[base + slot] != 0 and table_keys[base + slot] != key:
+                            slot = (slot + 1) & mask
+                        if table_counts[base + slot] != 0 and used[base + slot] < table_counts[base + slot]:
+                            if used[base + slot] == 0:
+                                touched[n_touched] = base + slot
+                                n_touched += 1
+                            used[base + slot] += 1
+                            match += 1
+                    for i in range(n_touched):
+                        used[touched[i]] = 0
+                stats[3 * o] = cnt if n_ref > 0 else 0
+                stats[3 * o + 1] = n_ref
+                stats[3 * o + 2] = match
+            f = chrf_f_score(stats, n_orders, beta, eps_smoothing)
+            if f > best_f:
+                best_f = f
+                out[q] = stats
+    return out
+
+
+@njit
+def chrf_scores(stats: np.ndarray, n_orders: int, beta: int, eps_smoothing: bool) -> np.ndarray:
+    # pragma: no cover - compiled
+    out = np.empty(stats.shape[0])
+    for q in range(stats.shape[0]):
+        out[q] = chrf_f_score(stats[q], n_orders, beta, eps_smoothing)
+    return out

@@ -44,7 +44,8 @@ class WordIds:
     vocab_size: int
 
 
-def _from_token_lists(tokens: Sequence[list[str]]) -> WordIds:
+def ids_of_token_lists(tokens: Sequence[list[str]]) -> WordIds:
+    """Token lists to ids (equal tokens, equal ids, in order of first occurrence)."""
     vocab: dict[str, int] = {}
     ids = np.fromiter((vocab.setdefault(w, len(vocab)) for words in tokens for w in words), dtype=np.int64)
     lengths = np.fromiter((len(words) for words in tokens), dtype=np.int64, count=len(tokens))
@@ -195,13 +196,22 @@ def _compiled_split(lines: Sequence[str], text: np.ndarray) -> WordIds:
     return WordIds(ids, starts, ends, int(vocab_size))
 
 
+def char_ids(texts: Sequence[str]) -> WordIds:
+    """Each text's characters (code points) as ids, renumbered compactly over the batch."""
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    ends = np.cumsum(lengths)
+    points = _code_points("".join(texts))
+    distinct, ids = np.unique(points, return_inverse=True)
+    return WordIds(ids.astype(np.int64), ends - lengths, ends, len(distinct))
+
+
 def word_ids(texts: Sequence[str]) -> WordIds:
     """Words as ``str.split()`` gives them, mapped to ids (equal words, equal ids)."""
     if not texts:
-        return _from_token_lists([])
+        return ids_of_token_lists([])
     if compiled_available() and not any("\n" in t for t in texts):
         return _compiled_split(texts, _code_points("\n".join(texts)))
-    return _from_token_lists([t.split() for t in texts])
+    return ids_of_token_lists([t.split() for t in texts])
 
 
 def tokenize_13a(texts: Sequence[str], fallback: Callable[[str], str]) -> WordIds:
@@ -210,8 +220,8 @@ def tokenize_13a(texts: Sequence[str], fallback: Callable[[str], str]) -> WordId
     ``fallback`` is sacrebleu's own ``Tokenizer13a`` instance, used when numba is unavailable.
     """
     if not texts:
-        return _from_token_lists([])
+        return ids_of_token_lists([])
     if not compiled_available():
-        return _from_token_lists([fallback(t).split() for t in texts])
+        return ids_of_token_lists([fallback(t).split() for t in texts])
     joined = " \n ".join(_13a_step1(t) for t in texts)
     return _compiled_split(texts, _13a_rules(_code_points(f" {joined} "), _PADDED))
