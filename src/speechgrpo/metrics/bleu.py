@@ -18,7 +18,6 @@ import numpy as np
 
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric
 from speechgrpo.metrics.jit import compiled_available
-from speechgrpo.metrics.ngram_kernels import SMOOTHING_CODES, bleu_scores, clipped_statistics, ngram_keys
 from speechgrpo.metrics.word_ids import tokenize_13a, word_ids
 from speechgrpo.validation import References
 
@@ -146,6 +145,8 @@ class BLEU(Metric):
 
     def _compiled_statistics(self, pairs: Pairs) -> np.ndarray:
         """The batch engine: all distinct texts tokenized to ids at once, n-grams counted in numba."""
+        from speechgrpo.metrics.ngram_kernels import clipped_statistics, ngram_keys
+
         texts: dict[str, int] = {}
         refsets: dict[tuple[str, ...], int] = {}
         pair_hyp = np.fromiter((texts.setdefault(h, len(texts)) for h, _ in pairs), np.int64, len(pairs))
@@ -207,9 +208,11 @@ class BLEU(Metric):
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
         if compiled_available() and pairs:
+            from speechgrpo.metrics.ngram_kernels import bleu_scores
+
             smooth_value = self.smooth_value if self.smooth_value is not None else SMOOTH_DEFAULTS[self.smooth_method]
             return {"bleu": bleu_scores(self._compiled_statistics(pairs), self.max_ngram_order,
-                                        SMOOTHING_CODES[self.smooth_method], float(smooth_value or 0.0),
+                                        list(SMOOTH_DEFAULTS).index(self.smooth_method), float(smooth_value or 0.0),
                                         self.effective_order)}
         return {"bleu": np.array([self._from_stats(row) for row in self._statistics(pairs)], dtype=np.float64)}
 

@@ -16,7 +16,6 @@ import numpy as np
 
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric
 from speechgrpo.metrics.jit import compiled_available
-from speechgrpo.metrics.ngram_kernels import chrf_scores, chrf_statistics, ngram_keys
 from speechgrpo.metrics.word_ids import char_ids, ids_of_token_lists
 from speechgrpo.validation import References
 
@@ -132,6 +131,8 @@ class CHRF(Metric):
 
     def _compiled_statistics(self, pairs: Pairs) -> np.ndarray:
         """The batch engine: every distinct text's characters (and words) as ids, counted in numba."""
+        from speechgrpo.metrics.ngram_kernels import chrf_statistics, ngram_keys
+
         texts: dict[str, int] = {}
         refsets: dict[tuple[str, ...], int] = {}
         pair_hyp = np.fromiter((texts.setdefault(h, len(texts)) for h, _ in pairs), np.int64, len(pairs))
@@ -175,6 +176,8 @@ class CHRF(Metric):
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
         if compiled_available() and pairs:
+            from speechgrpo.metrics.ngram_kernels import chrf_scores
+
             return {"chrf": chrf_scores(self._compiled_statistics(pairs), self.char_order + self.word_order,
                                         self.beta, self.eps_smoothing)}
         return {"chrf": np.array([self.f_score(row.tolist()) for row in self.statistics(pairs)])}

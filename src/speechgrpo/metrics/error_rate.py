@@ -22,6 +22,7 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.metrics.word_ids import symbol_strings
 from speechgrpo.validation import References
 
 _MULTIPLE_SPACES = re.compile(r"\s\s+")
@@ -47,24 +48,25 @@ class _ErrorRate(Metric):
 
     def statistics(self, pairs: Pairs) -> np.ndarray:
         """Per pair ``[edits, reference length]`` for the best-matching reference."""
-        units: dict[str, Sequence[str]] = {}
-        out = np.zeros((len(pairs), 2), dtype=np.int64)
-        for row, (hyp, refs) in enumerate(pairs):
-            hyp_units = units.get(hyp)
-            if hyp_units is None:
-                hyp_units = units[hyp] = self._units(hyp)
+        index: dict[str, int] = {}
+        pair_texts = [(index.setdefault(hyp, len(index)), [index.setdefault(r, len(index)) for r in refs])
+                      for hyp, refs in pairs]
+        units = [self._units(text) for text in index]
+        # Words become one code point each, so rapidfuzz runs its string kernels (same distances).
+        symbols = units if all(isinstance(u, str) for u in units) else symbol_strings(units)
+        sequences: Sequence[Sequence[str]] = symbols if symbols is not None else units
+        rows = []
+        for hyp, refs in pair_texts:
             best: tuple[float, int, int] | None = None
             for ref in refs:
-                ref_units = units.get(ref)
-                if ref_units is None:
-                    ref_units = units[ref] = self._units(ref)
-                edits = Levenshtein.distance(ref_units, hyp_units)
-                rate = self._rate(edits, len(ref_units))
+                edits = Levenshtein.distance(sequences[ref], sequences[hyp])
+                ref_len = len(sequences[ref])
+                rate = self._rate(edits, ref_len)
                 if best is None or rate < best[0]:
-                    best = (rate, edits, len(ref_units))
+                    best = (rate, edits, ref_len)
             assert best is not None
-            out[row] = best[1:]
-        return out
+            rows.append(best[1:])
+        return np.array(rows, dtype=np.int64).reshape(len(pairs), 2)
 
     @staticmethod
     def _rate(edits: float, ref_len: float) -> float:

@@ -16,8 +16,6 @@ import numpy as np
 
 from speechgrpo.metrics.jit import njit
 
-SMOOTHING_CODES = {"none": 0, "floor": 1, "add-k": 2, "exp": 3}
-
 
 @njit
 def _shifted_keys(ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, order: int,
@@ -202,7 +200,10 @@ def clipped_statistics(keys: np.ndarray, starts: np.ndarray, ends: np.ndarray, p
 @njit
 def bleu_scores(stats: np.ndarray, order: int, smooth: int, smooth_value: float,
                 effective_order: bool) -> np.ndarray:  # pragma: no cover - compiled
-    """sacrebleu ``BLEU.compute_bleu`` per row, operation for operation (scalar libm log/exp)."""
+    """sacrebleu ``BLEU.compute_bleu`` per row, operation for operation (scalar libm log/exp).
+
+    ``smooth``: the index of the method in ``bleu.SMOOTH_DEFAULTS`` (none, floor, add-k, exp).
+    """
     out = np.zeros(stats.shape[0])
     precisions = np.zeros(order)
     for q in range(stats.shape[0]):

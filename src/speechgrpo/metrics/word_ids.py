@@ -1,6 +1,7 @@
 """Texts to integer word ids in one pass over a whole batch, with sacrebleu's 13a tokenization.
 
-The compiled path joins the batch into one array of code points and, in numba kernels,
+The compiled path joins the batch into one array of code points and, in numba kernels
+(:mod:`speechgrpo.metrics.text_kernels`),
 (1) applies the 13a post-tokenizer's four regular expressions exactly as ``re.sub`` does (leftmost,
 non-overlapping matches, scanning on after each match), then (2) splits lines on the separator and
 words on Python's own whitespace set (``str.split()``), giving equal words equal ids through a hash
@@ -10,19 +11,19 @@ sacrebleu's tokenizer and a dict. Both give the same ids, in order of first occu
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 
-from speechgrpo.metrics.jit import compiled_available, njit
+from speechgrpo.metrics.jit import compiled_available
 
 # sacrebleu tokenizer_re rule 1 pads these ASCII characters with spaces: [{-~ [-` space-& (-+ :-@ /]
 _RULE1 = frozenset([*range(0x7B, 0x7F), *range(0x5B, 0x61), *range(0x20, 0x27), *range(0x28, 0x2C),
                     *range(0x3A, 0x41), 0x2F])
 _PADDED = np.array([c in _RULE1 for c in range(128)], dtype=np.bool_)
-_SP, _NL, _DOT, _COMMA, _DASH, _ZERO, _NINE = 32, 10, 46, 44, 45, 48, 57
 
 
 @cache
@@ -61,137 +62,14 @@ def _13a_step1(line: str) -> str:
     return line
 
 
-@njit
-def _13a_rules(src: np.ndarray, padded: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    n0 = src.size
-    s = np.empty(3 * n0 + 4, np.uint32)
-    n = 0
-    for i in range(n0):  # rule 1: ([{-~[-` -&(-+:-@/]) -> ' \1 '
-        c = src[i]
-        if c < 128 and padded[c]:
-            s[n] = _SP
-            s[n + 1] = c
-            s[n + 2] = _SP
-            n += 3
-        else:
-            s[n] = c
-            n += 1
-    a = np.empty(2 * n + 4, np.uint32)
-    m = 0
-    i = 0
-    while i < n:  # rule 2: ([^0-9])([\.,]) -> '\1 \2 '
-        c = s[i]
-        if i + 1 < n and not (_ZERO <= c <= _NINE) and (s[i + 1] == _DOT or s[i + 1] == _COMMA):
-            a[m] = c
-            a[m + 1] = _SP
-            a[m + 2] = s[i + 1]
-            a[m + 3] = _SP
-            m += 4
-            i += 2
-        else:
-            a[m] = c
-            m += 1
-            i += 1
-    b = np.empty(2 * m + 4, np.uint32)
-    k = 0
-    i = 0
-    while i < m:  # rule 3: ([\.,])([^0-9]) -> ' \1 \2'
-        c = a[i]
-        if i + 1 < m and c in (_DOT, _COMMA) and not (_ZERO <= a[i + 1] <= _NINE):
-            b[k] = _SP
-            b[k + 1] = c
-            b[k + 2] = _SP
-            b[k + 3] = a[i + 1]
-            k += 4
-            i += 2
-        else:
-            b[k] = c
-            k += 1
-            i += 1
-    out = np.empty(2 * k + 4, np.uint32)
-    j = 0
-    i = 0
-    while i < k:  # rule 4: ([0-9])(-) -> '\1 \2 '
-        c = b[i]
-        if i + 1 < k and _ZERO <= c <= _NINE and b[i + 1] == _DASH:
-            out[j] = c
-            out[j + 1] = _SP
-            out[j + 2] = _DASH
-            out[j + 3] = _SP
-            j += 4
-            i += 2
-        else:
-            out[j] = c
-            j += 1
-            i += 1
-    return out[:j]
-
-
-@njit
-def _split_ids(text: np.ndarray, n_lines: int, space: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    # pragma: no cover - compiled
-    n = text.size
-    ids = np.empty(n // 2 + 1, np.int64)
-    ends = np.zeros(n_lines, np.int64)
-    cap = 1024
-    while cap < 2 * (n // 2 + 1):
-        cap *= 2
-    table = np.full(cap, -1, np.int64)
-    first = np.empty(n // 2 + 1, np.int64)
-    length = np.empty(n // 2 + 1, np.int64)
-    n_words = 0
-    n_tok = 0
-    line = 0
-    i = 0
-    while i < n:
-        c = text[i]
-        if c == _NL:
-            ends[line] = n_tok
-            line += 1
-            i += 1
-            continue
-        if c <= 0x3000 and space[c]:
-            i += 1
-            continue
-        j = i
-        h = np.uint64(1469598103934665603)
-        while j < n and not (text[j] <= 0x3000 and space[text[j]]):
-            h = (h ^ np.uint64(text[j])) * np.uint64(1099511628211)
-            j += 1
-        size = j - i
-        slot = np.int64(h & np.uint64(cap - 1))
-        while True:
-            w = table[slot]
-            if w == -1:
-                table[slot] = n_words
-                first[n_words] = i
-                length[n_words] = size
-                ids[n_tok] = n_words
-                n_words += 1
-                break
-            if length[w] == size:
-                f = first[w]
-                same = True
-                for x in range(size):
-                    if text[f + x] != text[i + x]:
-                        same = False
-                        break
-                if same:
-                    ids[n_tok] = w
-                    break
-            slot = (slot + 1) & (cap - 1)
-        n_tok += 1
-        i = j
-    ends[line] = n_tok
-    return ids[:n_tok], ends, n_words
-
-
 def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
 def _compiled_split(lines: Sequence[str], text: np.ndarray) -> WordIds:
-    ids, ends, vocab_size = _split_ids(text, len(lines), _python_whitespace())
+    from speechgrpo.metrics.text_kernels import split_ids
+
+    ids, ends, vocab_size = split_ids(text, len(lines), _python_whitespace())
     starts = np.concatenate((np.zeros(1, np.int64), ends[:-1]))
     return WordIds(ids, starts, ends, int(vocab_size))
 
@@ -223,5 +101,24 @@ def tokenize_13a(texts: Sequence[str], fallback: Callable[[str], str]) -> WordId
         return ids_of_token_lists([])
     if not compiled_available():
         return ids_of_token_lists([fallback(t).split() for t in texts])
+    from speechgrpo.metrics.text_kernels import apply_13a_rules
+
     joined = " \n ".join(_13a_step1(t) for t in texts)
-    return _compiled_split(texts, _13a_rules(_code_points(f" {joined} "), _PADDED))
+    return _compiled_split(texts, apply_13a_rules(_code_points(f" {joined} "), _PADDED))
+
+
+_MAX_SYMBOLS = 0x110000 - 0x800  # code points minus the surrogate block
+
+
+def symbol_strings(token_lists: Sequence[Sequence[str]]) -> list[str] | None:
+    """Each token list as a string of one code point per distinct token (same token, same code point).
+
+    Edit distances and LCS over such strings equal those over the token lists, and rapidfuzz runs its
+    bit-parallel string kernels on them. ``None`` if the batch has more distinct tokens than code points.
+    """
+    distinct = dict.fromkeys(token for tokens in token_lists for token in tokens)
+    if len(distinct) > _MAX_SYMBOLS:
+        return None
+    code_points = itertools.chain(range(0xD800), range(0xE000, 0x110000))
+    symbol = dict(zip(distinct, map(chr, code_points), strict=False))
+    return ["".join(map(symbol.__getitem__, tokens)) for tokens in token_lists]
