@@ -26,10 +26,13 @@ from speechgrpo.metrics.word_ids import symbol_strings
 from speechgrpo.validation import References
 
 _MULTIPLE_SPACES = re.compile(r"\s\s+")
+_WHITESPACE_OTHER_THAN_SPACE = re.compile(r"[^\S ]")
 
 
 def jiwer_words(text: str) -> list[str]:
     """jiwer ``wer_default``: RemoveMultipleSpaces, Strip, ReduceToListOfListOfWords."""
+    if not _WHITESPACE_OTHER_THAN_SPACE.search(text):
+        return text.split()  # only plain spaces: the three transforms reduce to str.split()
     return [w for w in _MULTIPLE_SPACES.sub(" ", text).strip().split(" ") if w]
 
 

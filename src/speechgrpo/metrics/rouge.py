@@ -23,6 +23,7 @@ from rapidfuzz.distance import LCSseq
 from rouge_score import tokenize as rouge_tokenize
 
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, package_version
+from speechgrpo.metrics.word_ids import symbol_strings
 from speechgrpo.validation import References
 
 Tokens = list[str]
@@ -56,6 +57,11 @@ class _StemmingTokenizer:
         return stem
 
     def __call__(self, text: str) -> Tokens:
+        if self._stemmer is None:
+            # rouge-score's tokenize without a stemmer: after the substitution only [a-z0-9] and spaces
+            # remain, so its final validity filter only drops empty strings, which split() never makes.
+            cleaned: str = rouge_tokenize.NON_ALPHANUM_RE.sub(" ", text.lower())
+            return cleaned.split()
         tokens: Tokens = rouge_tokenize.tokenize(text, self._stemmer)
         return tokens
 
@@ -65,17 +71,16 @@ def _fmeasure(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
 
 
-def _ngram_prf(target: Tokens, prediction: Tokens, n: int) -> tuple[float, float, float]:
+def _ngram_prf(target_ngrams: Counter[tuple[str, ...]],
+               prediction_ngrams: Counter[tuple[str, ...]]) -> tuple[float, float, float]:
     # rouge_score.rouge_scorer._score_ngrams
-    target_ngrams = Counter(zip(*(target[i:] for i in range(n)), strict=False))
-    prediction_ngrams = Counter(zip(*(prediction[i:] for i in range(n)), strict=False))
     overlap = sum(min(count, prediction_ngrams[g]) for g, count in target_ngrams.items())
     precision = overlap / max(sum(prediction_ngrams.values()), 1)
     recall = overlap / max(sum(target_ngrams.values()), 1)
     return precision, recall, _fmeasure(precision, recall)
 
 
-def _lcs_prf(target: Tokens, prediction: Tokens) -> tuple[float, float, float]:
+def _lcs_prf(target: Sequence[str], prediction: Sequence[str]) -> tuple[float, float, float]:
     # rouge_score.rouge_scorer._score_lcs, with the LCS length from rapidfuzz
     if not target or not prediction:
         return 0.0, 0.0, 0.0
@@ -124,30 +129,38 @@ class ROUGE(Metric):
         stem = f"porter(nltk-{package_version('nltk')})" if self.use_stemmer else False
         return {"type": self.rouge_type, "measure": self.measure, "stem": stem, "tok": self.tokenizer}
 
-    def _prf(self, target: str, prediction: str, cache: dict[str, Any]) -> tuple[float, float, float]:
-        def tokens(text: str) -> Any:
-            if text not in cache:
-                if self.rouge_type == "rougeLsum":
-                    cache[text] = [self._tokenize(s) for s in text.split("\n") if s]
-                else:
-                    cache[text] = self._tokenize(text)
-            return cache[text]
-
-        if self.rouge_type == "rougeL":
-            return _lcs_prf(tokens(target), tokens(prediction))
+    def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        # Each distinct text is tokenized once (a group's shared reference once per batch).
+        index: dict[str, int] = {}
+        pair_texts = [(index.setdefault(hyp, len(index)), [index.setdefault(r, len(index)) for r in refs])
+                      for hyp, refs in pairs]
+        prf: Callable[[int, int], tuple[float, float, float]]
         if self.rouge_type == "rougeLsum":
             from rouge_score import rouge_scorer  # imports all of nltk (~2 s): only when needed
 
-            score = rouge_scorer._summary_level_lcs(tokens(target), tokens(prediction))
-            return score.precision, score.recall, score.fmeasure
-        return _ngram_prf(tokens(target), tokens(prediction), int(self.rouge_type[5:]))
+            sentences = [[self._tokenize(s) for s in text.split("\n") if s] for text in index]
 
-    def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
-        cache: dict[str, Any] = {}
-        out = np.zeros((len(pairs), 3), dtype=np.float64)
-        for row, (hyp, refs) in enumerate(pairs):
-            # rouge-score's score_multi keeps the first reference with the highest F-measure.
-            out[row] = max((self._prf(ref, hyp, cache) for ref in refs), key=lambda prf: prf[2])
+            def prf(ref: int, hyp: int) -> tuple[float, float, float]:
+                score = rouge_scorer._summary_level_lcs(sentences[ref], sentences[hyp])
+                return score.precision, score.recall, score.fmeasure
+        elif self.rouge_type == "rougeL":
+            tokens = [self._tokenize(text) for text in index]
+            # one code point per distinct word: rapidfuzz's string LCS kernel, same lengths
+            sequences: Sequence[Sequence[str]] = symbol_strings(tokens) or tokens
+
+            def prf(ref: int, hyp: int) -> tuple[float, float, float]:
+                return _lcs_prf(sequences[ref], sequences[hyp])
+        else:
+            n = int(self.rouge_type[5:])
+            counts = [Counter(zip(*(toks[i:] for i in range(n)), strict=False))
+                      for toks in (self._tokenize(text) for text in index)]
+
+            def prf(ref: int, hyp: int) -> tuple[float, float, float]:
+                return _ngram_prf(counts[ref], counts[hyp])
+
+        # rouge-score's score_multi keeps the first reference with the highest F-measure.
+        out = np.array([max((prf(ref, hyp) for ref in refs), key=lambda s: s[2]) for hyp, refs in pair_texts],
+                       dtype=np.float64).reshape(len(pairs), 3)
         return {"precision": out[:, 0], "recall": out[:, 1], "fmeasure": out[:, 2]}
 
 
