@@ -119,3 +119,12 @@ def test_compiled_chrf_equals_sacrebleu_and_the_python_path(options: dict[str, o
     assert metric.corpus_score(hyps, refs) == reference.corpus_score(hyps, streams).score
     monkeypatch.setenv("SPEECHGRPO_NO_NUMBA", "1")
     np.testing.assert_array_equal(metric.score(hyps, refs), compiled)
+
+
+def test_batches_larger_than_a_chunk_give_the_same_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+    groups = make_groups(64, 8, seed=8)
+    whole = {m.name: m.score(groups.hypotheses, groups.pair_references) for m in (BLEU(), CHRF())}
+    monkeypatch.setattr(BLEU, "chunk_size", 37)
+    monkeypatch.setattr(CHRF, "chunk_size", 37)
+    for metric in (BLEU(), CHRF()):
+        np.testing.assert_array_equal(metric.score(groups.hypotheses, groups.pair_references), whole[metric.name])

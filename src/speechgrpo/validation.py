@@ -33,6 +33,8 @@ def _as_list(values: Any, field: str) -> list[Any]:
 def as_texts(values: Any, field: str = "hyps") -> list[str]:
     """Return ``values`` as a list of ``str``, or raise naming the first bad index."""
     items = _as_list(values, field)
+    if set(map(type, items)) <= {str}:  # the common case, checked at C speed
+        return items
     for i, item in enumerate(items):
         if not isinstance(item, str):
             raise TypeError(f"{field}[{i}] must be str, got {_describe(item)}")
@@ -47,6 +49,8 @@ def as_references(refs: Any, n: int, field: str = "refs") -> list[tuple[str, ...
     items = _as_list(refs, field)
     if len(items) != n:
         raise ValueError(f"{field} has {len(items)} entries but there are {n} hypotheses")
+    if set(map(type, items)) <= {str}:  # one reference string per sample: 1-tuples built at C speed
+        return list(zip(items))
     out: list[tuple[str, ...]] = []
     for i, item in enumerate(items):
         if isinstance(item, str):

@@ -10,6 +10,7 @@ completions often holds duplicates, and every metric here is a pure function of 
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import lru_cache
@@ -60,6 +61,8 @@ class Metric(ABC):
     scale: ClassVar[float] = 1.0
     #: Distributions whose versions enter the signature.
     backends: ClassVar[tuple[str, ...]] = ()
+    #: Distinct pairs scored per engine call; bounds memory for arbitrarily large inputs.
+    chunk_size: ClassVar[int] = 32768
 
     def options(self) -> dict[str, Any]:
         """Every option that changes the numbers, in signature order."""
@@ -92,11 +95,14 @@ class Metric(ABC):
     def score_components(self, hyps: Sequence[str], refs: References) -> dict[str, np.ndarray]:
         """Every per-sample component the metric computes (e.g. precision/recall/F)."""
         pairs = self.validate(hyps, refs)
-        unique: dict[tuple[str, tuple[str, ...]], int] = {}
-        inverse = np.fromiter((unique.setdefault(p, len(unique)) for p in pairs), dtype=np.int64,
-                              count=len(pairs))
-        computed = self._score_pairs(list(unique))
-        return {key: np.asarray(values, dtype=np.float64)[inverse] for key, values in computed.items()}
+        unique = dict(zip(dict.fromkeys(pairs), itertools.count()))
+        inverse = np.fromiter(map(unique.__getitem__, pairs), dtype=np.int64, count=len(pairs))
+        distinct = list(unique)
+        # Bounded memory: the engine's arrays grow with the pairs of one chunk, not of the whole input.
+        chunks = [self._score_pairs(distinct[i:i + self.chunk_size])
+                  for i in range(0, len(distinct), self.chunk_size)] or [self._score_pairs([])]
+        return {key: np.concatenate([np.asarray(c[key], dtype=np.float64) for c in chunks])[inverse]
+                for key in chunks[0]}
 
     def corpus_score(self, hyps: Sequence[str], refs: References) -> float:
         """Corpus-level score, as the reference implementation defines it."""

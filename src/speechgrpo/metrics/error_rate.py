@@ -22,7 +22,6 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric
-from speechgrpo.metrics.word_ids import symbol_strings
 from speechgrpo.validation import References
 
 _MULTIPLE_SPACES = re.compile(r"\s\s+")
@@ -52,23 +51,20 @@ class _ErrorRate(Metric):
     def statistics(self, pairs: Pairs) -> np.ndarray:
         """Per pair ``[edits, reference length]`` for the best-matching reference."""
         index: dict[str, int] = {}
-        pair_texts = [(index.setdefault(hyp, len(index)), [index.setdefault(r, len(index)) for r in refs])
-                      for hyp, refs in pairs]
-        units = [self._units(text) for text in index]
-        # Words become one code point each, so rapidfuzz runs its string kernels (same distances).
-        symbols = units if all(isinstance(u, str) for u in units) else symbol_strings(units)
-        sequences: Sequence[Sequence[str]] = symbols if symbols is not None else units
+        hyp_ids = [index.setdefault(hyp, len(index)) for hyp, _ in pairs]
+        ref_ids = [[index.setdefault(r, len(index)) for r in refs] for _, refs in pairs]
+        sequences = [self._units(text) for text in index]
+        hyp_seqs = [sequences[h] for h in hyp_ids]
+        if all(len(refs) == 1 for refs in ref_ids):
+            ref_seqs = [sequences[refs[0]] for refs in ref_ids]
+            edits = np.fromiter(map(Levenshtein.distance, ref_seqs, hyp_seqs), dtype=np.int64, count=len(pairs))
+            ref_lens = np.fromiter(map(len, ref_seqs), dtype=np.int64, count=len(pairs))
+            return np.stack([edits, ref_lens], axis=1)
         rows = []
-        for hyp, refs in pair_texts:
-            best: tuple[float, int, int] | None = None
-            for ref in refs:
-                edits = Levenshtein.distance(sequences[ref], sequences[hyp])
-                ref_len = len(sequences[ref])
-                rate = self._rate(edits, ref_len)
-                if best is None or rate < best[0]:
-                    best = (rate, edits, ref_len)
-            assert best is not None
-            rows.append(best[1:])
+        for hyp_seq, refs in zip(hyp_seqs, ref_ids, strict=True):
+            # the reference with the lowest rate (first on ties)
+            candidates = [(Levenshtein.distance(sequences[r], hyp_seq), len(sequences[r])) for r in refs]
+            rows.append(min(candidates, key=lambda c: self._rate(*c)))
         return np.array(rows, dtype=np.int64).reshape(len(pairs), 2)
 
     @staticmethod
@@ -77,7 +73,9 @@ class _ErrorRate(Metric):
         return float(edits) / float(ref_len) if ref_len else float(edits)
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
-        return {self.name: np.array([self._rate(e, n) for e, n in self.statistics(pairs).tolist()])}
+        edits, ref_lens = self.statistics(pairs).astype(np.float64).T
+        # IEEE division, as jiwer's float(S + D + I) / float(H + S + D); an empty reference gives the edits
+        return {self.name: np.divide(edits, ref_lens, out=edits.copy(), where=ref_lens > 0)}
 
     def _corpus_score(self, pairs: Pairs) -> float:
         edits, ref_len = self.statistics(pairs).sum(axis=0).tolist()

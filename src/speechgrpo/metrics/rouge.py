@@ -23,7 +23,6 @@ from rapidfuzz.distance import LCSseq
 from rouge_score import tokenize as rouge_tokenize
 
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, package_version
-from speechgrpo.metrics.word_ids import symbol_strings
 from speechgrpo.validation import References
 
 Tokens = list[str]
@@ -145,11 +144,9 @@ class ROUGE(Metric):
                 return score.precision, score.recall, score.fmeasure
         elif self.rouge_type == "rougeL":
             tokens = [self._tokenize(text) for text in index]
-            # one code point per distinct word: rapidfuzz's string LCS kernel, same lengths
-            sequences: Sequence[Sequence[str]] = symbol_strings(tokens) or tokens
 
             def prf(ref: int, hyp: int) -> tuple[float, float, float]:
-                return _lcs_prf(sequences[ref], sequences[hyp])
+                return _lcs_prf(tokens[ref], tokens[hyp])
         else:
             n = int(self.rouge_type[5:])
             counts = [Counter(zip(*(toks[i:] for i in range(n)), strict=False))

@@ -11,7 +11,6 @@ sacrebleu's tokenizer and a dict. Both give the same ids, in order of first occu
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -105,20 +104,3 @@ def tokenize_13a(texts: Sequence[str], fallback: Callable[[str], str]) -> WordId
 
     joined = " \n ".join(_13a_step1(t) for t in texts)
     return _compiled_split(texts, apply_13a_rules(_code_points(f" {joined} "), _PADDED))
-
-
-_MAX_SYMBOLS = 0x110000 - 0x800  # code points minus the surrogate block
-
-
-def symbol_strings(token_lists: Sequence[Sequence[str]]) -> list[str] | None:
-    """Each token list as a string of one code point per distinct token (same token, same code point).
-
-    Edit distances and LCS over such strings equal those over the token lists, and rapidfuzz runs its
-    bit-parallel string kernels on them. ``None`` if the batch has more distinct tokens than code points.
-    """
-    distinct = dict.fromkeys(token for tokens in token_lists for token in tokens)
-    if len(distinct) > _MAX_SYMBOLS:
-        return None
-    code_points = itertools.chain(range(0xD800), range(0xE000, 0x110000))
-    symbol = dict(zip(distinct, map(chr, code_points), strict=False))
-    return ["".join(map(symbol.__getitem__, tokens)) for tokens in token_lists]
