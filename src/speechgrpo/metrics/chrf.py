@@ -40,6 +40,37 @@ def _split_punctuation(sentence: str) -> list[str]:
     return words
 
 
+def chrf_from_statistics(stats: Sequence[int] | np.ndarray, n_orders: int, beta: int, eps_smoothing: bool) -> float:
+    """sacrebleu's ``CHRF._compute_f_score``, operation for operation (also compiled by numba)."""
+    eps = 1e-16
+    score = 0.0
+    effective_order = 0
+    factor = beta ** 2
+    avg_prec, avg_rec = 0.0, 0.0
+    for i in range(n_orders):
+        n_hyp, n_ref, n_match = stats[3 * i], stats[3 * i + 1], stats[3 * i + 2]
+        prec = n_match / n_hyp if n_hyp > 0 else eps
+        rec = n_match / n_ref if n_ref > 0 else eps
+        denom = factor * prec + rec
+        score += ((1 + factor) * prec * rec / denom) if denom > 0 else eps
+        if n_hyp > 0 and n_ref > 0:
+            avg_prec += prec
+            avg_rec += rec
+            effective_order += 1
+    if eps_smoothing:
+        return 100 * score / n_orders
+    if effective_order == 0:
+        avg_prec = avg_rec = 0.0
+    else:
+        avg_prec /= effective_order
+        avg_rec /= effective_order
+    if avg_prec + avg_rec:
+        score = (1 + factor) * avg_prec * avg_rec
+        score /= (factor * avg_prec) + avg_rec
+        return 100 * score
+    return 0.0
+
+
 class CHRF(Metric):
     """chrF / chrF++ (0-100) with sacrebleu semantics.
 
@@ -100,34 +131,7 @@ class CHRF(Metric):
         return stats
 
     def f_score(self, stats: Sequence[int]) -> float:
-        """sacrebleu's ``CHRF._compute_f_score``, operation for operation."""
-        eps = 1e-16
-        score = 0.0
-        effective_order = 0
-        factor = self.beta ** 2
-        avg_prec, avg_rec = 0.0, 0.0
-        for i in range(self.char_order + self.word_order):
-            n_hyp, n_ref, n_match = stats[3 * i: 3 * i + 3]
-            prec = n_match / n_hyp if n_hyp > 0 else eps
-            rec = n_match / n_ref if n_ref > 0 else eps
-            denom = factor * prec + rec
-            score += ((1 + factor) * prec * rec / denom) if denom > 0 else eps
-            if n_hyp > 0 and n_ref > 0:
-                avg_prec += prec
-                avg_rec += rec
-                effective_order += 1
-        if self.eps_smoothing:
-            return 100 * score / (self.char_order + self.word_order)
-        if effective_order == 0:
-            avg_prec = avg_rec = 0.0
-        else:
-            avg_prec /= effective_order
-            avg_rec /= effective_order
-        if avg_prec + avg_rec:
-            score = (1 + factor) * avg_prec * avg_rec
-            score /= (factor * avg_prec) + avg_rec
-            return 100 * score
-        return 0.0
+        return chrf_from_statistics(stats, self.char_order + self.word_order, self.beta, self.eps_smoothing)
 
     def _compiled_statistics(self, pairs: Pairs) -> np.ndarray:
         """The batch engine: every distinct text's characters (and words) as ids, counted in numba."""
@@ -145,11 +149,17 @@ class CHRF(Metric):
         words = ids_of_token_lists([_split_punctuation(t) for t in processed] if self.word_order else
                                    [[] for _ in processed])
         word_keys = ngram_keys(words.ids, words.starts, words.ends, words.vocab_size, self.word_order)
+        # one key table: character n-grams at positions [0, n_chars), word n-grams after them
+        n_chars = chars.ids.size
+        keys = np.full((self.char_order + self.word_order, n_chars + words.ids.size), -1, dtype=np.int64)
+        keys[:self.char_order, :n_chars] = char_keys
+        keys[self.char_order:, n_chars:] = word_keys
+        starts = np.stack([chars.starts, words.starts + n_chars])
+        lengths = np.stack([chars.ends - chars.starts, words.ends - words.starts])
         order = np.argsort(pair_refset, kind="stable")
         stats = np.empty((len(pairs), 3 * (self.char_order + self.word_order)), dtype=np.int64)
-        stats[order] = chrf_statistics(char_keys, chars.starts, chars.ends, word_keys, words.starts, words.ends,
-                                       pair_hyp[order], pair_refset[order], refset_ptr, refset_texts,
-                                       self.char_order, self.word_order, self.beta, self.eps_smoothing)
+        stats[order] = chrf_statistics(keys, starts, lengths, pair_hyp[order], pair_refset[order], refset_ptr,
+                                       refset_texts, self.char_order, self.beta, self.eps_smoothing)
         return stats
 
     def statistics(self, pairs: Pairs) -> np.ndarray:

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from speechgrpo.metrics.chrf import chrf_from_statistics
 from speechgrpo.metrics.jit import njit
 
 
@@ -246,41 +247,7 @@ def bleu_scores(stats: np.ndarray, order: int, smooth: int, smooth_value: float,
     return out
 
 
-@njit
-def chrf_f_score(stats: np.ndarray, n_orders: int, beta: int, eps_smoothing: bool) -> float:
-    # pragma: no cover - compiled
-    """sacrebleu ``CHRF._compute_f_score``, operation for operation."""
-    eps = 1e-16
-    score = 0.0
-    effective_order = 0
-    factor = beta ** 2
-    avg_prec = 0.0
-    avg_rec = 0.0
-    for i in range(n_orders):
-        n_hyp = stats[3 * i]
-        n_ref = stats[3 * i + 1]
-        n_match = stats[3 * i + 2]
-        prec = n_match / n_hyp if n_hyp > 0 else eps
-        rec = n_match / n_ref if n_ref > 0 else eps
-        denom = factor * prec + rec
-        score += ((1 + factor) * prec * rec / denom) if denom > 0 else eps
-        if n_hyp > 0 and n_ref > 0:
-            avg_prec += prec
-            avg_rec += rec
-            effective_order += 1
-    if eps_smoothing:
-        return 100 * score / n_orders
-    if effective_order == 0:
-        avg_prec = 0.0
-        avg_rec = 0.0
-    else:
-        avg_prec /= effective_order
-        avg_rec /= effective_order
-    if avg_prec + avg_rec:
-        score = (1 + factor) * avg_prec * avg_rec
-        score /= (factor * avg_prec) + avg_rec
-        return 100 * score
-    return 0.0
+chrf_f_score = njit(chrf_from_statistics)
 
 
 @njit
@@ -309,18 +276,27 @@ def _insert_counts(keys: np.ndarray, start: int, count: int, table_keys: np.ndar
 
 
 @njit
-def chrf_statistics(char_keys: np.ndarray, char_starts: np.ndarray, char_ends: np.ndarray, word_keys: np.ndarray,
-                    word_starts: np.ndarray, word_ends: np.ndarray, pair_hyp: np.ndarray, pair_refset: np.ndarray,
-                    refset_ptr: np.ndarray, refset_texts: np.ndarray, char_order: int, word_order: int, beta: int,
-                    eps_smoothing: bool) -> np.ndarray:  # pragma: no cover - compiled
+def _span(order_index: int, text: int, char_order: int, starts: np.ndarray,
+          lengths: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Start and count of the n-grams of ``order_index`` (characters first, then words) in ``text``."""
+    if order_index < char_order:
+        return starts[0, text], lengths[0, text] - order_index
+    return starts[1, text], lengths[1, text] - (order_index - char_order)
+
+
+@njit
+def chrf_statistics(keys: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pair_hyp: np.ndarray,
+                    pair_refset: np.ndarray, refset_ptr: np.ndarray, refset_texts: np.ndarray, char_order: int,
+                    beta: int, eps_smoothing: bool) -> np.ndarray:  # pragma: no cover - compiled
     """Per pair ``[hyp, ref, match]`` counts per order (characters, then words) for the reference with
     the best F score (sacrebleu's chrF statistics). Pairs must be sorted by reference set.
 
-    Each reference's n-grams of each order go into an open-addressing table once per batch; a
-    hypothesis n-gram matches while its running count stays below the reference count, which sums
-    ``min(hyp count, ref count)`` over distinct n-grams without sorting.
+    ``keys[o]`` holds the n-gram keys of order ``o`` (see :func:`_span`). Each reference's n-grams of
+    each order go into an open-addressing table once per batch; a hypothesis n-gram matches while its
+    running count stays below the reference count, which sums ``min(hyp count, ref count)`` over
+    distinct n-grams without sorting.
     """
-    n_orders = char_order + word_order
+    n_orders = keys.shape[0]
     out = np.zeros((pair_hyp.size, 3 * n_orders), np.int64)
     stats = np.empty(3 * n_orders, np.int64)
     table_keys = np.empty(16, np.int64)
@@ -341,11 +317,9 @@ def chrf_statistics(char_keys: np.ndarray, char_starts: np.ndarray, char_ends: n
             ref_total = np.zeros((b - a, n_orders), np.int64)
             size = 0
             for r in range(a, b):
-                t = refset_texts[r]
                 for o in range(n_orders):
-                    length = char_ends[t] - char_starts[t] if o < char_order else word_ends[t] - word_starts[t]
                     cap = 4
-                    while cap < 2 * length:
+                    while cap < 2 * lengths[0 if o < char_order else 1, refset_texts[r]]:
                         cap *= 2
                     table_base[r - a, o] = size
                     table_mask[r - a, o] = cap - 1
@@ -357,25 +331,15 @@ def chrf_statistics(char_keys: np.ndarray, char_starts: np.ndarray, char_ends: n
                 touched = np.empty(size, np.int64)
             table_counts[:size] = 0
             for r in range(a, b):
-                t = refset_texts[r]
                 for o in range(n_orders):
-                    if o < char_order:
-                        keys, s, cnt = char_keys[o], char_starts[t], char_ends[t] - char_starts[t] - o
-                    else:
-                        keys, s, cnt = word_keys[o - char_order], word_starts[t], word_ends[t] - word_starts[t] - (
-                            o - char_order)
+                    s, cnt = _span(o, refset_texts[r], char_order, starts, lengths)
                     if cnt > 0:
-                        ref_total[r - a, o] = _insert_counts(keys, s, cnt, table_keys, table_counts,
+                        ref_total[r - a, o] = _insert_counts(keys[o], s, cnt, table_keys, table_counts,
                                                              table_base[r - a, o], table_mask[r - a, o])
-        t = pair_hyp[q]
         best_f = -1.0
         for r in range(b - a):
             for o in range(n_orders):
-                if o < char_order:
-                    keys, s, cnt = char_keys[o], char_starts[t], char_ends[t] - char_starts[t] - o
-                else:
-                    keys, s, cnt = word_keys[o - char_order], word_starts[t], word_ends[t] - word_starts[t] - (
-                        o - char_order)
+                s, cnt = _span(o, pair_hyp[q], char_order, starts, lengths)
                 cnt = max(cnt, 0)
                 n_ref = ref_total[r, o]
                 match = 0
@@ -384,7 +348,7 @@ def chrf_statistics(char_keys: np.ndarray, char_starts: np.ndarray, char_ends: n
                     mask = table_mask[r, o]
                     n_touched = 0
                     for i in range(cnt):
-                        key = keys[s + i]
+                        key = keys[o, s + i]
                         slot = _slot(key, mask)
                         while table_counts[base + slot] != 0 and table_keys[base + slot] != key:
                             slot = (slot + 1) & mask
