@@ -65,28 +65,34 @@ class _StemmingTokenizer:
         return tokens
 
 
-def _fmeasure(precision: float, recall: float) -> float:
-    # rouge_score.scoring.fmeasure
-    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+def _prf_from_counts(overlap: np.ndarray, prediction_total: np.ndarray, target_total: np.ndarray) -> np.ndarray:
+    """rouge-score's precision, recall and ``scoring.fmeasure`` elementwise (same IEEE operations)."""
+    precision = overlap / prediction_total
+    recall = overlap / target_total
+    total = precision + recall
+    f = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)
+    return np.stack([precision, recall, f], axis=1)
 
 
-def _ngram_prf(target_ngrams: Counter[tuple[str, ...]],
-               prediction_ngrams: Counter[tuple[str, ...]]) -> tuple[float, float, float]:
+def _ngram_prf(target_ngrams: list[Counter[tuple[str, ...]]],
+               prediction_ngrams: list[Counter[tuple[str, ...]]]) -> np.ndarray:
     # rouge_score.rouge_scorer._score_ngrams
-    overlap = sum(min(count, prediction_ngrams[g]) for g, count in target_ngrams.items())
-    precision = overlap / max(sum(prediction_ngrams.values()), 1)
-    recall = overlap / max(sum(target_ngrams.values()), 1)
-    return precision, recall, _fmeasure(precision, recall)
+    overlap = np.array([sum(min(count, prediction[g]) for g, count in target.items())
+                        for target, prediction in zip(target_ngrams, prediction_ngrams, strict=True)], dtype=np.float64)
+    prediction_total = np.array([max(sum(c.values()), 1) for c in prediction_ngrams], dtype=np.float64)
+    target_total = np.array([max(sum(c.values()), 1) for c in target_ngrams], dtype=np.float64)
+    return _prf_from_counts(overlap, prediction_total, target_total)
 
 
-def _lcs_prf(target: Sequence[str], prediction: Sequence[str]) -> tuple[float, float, float]:
-    # rouge_score.rouge_scorer._score_lcs, with the LCS length from rapidfuzz
-    if not target or not prediction:
-        return 0.0, 0.0, 0.0
-    lcs = LCSseq.similarity(target, prediction)
-    precision = lcs / len(prediction)
-    recall = lcs / len(target)
-    return precision, recall, _fmeasure(precision, recall)
+def _lcs_prf(targets: list[Tokens], predictions: list[Tokens]) -> np.ndarray:
+    # rouge_score.rouge_scorer._score_lcs, with the LCS length from rapidfuzz; empty sides score 0
+    lcs = np.fromiter(map(LCSseq.similarity, targets, predictions), dtype=np.float64, count=len(targets))
+    prediction_len = np.fromiter(map(len, predictions), dtype=np.float64, count=len(predictions))
+    target_len = np.fromiter(map(len, targets), dtype=np.float64, count=len(targets))
+    empty = (prediction_len == 0) | (target_len == 0)
+    prf = _prf_from_counts(lcs, np.maximum(prediction_len, 1), np.maximum(target_len, 1))
+    prf[empty] = 0.0
+    return prf
 
 
 class ROUGE(Metric):
@@ -129,35 +135,40 @@ class ROUGE(Metric):
         return {"type": self.rouge_type, "measure": self.measure, "stem": stem, "tok": self.tokenizer}
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
-        # Each distinct text is tokenized once (a group's shared reference once per batch).
+        # Each distinct text is tokenized once (a group's shared reference once per batch), and every
+        # (pair, reference) combination is scored; rouge-score's score_multi then keeps, per pair, the
+        # first reference with the highest F-measure.
         index: dict[str, int] = {}
-        pair_texts = [(index.setdefault(hyp, len(index)), [index.setdefault(r, len(index)) for r in refs])
-                      for hyp, refs in pairs]
-        prf: Callable[[int, int], tuple[float, float, float]]
+        combos = [(row, index.setdefault(hyp, len(index)), index.setdefault(ref, len(index)))
+                  for row, (hyp, refs) in enumerate(pairs) for ref in refs]
+        rows, hyp_ids, ref_ids = (np.array(column, dtype=np.int64) for column in zip(*combos, strict=True)) \
+            if combos else (np.zeros(0, dtype=np.int64),) * 3
         if self.rouge_type == "rougeLsum":
             from rouge_score import rouge_scorer  # imports all of nltk (~2 s): only when needed
 
             sentences = [[self._tokenize(s) for s in text.split("\n") if s] for text in index]
-
-            def prf(ref: int, hyp: int) -> tuple[float, float, float]:
-                score = rouge_scorer._summary_level_lcs(sentences[ref], sentences[hyp])
-                return score.precision, score.recall, score.fmeasure
-        elif self.rouge_type == "rougeL":
-            tokens = [self._tokenize(text) for text in index]
-
-            def prf(ref: int, hyp: int) -> tuple[float, float, float]:
-                return _lcs_prf(tokens[ref], tokens[hyp])
+            scores = [rouge_scorer._summary_level_lcs(sentences[r], sentences[h]) for r, h in zip(ref_ids, hyp_ids,
+                                                                                                    strict=True)]
+            prf = np.array([(x.precision, x.recall, x.fmeasure) for x in scores], dtype=np.float64).reshape(-1, 3)
         else:
-            n = int(self.rouge_type[5:])
-            counts = [Counter(zip(*(toks[i:] for i in range(n)), strict=False))
-                      for toks in (self._tokenize(text) for text in index)]
-
-            def prf(ref: int, hyp: int) -> tuple[float, float, float]:
-                return _ngram_prf(counts[ref], counts[hyp])
-
-        # rouge-score's score_multi keeps the first reference with the highest F-measure.
-        out = np.array([max((prf(ref, hyp) for ref in refs), key=lambda s: s[2]) for hyp, refs in pair_texts],
-                       dtype=np.float64).reshape(len(pairs), 3)
+            tokens = [self._tokenize(text) for text in index]
+            hyp_tokens = [tokens[h] for h in hyp_ids]
+            ref_tokens = [tokens[r] for r in ref_ids]
+            if self.rouge_type == "rougeL":
+                prf = _lcs_prf(ref_tokens, hyp_tokens)
+            else:
+                n = int(self.rouge_type[5:])
+                counts = [Counter(zip(*(toks[i:] for i in range(n)), strict=False)) for toks in tokens]
+                prf = _ngram_prf([counts[r] for r in ref_ids], [counts[h] for h in hyp_ids])
+        out = np.zeros((len(pairs), 3), dtype=np.float64)
+        if len(rows) == len(pairs):  # one reference per pair
+            out[rows] = prf
+        else:
+            best = np.full(len(pairs), -1.0)
+            for combo, row in enumerate(rows.tolist()):
+                if prf[combo, 2] > best[row]:
+                    best[row] = prf[combo, 2]
+                    out[row] = prf[combo]
         return {"precision": out[:, 0], "recall": out[:, 1], "fmeasure": out[:, 2]}
 
 
