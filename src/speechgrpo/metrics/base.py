@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar, TypeVar
@@ -22,6 +23,35 @@ import numpy as np
 from speechgrpo.validation import References, as_references, as_texts
 
 Pairs = list[tuple[str, tuple[str, ...]]]
+
+
+@dataclass(frozen=True)
+class PairIndex:
+    """A batch of pairs as indices for the compiled kernels.
+
+    ``texts`` lists every distinct string (hypotheses and references); pair ``i`` is hypothesis
+    ``pair_hyp[i]`` against reference set ``pair_refset[i]``, whose texts are
+    ``refset_texts[refset_ptr[s]:refset_ptr[s + 1]]``; ``by_refset`` orders pairs so that each
+    reference set's pairs are adjacent (the kernels process one set's n-grams once).
+    """
+
+    texts: list[str]
+    pair_hyp: np.ndarray
+    pair_refset: np.ndarray
+    refset_ptr: np.ndarray
+    refset_texts: np.ndarray
+    by_refset: np.ndarray
+
+
+def index_pairs(pairs: Pairs) -> PairIndex:
+    texts: dict[str, int] = {}
+    refsets: dict[tuple[str, ...], int] = {}
+    pair_hyp = np.fromiter((texts.setdefault(h, len(texts)) for h, _ in pairs), np.int64, len(pairs))
+    pair_refset = np.fromiter((refsets.setdefault(r, len(refsets)) for _, r in pairs), np.int64, len(pairs))
+    refset_texts = np.fromiter((texts.setdefault(ref, len(texts)) for refs in refsets for ref in refs), np.int64)
+    refset_ptr = np.concatenate(([0], np.cumsum([len(refs) for refs in refsets]))).astype(np.int64)
+    return PairIndex(list(texts), pair_hyp, pair_refset, refset_ptr, refset_texts,
+                     np.argsort(pair_refset, kind="stable"))
 
 
 def package_version(name: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import tokenize_13a, word_ids
 from speechgrpo.validation import References
@@ -147,22 +147,18 @@ class BLEU(Metric):
         """The batch engine: all distinct texts tokenized to ids at once, n-grams counted in numba."""
         from speechgrpo.metrics.ngram_kernels import clipped_statistics, ngram_keys
 
-        texts: dict[str, int] = {}
-        refsets: dict[tuple[str, ...], int] = {}
-        pair_hyp = np.fromiter((texts.setdefault(h, len(texts)) for h, _ in pairs), np.int64, len(pairs))
-        pair_refset = np.fromiter((refsets.setdefault(r, len(refsets)) for _, r in pairs), np.int64, len(pairs))
-        refset_texts = np.fromiter((texts.setdefault(ref, len(texts)) for refs in refsets for ref in refs), np.int64)
-        refset_ptr = np.concatenate(([0], np.cumsum([len(refs) for refs in refsets]))).astype(np.int64)
-        processed = [self._preprocess(t) for t in texts]
+        index = index_pairs(pairs)
+        processed = [self._preprocess(t) for t in index.texts]
         if self.tokenize == "13a":
             words = tokenize_13a(processed, self._tokenizer)
         else:
             words = word_ids([self._tokenizer(t) for t in processed])
         keys = ngram_keys(words.ids, words.starts, words.ends, words.vocab_size, self.max_ngram_order)
-        order = np.argsort(pair_refset, kind="stable")
+        order = index.by_refset
         stats = np.empty((len(pairs), 2 + 2 * self.max_ngram_order), dtype=np.int64)
-        stats[order] = clipped_statistics(keys, words.starts, words.ends, pair_hyp[order], pair_refset[order],
-                                          refset_ptr, refset_texts, self.max_ngram_order)
+        stats[order] = clipped_statistics(keys, words.starts, words.ends, index.pair_hyp[order],
+                                          index.pair_refset[order], index.refset_ptr, index.refset_texts,
+                                          self.max_ngram_order)
         return stats
 
     def _statistics(self, pairs: Pairs) -> list[list[int]]:

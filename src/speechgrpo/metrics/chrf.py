@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import char_ids, ids_of_token_lists
 from speechgrpo.validation import References
@@ -137,13 +137,8 @@ class CHRF(Metric):
         """The batch engine: every distinct text's characters (and words) as ids, counted in numba."""
         from speechgrpo.metrics.ngram_kernels import chrf_statistics, ngram_keys
 
-        texts: dict[str, int] = {}
-        refsets: dict[tuple[str, ...], int] = {}
-        pair_hyp = np.fromiter((texts.setdefault(h, len(texts)) for h, _ in pairs), np.int64, len(pairs))
-        pair_refset = np.fromiter((refsets.setdefault(r, len(refsets)) for _, r in pairs), np.int64, len(pairs))
-        refset_texts = np.fromiter((texts.setdefault(ref, len(texts)) for refs in refsets for ref in refs), np.int64)
-        refset_ptr = np.concatenate(([0], np.cumsum([len(refs) for refs in refsets]))).astype(np.int64)
-        processed = [t.lower() for t in texts] if self.lowercase else list(texts)
+        index = index_pairs(pairs)
+        processed = [t.lower() for t in index.texts] if self.lowercase else index.texts
         chars = char_ids(processed if self.whitespace else ["".join(t.split()) for t in processed])
         char_keys = ngram_keys(chars.ids, chars.starts, chars.ends, chars.vocab_size, self.char_order)
         words = ids_of_token_lists([_split_punctuation(t) for t in processed] if self.word_order else
@@ -156,10 +151,11 @@ class CHRF(Metric):
         keys[self.char_order:, n_chars:] = word_keys
         starts = np.stack([chars.starts, words.starts + n_chars])
         lengths = np.stack([chars.ends - chars.starts, words.ends - words.starts])
-        order = np.argsort(pair_refset, kind="stable")
+        order = index.by_refset
         stats = np.empty((len(pairs), 3 * (self.char_order + self.word_order)), dtype=np.int64)
-        stats[order] = chrf_statistics(keys, starts, lengths, pair_hyp[order], pair_refset[order], refset_ptr,
-                                       refset_texts, self.char_order, self.beta, self.eps_smoothing)
+        stats[order] = chrf_statistics(keys, starts, lengths, index.pair_hyp[order], index.pair_refset[order],
+                                       index.refset_ptr, index.refset_texts, self.char_order, self.beta,
+                                       self.eps_smoothing)
         return stats
 
     def statistics(self, pairs: Pairs) -> np.ndarray:
