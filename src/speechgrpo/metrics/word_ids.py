@@ -27,10 +27,12 @@ _PADDED = np.array([c in _RULE1 for c in range(128)], dtype=np.bool_)
 
 @cache
 def _python_whitespace() -> np.ndarray:
-    """``space[c]`` is True where ``chr(c).isspace()`` (all such code points are <= U+3000)."""
+    """``space[c]`` is True where ``chr(c).isspace()``; the kernels assume none lies above U+3000."""
+    whitespace = [c for c in range(0x110000) if chr(c).isspace()]
+    if max(whitespace) > 0x3000:  # a future Unicode database; the kernel's bound would be wrong
+        raise RuntimeError(f"whitespace code point U+{max(whitespace):04X} above U+3000: update text_kernels")
     space = np.zeros(0x3001, dtype=np.bool_)
-    for c in range(0x3001):
-        space[c] = chr(c).isspace()
+    space[whitespace] = True
     return space
 
 
