@@ -65,7 +65,7 @@ def _metric_reward(metric_cls: type[Metric], name: str, **fixed: Any) -> Callabl
     return factory
 
 
-_CHEAP = "cheap: pure Python/C, tens of µs per pair on one CPU core"
+_CHEAP = "cheap: about 4-40 µs per pair on one CPU core (see docs/benchmarks.md)"
 register_reward("bleu", _metric_reward(BLEU, "bleu"), "sentence BLEU / 100 (13a, exp smoothing, effective order)",
                 "sacrebleu BLEU(effective_order=True).sentence_score", _CHEAP)
 register_reward("chrf", _metric_reward(CHRF, "chrf"), "chrF / 100", "sacrebleu CHRF().sentence_score", _CHEAP)
