@@ -36,6 +36,8 @@ def score_table(batch: FlatBatch, specs: Sequence[str]) -> pd.DataFrame:
         row: dict[str, object] = {"reward": spec}
         try:
             reward = parse_reward(spec)
+            # warm-up outside the timing: model loading, and numba's kernel compilation on a first run
+            reward(batch.completions[:2], batch.references[:2], off_policy=batch.off_policy[:2])
             start = time.perf_counter()
             result = reward(batch.completions, batch.references, group_ids=batch.group_ids,
                             off_policy=batch.off_policy)
@@ -70,7 +72,8 @@ def run_demo(groups: Sequence[Group] | None = None, specs: Sequence[str] = DEFAU
     groups = list(groups) if groups is not None else example_groups()
     batch = flatten(groups)
     print(f"Scoring {len(batch.completions)} completions in {len(groups)} groups "
-          f"({int(batch.off_policy.sum())} off-policy) with {len(specs)} rewards.\n")
+          f"({int(batch.off_policy.sum())} off-policy) with {len(specs)} rewards "
+          "(ms: the whole batch, after a warm-up call that loads models and compiled kernels).\n")
     table = score_table(batch, specs)
     with pd.option_context("display.max_columns", 20, "display.width", 200, "display.max_colwidth", 60,
                            "display.float_format", "{:.3f}".format):
