@@ -312,3 +312,36 @@ def format_machine(info: dict[str, str], markdown: bool) -> str:
     if markdown:
         return "\n".join(f"- **{key}:** {value}" for key, value in info.items())
     return "\n".join(f"{key + ':':15s}{value}" for key, value in info.items())
+
+
+def report(title: str, command: str, machine: dict[str, str], render_table: Callable[[bool], str],
+           notes: Sequence[str], names: Sequence[str], details: Sequence[str] | None = None,
+           markdown_path: str | None = None) -> None:
+    """Print a benchmark's results and, with ``markdown_path``, write them as Markdown (same content).
+
+    ``render_table(markdown)`` renders the results table; ``details`` are extra lines (None: no section).
+    """
+    print()
+    print(f"command: {command}")
+    print(format_machine(machine, markdown=False))
+    print()
+    print(render_table(False))
+    print()
+    print("\n".join(notes))
+    if details is not None:
+        print()
+        print("\n".join(details))
+    if not markdown_path:
+        return
+    with open(markdown_path, "w", encoding="utf-8") as handle:
+        handle.write(f"# {title}\n\n")
+        handle.write(f"Command: `.venv/bin/python {command}`\n\n")
+        handle.write(format_machine(machine, markdown=True) + "\n\n")
+        handle.write(render_table(True) + "\n\n")
+        handle.write("\n".join(f"- {note}" for note in notes) + "\n\n")
+        if details is not None:
+            handle.write("Details (reference errors and the largest differences):\n\n")
+            handle.write("\n".join(f"- `{line}`" for line in details or ["none"]) + "\n\n")
+        handle.write("References:\n\n" + "\n".join(f"- {name}: `{SPECS[name].reference_text}`" for name in names)
+                     + "\n")
+    print(f"wrote {markdown_path}", file=sys.stderr)

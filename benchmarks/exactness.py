@@ -231,27 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "identical = equal floats; within 1e-6 = |diff| <= 1e-6 (BERTScore's tolerance); "
         "pairs where the reference raised are not compared",
     ]
-    print()
-    print(f"command: {command}")
-    print(common.format_machine(machine, markdown=False))
-    print()
-    print(table(results, markdown=False))
-    print()
-    print("\n".join(notes))
-    print()
-    print("\n".join(details(results)))
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as handle:
-            handle.write("# speechgrpo metric exactness\n\n")
-            handle.write(f"Command: `.venv/bin/python {command}`\n\n")
-            handle.write(common.format_machine(machine, markdown=True) + "\n\n")
-            handle.write(table(results, markdown=True) + "\n\n")
-            handle.write("\n".join(f"- {note}" for note in notes) + "\n\n")
-            handle.write("Details (reference errors and the largest differences):\n\n")
-            handle.write("\n".join(f"- `{line}`" for line in details(results) or ["none"]) + "\n\n")
-            handle.write("References:\n\n" + "\n".join(
-                f"- {name}: `{common.SPECS[name].reference_text}`" for name in names) + "\n")
-        print(f"wrote {args.markdown}", file=sys.stderr)
+    common.report("speechgrpo metric exactness", command, machine, lambda md: table(results, markdown=md), notes,
+                  names, details(results), args.markdown)
     return 0
 
 

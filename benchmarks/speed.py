@@ -186,23 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ours = one batched Metric.score call (identical pairs scored once); reference = one call per pair",
         "mismatches = pairs whose scores are not identical floats (BERTScore: |diff| > tol)",
     ]
-    print()
-    print(f"command: {command}")
-    print(common.format_machine(machine, markdown=False))
-    print()
-    print(table(results, markdown=False))
-    print()
-    print("\n".join(notes))
-    if args.markdown:
-        with open(args.markdown, "w", encoding="utf-8") as handle:
-            handle.write("# speechgrpo metric speed\n\n")
-            handle.write(f"Command: `.venv/bin/python {command}`\n\n")
-            handle.write(common.format_machine(machine, markdown=True) + "\n\n")
-            handle.write(table(results, markdown=True) + "\n\n")
-            handle.write("\n".join(f"- {note}" for note in notes) + "\n\n")
-            handle.write("References:\n\n" + "\n".join(
-                f"- {name}: `{common.SPECS[name].reference_text}`" for name in names) + "\n")
-        print(f"wrote {args.markdown}", file=sys.stderr)
+    common.report("speechgrpo metric speed", command, machine, lambda md: table(results, markdown=md), notes,
+                  names, None, args.markdown)
     return 0
 
 
