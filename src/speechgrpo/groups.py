@@ -1,4 +1,4 @@
-"""GRPO groups: which samples share a prompt, and statistics computed within each group."""
+"""GRPO groups: which samples share a prompt (statistics within groups live in ``speechgrpo.advantages``)."""
 
 from __future__ import annotations
 
@@ -27,25 +27,3 @@ def as_group_ids(group_ids: Any, n: int, references: Sequence[Hashable] | None =
         raise TypeError(f"group_ids must be a 1-D sequence of integers, got dtype {ids.dtype}")
     return ids.astype(np.int64, copy=False)
 
-
-def group_zscore(values: np.ndarray, group_ids: np.ndarray, in_stats: np.ndarray | None = None,
-                 std_tol: float = 1e-8) -> np.ndarray:
-    """``(x - group mean) / group std`` with the biased std, over the samples in ``in_stats``.
-
-    Groups whose std is below ``std_tol`` get exactly 0 (no amplification of float residue).
-    """
-    values = np.asarray(values, dtype=np.float64)
-    mask = np.ones(len(values), dtype=bool) if in_stats is None else np.asarray(in_stats, dtype=bool)
-    _, inverse = np.unique(group_ids, return_inverse=True)
-    n_groups = int(inverse.max()) + 1 if len(inverse) else 0
-    weight = mask.astype(np.float64)
-    count = np.bincount(inverse, weights=weight, minlength=n_groups)
-    safe = np.maximum(count, 1.0)
-    mean = np.bincount(inverse, weights=values * weight, minlength=n_groups) / safe
-    centered = values - mean[inverse]
-    var = np.bincount(inverse, weights=centered**2 * weight, minlength=n_groups) / safe
-    std = np.sqrt(var)
-    out = np.zeros_like(values)
-    ok = std[inverse] >= std_tol
-    out[ok] = centered[ok] / std[inverse][ok]
-    return out

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from speechgrpo.groups import group_zscore
+from speechgrpo.advantages import group_advantages
 from speechgrpo.rewards.base import Reward, RewardBatch, RewardResult
 from speechgrpo.validation import check_weight
 
@@ -100,7 +100,9 @@ class GroupNormalizedSum(WeightedSum):
         results = self._child_results(batch)
         scores = np.zeros(len(batch), dtype=np.float64)
         for weight, result in zip(self.weights, results, strict=True):
-            scores += weight * group_zscore(result.scores, batch.group_ids, result.in_group_stats)
+            normalized = group_advantages(result.scores, batch.group_ids, off_policy=~result.in_group_stats,
+                                          off_policy_in_stats=False)
+            scores += weight * normalized.advantages
         return scores, _merge_components(self.children, results)
 
 
