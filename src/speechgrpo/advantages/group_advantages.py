@@ -16,6 +16,9 @@ import numpy as np
 
 from speechgrpo.advantages.config import AdvantageConfig, advantage_config
 
+MAX_ABS_REWARD = 1e12
+"""Larger rewards are rejected: their squares could overflow the statistics of a big batch."""
+
 
 @dataclass(frozen=True)
 class GroupAdvantages:
@@ -104,10 +107,11 @@ def _check_rewards(ops: _Ops, rewards: Any) -> Any:
     r = ops.floats(rewards)
     if r.ndim not in (1, 2):
         raise ValueError(f"rewards must have shape (n,) or (n, n_rewards), got {tuple(r.shape)}")
-    bad = ops.xp.isinf(r)
+    bad = ops.xp.abs(r) > MAX_ABS_REWARD
     if bool(bad.any()):
         index = [int(i) for i in np.argwhere(ops.numpy(bad))[0]]
-        raise ValueError(f"rewards{index} is infinite; use NaN for a missing reward")
+        raise ValueError(f"rewards{index} = {float(r[tuple(index)])} is infinite or above {MAX_ABS_REWARD:g} in "
+                         "magnitude; use NaN for a missing reward")
     return r
 
 
@@ -183,7 +187,8 @@ def group_advantages(rewards: Any, groups: Any, *, preset: str | AdvantageConfig
         rewards: shape ``(n,)``, or ``(n, k)`` for ``k`` reward functions combined by ``reward_weights``
             according to ``aggregation``. A numpy array (or list) gives numpy results, a torch tensor
             gives tensors on its device. NaN marks a missing reward (TRL's ``None``): the sample is left
-            out of the statistics and gets advantage 0. Infinite rewards are an error.
+            out of the statistics and gets advantage 0. Infinite rewards, or above ``MAX_ABS_REWARD`` in
+            magnitude, are an error.
         groups: the group size (samples of a group contiguous), or one group id per sample (ints or
             strings, any order, groups of any size).
         preset: a name from :data:`ADVANTAGE_PRESETS` (``"trl"``, ``"verl"``, ``"openrlhf"``,
@@ -205,6 +210,8 @@ def group_advantages(rewards: Any, groups: Any, *, preset: str | AdvantageConfig
     weights = ops.floats([1.0] * columns.shape[1] if reward_weights is None else list(reward_weights))
     if weights.shape != (columns.shape[1],):
         raise ValueError(f"reward_weights has {weights.shape[0]} entries but rewards have {columns.shape[1]} columns")
+    if not bool(xp.isfinite(weights).all()):
+        raise ValueError(f"reward_weights must be finite, got {ops.numpy(weights).tolist()}")
     present = ~xp.isnan(columns)
     valid = present.any(1)
     summed = xp.where(present, columns, 0.0) @ weights
@@ -231,8 +238,8 @@ def group_advantages(rewards: Any, groups: Any, *, preset: str | AdvantageConfig
 
     if config.whiten:
         tokens = xp.ones_like(summed) if token_counts is None else ops.floats(token_counts)
-        if tokens.shape != (n,) or bool((tokens < 0).any()):
-            raise ValueError(f"token_counts must be {n} non-negative numbers")
+        if tokens.shape != (n,) or not bool((xp.isfinite(tokens) & (tokens >= 0)).all()):
+            raise ValueError(f"token_counts must be {n} finite non-negative numbers")
         count, mean, std = _batch_moments(ops, advantages, xp.where(in_stats, tokens, 0.0), config.std_unbiased)
         whitened, defined = _divide(ops, advantages - mean, std, config)
         signal = defined & (count > 0) & (std >= config.zero_std_tol)
