@@ -264,7 +264,7 @@ def test_z_scores_are_shift_and_scale_invariant(samples: list[tuple[int, float]]
        st.sampled_from(sorted(ADVANTAGE_PRESETS)), st.booleans())
 def test_no_nan_or_inf_for_any_input(samples: list[tuple[int, float, bool, int]], preset: str,
                                      off_in_stats: bool) -> None:
-    ids, rewards, off, tokens = (np.array(column) for column in zip(*samples))
+    ids, rewards, off, tokens = (np.array(column) for column in zip(*samples, strict=True))
     out = group_advantages(rewards, ids, preset=preset, off_policy=off, token_counts=tokens,
                            off_policy_in_stats=off_in_stats)
     assert np.isfinite(out.advantages).all()

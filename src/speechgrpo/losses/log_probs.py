@@ -30,6 +30,6 @@ def token_log_probs(logits: torch.Tensor, token_ids: torch.Tensor, temperature: 
 
 def token_entropy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Entropy of ``softmax(logits / temperature)`` per position: shape ``logits.shape[:-1]``, float32."""
-    probs = torch.softmax(_finite_logits(logits, temperature), dim=-1)
-    entropy: torch.Tensor = -torch.special.xlogy(probs, probs).sum(-1)
-    return entropy
+    logits = _finite_logits(logits, temperature)
+    # logsumexp - E_p[logit]: finite value and gradient even where p underflows to 0 (p log p would not be).
+    return torch.logsumexp(logits, dim=-1) - (torch.softmax(logits, dim=-1) * logits).sum(-1)
