@@ -342,6 +342,7 @@ def report(title: str, command: str, machine: dict[str, str], render_table: Call
         if details is not None:
             handle.write("Details (reference errors and the largest differences):\n\n")
             handle.write("\n".join(f"- `{line}`" for line in details or ["none"]) + "\n\n")
-        handle.write("References:\n\n" + "\n".join(f"- {name}: `{SPECS[name].reference_text}`" for name in names)
-                     + "\n")
+        if names:
+            handle.write("References:\n\n" + "\n".join(f"- {name}: `{SPECS[name].reference_text}`"
+                                                       for name in names) + "\n")
     print(f"wrote {markdown_path}", file=sys.stderr)
