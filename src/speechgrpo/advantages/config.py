@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from speechgrpo.presets import check_choice, resolve_preset
 
 Center = Literal["group", "leave_one_out", "none"]
 Scale = Literal["group", "batch", "none"]
@@ -53,9 +54,9 @@ class AdvantageConfig:
     aggregation: Aggregation = "sum_then_normalize"
 
     def __post_init__(self) -> None:
-        _check_choice("center", self.center, ("group", "leave_one_out", "none"))
-        _check_choice("scale", self.scale, ("group", "batch", "none"))
-        _check_choice("aggregation", self.aggregation, ("sum_then_normalize", "normalize_then_sum"))
+        check_choice("center", self.center, ("group", "leave_one_out", "none"))
+        check_choice("scale", self.scale, ("group", "batch", "none"))
+        check_choice("aggregation", self.aggregation, ("sum_then_normalize", "normalize_then_sum"))
         for name in ("epsilon", "std_floor", "zero_std_tol"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 and
@@ -63,15 +64,6 @@ class AdvantageConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.clip is not None and not (isinstance(self.clip, (int, float)) and self.clip > 0):
             raise ValueError(f"clip must be a positive number or None, got {self.clip!r}")
-
-    def replace(self, **changes: Any) -> AdvantageConfig:
-        """A copy with some fields changed (checked again)."""
-        return dataclasses.replace(self, **changes)
-
-
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 ADVANTAGE_PRESETS: dict[str, AdvantageConfig] = {
@@ -104,12 +96,4 @@ ADVANTAGE_PRESETS: dict[str, AdvantageConfig] = {
 
 def advantage_config(preset: str | AdvantageConfig | None = None, **overrides: Any) -> AdvantageConfig:
     """A preset by name (see ``ADVANTAGE_PRESETS``) or a config, with fields overridden."""
-    if preset is None:
-        config = AdvantageConfig()
-    elif isinstance(preset, AdvantageConfig):
-        config = preset
-    elif preset in ADVANTAGE_PRESETS:
-        config = ADVANTAGE_PRESETS[preset]
-    else:
-        raise ValueError(f"unknown advantage preset {preset!r}; choose from {', '.join(sorted(ADVANTAGE_PRESETS))}")
-    return config.replace(**overrides) if overrides else config
+    return resolve_preset(preset, ADVANTAGE_PRESETS, AdvantageConfig, "advantage", overrides)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from speechgrpo.presets import check_choice, resolve_preset
 
 RatioLevel = Literal["token", "sequence"]
 LossAggregation = Literal["sequence_mean", "token_mean", "constant"]
@@ -49,11 +50,9 @@ class LossConfig:
     log_ratio_limit: float = 20.0
 
     def __post_init__(self) -> None:
-        for name, choices in (("ratio_level", ("token", "sequence")),
-                              ("aggregation", ("sequence_mean", "token_mean", "constant")),
-                              ("kl_estimator", ("k1", "k2", "k3"))):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {getattr(self, name)!r}")
+        check_choice("ratio_level", self.ratio_level, ("token", "sequence"))
+        check_choice("aggregation", self.aggregation, ("sequence_mean", "token_mean", "constant"))
+        check_choice("kl_estimator", self.kl_estimator, ("k1", "k2", "k3"))
         for name in ("epsilon_low", "epsilon_high", "beta", "entropy_coef", "off_policy_shaping", "log_ratio_limit"):
             value = getattr(self, name)
             if value is None and name in ("epsilon_high", "off_policy_shaping"):
@@ -69,10 +68,6 @@ class LossConfig:
     @property
     def clip_high(self) -> float:
         return self.epsilon_low if self.epsilon_high is None else self.epsilon_high
-
-    def replace(self, **changes: Any) -> LossConfig:
-        """A copy with some fields changed (checked again)."""
-        return dataclasses.replace(self, **changes)
 
 
 LOSS_PRESETS: dict[str, LossConfig] = {
@@ -96,12 +91,4 @@ LOSS_PRESETS: dict[str, LossConfig] = {
 
 def loss_config(preset: str | LossConfig | None = None, **overrides: Any) -> LossConfig:
     """A preset by name (see ``LOSS_PRESETS``) or a config, with fields overridden."""
-    if preset is None:
-        config = LossConfig()
-    elif isinstance(preset, LossConfig):
-        config = preset
-    elif preset in LOSS_PRESETS:
-        config = LOSS_PRESETS[preset]
-    else:
-        raise ValueError(f"unknown loss preset {preset!r}; choose from {', '.join(sorted(LOSS_PRESETS))}")
-    return config.replace(**overrides) if overrides else config
+    return resolve_preset(preset, LOSS_PRESETS, LossConfig, "loss", overrides)
