@@ -1,0 +1,161 @@
+"""What every framework adapter shares: turning labels into references, one engine call per batch,
+the signature logged once, and a never-raise mode for trainers that swallow exceptions.
+
+Framework modules (``trl``, ``openrlhf``, ``verl``, the reward server) only translate their calling
+convention into :meth:`AdapterReward.score`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from speechgrpo.rewards import Reward, as_reward
+
+logger = logging.getLogger("speechgrpo.adapters")
+
+#: Keys tried, in order, when a label is a dict (verl's ``reward_model`` field, user JSON rows).
+LABEL_KEYS = ("references", "reference", "ground_truth", "answers", "answer", "label", "target", "text")
+
+
+class LabelError(ValueError):
+    """A label from which no reference string can be read."""
+
+
+def references_from_label(label: Any, where: str) -> tuple[str, ...]:
+    """The reference strings of one sample.
+
+    A label may be a string, a list/tuple of strings (several references), a dict holding one of
+    :data:`LABEL_KEYS` (SQuAD-style ``{"text": [...]}`` included), or a JSON string of any of these
+    being what a framework stored (OpenRLHF passes the dataset value as-is).
+    """
+    if isinstance(label, str):
+        return (label,)
+    if isinstance(label, Mapping):
+        for key in LABEL_KEYS:
+            if key in label:
+                return references_from_label(label[key], f"{where}[{key!r}]")
+        raise LabelError(f"{where} is a dict without any of the keys {', '.join(LABEL_KEYS)}: keys {sorted(label)}")
+    if isinstance(label, (list, tuple, np.ndarray)):
+        refs = tuple(label.tolist() if isinstance(label, np.ndarray) else label)
+        if not refs:
+            raise LabelError(f"{where} is an empty list: every sample needs at least one reference")
+        for j, ref in enumerate(refs):
+            if not isinstance(ref, str):
+                raise LabelError(f"{where}[{j}] must be a string, got {type(ref).__name__} {ref!r}"[:160])
+        return refs
+    raise LabelError(f"{where} must be a string, a list of strings or a dict with a reference key, "
+                     f"got {type(label).__name__} {label!r}"[:200])
+
+
+def group_ids_of_runs(keys: Sequence[Any]) -> np.ndarray:
+    """Group ids from contiguous runs of equal keys (a GRPO batch lists a prompt's G samples together)."""
+    ids = np.zeros(len(keys), dtype=np.int64)
+    for i in range(1, len(keys)):
+        ids[i] = ids[i - 1] + (keys[i] != keys[i - 1])
+    return ids
+
+
+@dataclass(frozen=True)
+class AdapterScores:
+    """Scores of one adapter call: ``scores`` (float per sample), ``components`` and per-sample errors."""
+
+    scores: list[float]
+    components: dict[str, list[float]]
+    errors: dict[int, str]
+
+
+class AdapterReward:
+    """A speechgrpo reward as framework adapters use it.
+
+    Args:
+        reward: a spec string (``"0.7*bleu + 0.3*chrf"``), a :class:`~speechgrpo.rewards.Reward` or a
+            batched function (see :func:`speechgrpo.rewards.as_reward`).
+        error_value: with ``safe=True`` in :meth:`score`, the score of a sample that cannot be scored.
+    """
+
+    def __init__(self, reward: str | Reward | Callable[..., Any], error_value: float = 0.0) -> None:
+        self.reward = as_reward(reward)
+        if not math.isfinite(error_value):
+            raise ValueError(f"error_value must be finite, got {error_value}")
+        self.error_value = float(error_value)
+        self._signature_logged = False
+        self._lock = threading.Lock()
+
+    @property
+    def signature(self) -> str:
+        return self.reward.signature
+
+    def log_signature_once(self) -> None:
+        """Log the reward's signature the first time it scores (what makes a run's rewards reproducible)."""
+        with self._lock:
+            if self._signature_logged:
+                return
+            self._signature_logged = True
+        logger.info("speechgrpo reward %s", self.signature)
+
+    def score(self, completions: Sequence[Any], labels: Sequence[Any], *, group_ids: Sequence[int] | None = None,
+              off_policy: Sequence[bool] | None = None, safe: bool = False, **extra: Sequence[Any]) -> AdapterScores:
+        """Score a batch in one engine call.
+
+        With ``safe=False`` bad input raises (a clear error naming the index). With ``safe=True`` nothing
+        raises: a sample whose label or completion is unusable gets ``error_value``, the others are
+        still scored together, and every problem is logged and returned in ``errors``.
+        """
+        self.log_signature_once()
+        if len(labels) != len(completions):
+            message = f"{len(labels)} labels for {len(completions)} completions"
+            if not safe:
+                raise ValueError(message)
+            logger.error("speechgrpo reward: %s; every sample gets %s", message, self.error_value)
+            return AdapterScores([self.error_value] * len(completions), {}, dict.fromkeys(range(len(completions)),
+                                                                                         message))
+        errors: dict[int, str] = {}
+        references: list[tuple[str, ...]] = []
+        for i, label in enumerate(labels):
+            try:
+                references.append(references_from_label(label, f"labels[{i}]"))
+            except LabelError as err:
+                if not safe:
+                    raise
+                errors[i] = str(err)
+                references.append(("",))
+        for i, completion in enumerate(completions):
+            if not isinstance(completion, str):
+                if not safe:
+                    raise TypeError(f"completions[{i}] must be str, got {type(completion).__name__}")
+                errors.setdefault(i, f"completions[{i}] is {type(completion).__name__}, not str")
+        good = [i for i in range(len(completions)) if i not in errors]
+        scores = [self.error_value] * len(completions)
+        components: dict[str, list[float]] = {}
+        if good:
+            subset = good if errors else None
+            try:
+                result = self.reward(
+                    [completions[i] for i in good], [references[i] for i in good],
+                    group_ids=None if group_ids is None else [group_ids[i] for i in good],
+                    off_policy=None if off_policy is None else np.asarray([bool(off_policy[i]) for i in good]),
+                    **({k: [v[i] for i in good] for k, v in extra.items()} if subset else extra))
+            except Exception as err:
+                if not safe:
+                    raise
+                logger.exception("speechgrpo reward failed on a batch of %d; every sample gets %s", len(good),
+                                 self.error_value)
+                errors.update(dict.fromkeys(good, f"{type(err).__name__}: {err}"))
+            else:
+                for j, i in enumerate(good):
+                    scores[i] = float(result.scores[j])
+                for name, values in result.components.items():
+                    column = [self.error_value] * len(completions)
+                    for j, i in enumerate(good):
+                        column[i] = float(values[j])
+                    components[name] = column
+        for i, message in sorted(errors.items()):
+            logger.error("speechgrpo reward: sample %d scored %s: %s", i, self.error_value, message)
+        return AdapterScores(scores, components, errors)
