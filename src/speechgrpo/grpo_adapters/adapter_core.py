@@ -88,6 +88,12 @@ class AdapterReward:
         self._signature_logged = False
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:  # picklable (TRL's async workers pickle reward functions)
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
+
     @property
     def signature(self) -> str:
         return self.reward.signature
