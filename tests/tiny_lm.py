@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-WORDS = ("the cat sat on the mat a dog ran in park one two three four five six red green blue yellow black "
-         "white der die das ein eine hund katze zug hat heute").split()
+WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "in", "park", "one", "two", "three", "four", "five",
+         "six", "red", "green", "blue", "yellow", "black", "white", "der", "die", "das", "ein", "eine", "hund",
+         "katze", "zug", "hat", "heute"]
 
 
 def build_tiny_lm(directory: Path, seed: int = 0) -> Path:
