@@ -281,7 +281,8 @@ def serve(reward: str | Reward | Callable[..., Any] | OpenRLHFReward, host: str 
 
     app = create_app(reward, **options)
     web.run_app(app, host=host, port=port, access_log=None,
-                print=lambda line: print(f"{line}\nOpenRLHF: --reward.remote_url http://{host}:{port}/get_reward"))
+                print=lambda line: print(f"{line}\nOpenRLHF: --reward.remote_url http://{host}:{port}/get_reward",
+                                          flush=True))
 
 
 class ServerThread:
