@@ -1,0 +1,9 @@
+"""speechgrpo's BERTScore as a Hugging Face evaluate module (metric card: README.md beside this file)."""
+
+from speechgrpo import metrics
+from speechgrpo.grpo_adapters.hf_evaluate import SpeechgrpoMetric
+
+
+class Bertscore(SpeechgrpoMetric):
+    metric_class = metrics.BERTScore
+    extra = "bertscore"

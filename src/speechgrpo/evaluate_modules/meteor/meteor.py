@@ -1,0 +1,9 @@
+"""speechgrpo's METEOR as a Hugging Face evaluate module (metric card: README.md beside this file)."""
+
+from speechgrpo import metrics
+from speechgrpo.grpo_adapters.hf_evaluate import SpeechgrpoMetric
+
+
+class Meteor(SpeechgrpoMetric):
+    metric_class = metrics.METEOR
+    extra = "meteor"

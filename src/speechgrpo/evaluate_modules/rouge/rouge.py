@@ -1,0 +1,8 @@
+"""speechgrpo's ROUGE as a Hugging Face evaluate module (metric card: README.md beside this file)."""
+
+from speechgrpo import metrics
+from speechgrpo.grpo_adapters.hf_evaluate import SpeechgrpoMetric
+
+
+class Rouge(SpeechgrpoMetric):
+    metric_class = metrics.ROUGE
