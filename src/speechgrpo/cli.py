@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from speechgrpo.grpo_adapters import openrlhf, reward_server
+
 
 def _demo(args: argparse.Namespace) -> int:
     from speechgrpo.demo import DEFAULT_REWARDS, run_demo
@@ -38,6 +40,23 @@ def _rewards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _module_path(args: argparse.Namespace) -> int:
+    if args.framework == "verl":
+        if args.name:
+            raise ValueError("module-path verl takes no name")
+        from speechgrpo.grpo_adapters.verl import module_path
+
+        print(module_path())
+        return 0
+    from speechgrpo.grpo_adapters.hf_evaluate import available_modules
+    from speechgrpo.grpo_adapters.hf_evaluate import module_path as evaluate_module_path
+
+    if not args.name:
+        raise ValueError(f"module-path evaluate needs a metric name: {', '.join(available_modules())}")
+    print(evaluate_module_path(args.name))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="speechgrpo", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     wordnet.set_defaults(run=_setup_wordnet)
     rewards = commands.add_parser("rewards", help="list the registered rewards")
     rewards.set_defaults(run=_rewards)
+    paths = commands.add_parser("module-path", help="print the path of an adapter module: verl's "
+                                "custom_reward_function.path, or an evaluate.load() module")
+    paths.add_argument("framework", choices=["verl", "evaluate"])
+    paths.add_argument("name", nargs="?", help="metric name for evaluate (bleu, chrf, ...)")
+    paths.set_defaults(run=_module_path)
+    openrlhf.add_cli(commands)
+    reward_server.add_cli(commands)
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)

@@ -31,9 +31,9 @@ class LabelError(ValueError):
 def references_from_label(label: Any, where: str) -> tuple[str, ...]:
     """The reference strings of one sample.
 
-    A label may be a string, a list/tuple of strings (several references), a dict holding one of
-    :data:`LABEL_KEYS` (SQuAD-style ``{"text": [...]}`` included), or a JSON string of any of these
-    being what a framework stored (OpenRLHF passes the dataset value as-is).
+    A label may be a string (used verbatim), a list/tuple of strings (several references), or a dict
+    holding one of :data:`LABEL_KEYS` (SQuAD-style ``{"text": [...]}`` included). Frameworks pass the
+    dataset value as stored (OpenRLHF's ``--data.label_key`` column, verl's ``ground_truth``).
     """
     if isinstance(label, str):
         return (label,)

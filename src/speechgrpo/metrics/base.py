@@ -10,6 +10,7 @@ completions often holds duplicates, and every metric here is a pure function of 
 
 from __future__ import annotations
 
+import functools
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -54,8 +55,9 @@ def index_pairs(pairs: Pairs) -> PairIndex:
                      np.argsort(pair_refset, kind="stable"))
 
 
+@functools.cache
 def package_version(name: str) -> str:
-    """Installed version of a distribution, or ``"missing"``."""
+    """Installed version of a distribution, or ``"missing"`` (cached: signatures are built on every call)."""
     try:
         return version(name)
     except PackageNotFoundError:
