@@ -130,3 +130,12 @@ def test_grpo_trainer_logs_our_rewards(tmp_path: Path) -> None:
         assert entry["rewards/bleu_chrf/mean"] == pytest.approx(
             parse_reward("0.5*bleu + 0.5*chrf")(completions, references).scores.mean(), abs=1e-6)
         assert "bleu_chrf/chrf" in entry and "rewards/bertscore/mean" in entry
+
+
+def test_signature_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    reward = trl_reward("0.5*bleu + 0.5*chrf")
+    with caplog.at_level("INFO", logger="speechgrpo.adapters"):
+        for _ in range(3):
+            reward(prompts=PROMPTS, completions=COMPLETIONS, reference=REFERENCES)
+    logged = [r.getMessage() for r in caplog.records if "speechgrpo reward" in r.getMessage()]
+    assert logged == [f"speechgrpo reward {reward.signature}"]
