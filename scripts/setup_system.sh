@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System data speechgrpo uses beyond PyPI: WordNet 3.0 for METEOR (Debian: wordnet-base,
-# wordnet-sense-index), converted into NLTK's layout by `speechgrpo setup-wordnet`.
+# wordnet-sense-index), converted into NLTK's layout by `speechgrpo setup-wordnet`, and espeak-ng, the
+# speech synthesizer of the bundled spoken task (`speechgrpo data synth`).
 # Installs the Debian packages when it can (root + apt-get); otherwise says what to do.
 set -u
 speechgrpo=${1:-speechgrpo}
@@ -13,6 +14,16 @@ if [ ! -f /usr/share/wordnet/data.noun ] || [ ! -f /usr/share/wordnet/index.sens
     echo "setup: WordNet is missing and cannot be installed here (needs root and apt-get)."
     echo "       Install wordnet-base and wordnet-sense-index, or run 'python -m nltk.downloader wordnet'"
     echo "       with network access; METEOR is unavailable until then (everything else works)."
+  fi
+fi
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing espeak-ng from Debian packages (speech synthesis for the bundled task)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      espeak-ng >/dev/null) || echo "setup: apt-get failed; 'speechgrpo data synth' will be unavailable"
+  else
+    echo "setup: espeak-ng is missing and cannot be installed here (needs root and apt-get)."
+    echo "       Install it (e.g. 'apt-get install espeak-ng') to synthesize the bundled spoken task."
   fi
 fi
 if [ -f /usr/share/wordnet/data.noun ]; then

@@ -1,0 +1,126 @@
+"""The one interface the trainer uses for every speech LLM (audio + text prompt -> text).
+
+A GRPO step needs four things from a model: turn prompts into model inputs, sample several completions
+per prompt, score given completions token by token (policy, old policy, reference, and off-policy
+references for MP-GRPO), and save/load. Implementations wrap Granite Speech and Qwen2-Audio through
+transformers, and the small bundled model that trains from scratch on a CPU.
+
+Conventions:
+- Audio is mono float32 at :data:`SAMPLE_RATE` (16 kHz); ``None`` for a text-only prompt.
+- Completions are token ids *after* the prompt, ending with the EOS token when the model stopped;
+  ``mask`` is true on completion tokens (EOS included: the policy must learn to stop) and false on padding.
+- ``module`` is the trainable ``torch.nn.Module``. The trainer may replace it by a wrapped version
+  (``accelerate`` / DDP); implementations run gradient-carrying forwards through ``self.module(...)`` and
+  generation through :meth:`unwrapped`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class SpeechPrompt:
+    """One prompt: the audio (16 kHz mono float32, or ``None``) and the text instruction or question."""
+
+    audio: np.ndarray | None
+    text: str
+
+
+@dataclass
+class PromptBatch:
+    """Model inputs for a batch of prompts, on the model's device (model-specific tensors in ``inputs``)."""
+
+    inputs: dict[str, torch.Tensor]
+    size: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Completions:
+    """Token ids after the prompt, ``(n, length)`` right-padded, with their mask and decoded texts.
+
+    ``prompt_index[i]`` is the prompt row that completion ``i`` answers (generation lays a prompt's samples
+    next to each other: ``[p0, p0, ..., p1, p1, ...]``).
+    """
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    texts: list[str]
+    prompt_index: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Decoding settings; ``greedy=True`` ignores temperature and top-p."""
+
+    max_new_tokens: int = 200
+    temperature: float = 1.0
+    top_p: float = 1.0
+    greedy: bool = False
+
+
+class SpeechLM(ABC):
+    """A speech LLM as the trainer and the evaluator use it."""
+
+    module: torch.nn.Module
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unwrapped().parameters()).device
+
+    def unwrapped(self) -> torch.nn.Module:
+        """``module`` without a DDP / accelerate wrapper (for generation and saving)."""
+        module = self.module
+        while hasattr(module, "module") and isinstance(module.module, torch.nn.Module):
+            module = module.module
+        return module
+
+    @abstractmethod
+    def encode_prompts(self, prompts: Sequence[SpeechPrompt]) -> PromptBatch:
+        """Audio features and templated, tokenized prompt text, on the model's device."""
+
+    @abstractmethod
+    def generate(self, batch: PromptBatch, num_samples: int, sampling: SamplingConfig,
+                 generator: torch.Generator | None = None) -> Completions:
+        """``num_samples`` completions per prompt (KV-cached decoding), prompt by prompt in order."""
+
+    @abstractmethod
+    def encode_completions(self, texts: Sequence[str], prompt_index: torch.Tensor) -> Completions:
+        """Tokenize given completions (SFT targets, MP-GRPO references), EOS appended, as :class:`Completions`."""
+
+    @abstractmethod
+    def completion_logits(self, batch: PromptBatch, completions: Completions) -> torch.Tensor:
+        """Next-token logits at each completion position, ``(n, length, vocab)``, through ``self.module``
+        (so gradients flow and a DDP wrapper sees the forward)."""
+
+    def completion_log_probs(self, batch: PromptBatch, completions: Completions,
+                             temperature: float = 1.0) -> torch.Tensor:
+        """Per-token log-probs of the completion tokens, ``(n, length)``; 0 at padding."""
+        from speechgrpo.losses import token_log_probs
+
+        logits = self.completion_logits(batch, completions)
+        log_probs = token_log_probs(logits, completions.ids, temperature=temperature)
+        return torch.where(completions.mask, log_probs, 0.0)
+
+    @abstractmethod
+    def save(self, directory: str | Path) -> None:
+        """Write weights, config and tokenizer/processor so that :meth:`load` restores the same model."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu",
+             dtype: torch.dtype = torch.float32) -> SpeechLM:
+        """Load a model saved by :meth:`save` (or a compatible local checkpoint)."""
