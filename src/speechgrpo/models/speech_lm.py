@@ -10,8 +10,8 @@ Conventions:
 - Completions are token ids *after* the prompt, ending with the EOS token when the model stopped;
   ``mask`` is true on completion tokens (EOS included: the policy must learn to stop) and false on padding.
 - ``module`` is the trainable ``torch.nn.Module``. The trainer may replace it by a wrapped version
-  (``accelerate`` / DDP); implementations run gradient-carrying forwards through ``self.module(...)`` and
-  generation through :meth:`unwrapped`.
+  (``accelerate`` / DDP); implementations run gradient-carrying forwards through ``self.module(...)``, and
+  generation and ``save`` through :meth:`unwrapped`.
 """
 
 from __future__ import annotations
