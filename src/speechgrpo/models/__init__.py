@@ -11,3 +11,9 @@ from speechgrpo.models.speech_lm import (
 )
 
 __all__ = ["SAMPLE_RATE", "Completions", "PromptBatch", "SamplingConfig", "SpeechLM", "SpeechPrompt"]
+
+# The transformers-based classes live in speechgrpo.models.{qwen2_audio,granite_speech,causal_lm,hf_speech_lm}
+# (not imported here: transformers is slow to import); load_speech_lm picks one from a checkpoint's config.
+from speechgrpo.models.loading import MODEL_TYPES, load_speech_lm
+
+__all__ += ["MODEL_TYPES", "load_speech_lm"]

@@ -1,0 +1,277 @@
+"""The :class:`SpeechLM` logic shared by the transformers-based models, and LoRA for them.
+
+A subclass says how to turn one prompt into chat messages (:meth:`HFSpeechLM._messages`), how to run its
+processor (:meth:`HFSpeechLM._process`), which processor outputs are per-audio tensors
+(``audio_feature_keys``), where the language model sits inside the model (``language_model_prefix``, for
+LoRA), and how to load its processor. Everything else (chat templating, left padding, sampling, scoring,
+saving) is here.
+
+Batches may mix prompts with and without audio: the processor gets the audios of the prompts that have one,
+and ``PromptBatch.extra["audio_row"]`` maps each prompt to its row in the per-audio tensors (-1: none).
+
+Scoring is one forward of ``[prompt (left-padded) + completion (right-padded)]`` through ``self.module`` with
+an explicit ``position_ids = cumsum(attention_mask) - 1``, which is what ``generate`` uses, so the log-probs
+of sampled tokens equal the ones the sampler used (temperature 1) and the ones of a forward without padding.
+The audio features are repeated per completion, so the audio encoder runs once per completion row (as in
+transformers' own ``num_return_sequences`` expansion for generation), not once per prompt.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+from transformers import GenerationConfig
+
+from speechgrpo.models.speech_lm import SAMPLE_RATE, Completions, PromptBatch, SamplingConfig, SpeechLM, SpeechPrompt
+
+LORA_DIRECTORY = "lora_adapter"
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+Self = TypeVar("Self", bound="HFSpeechLM")
+
+
+class HFSpeechLM(SpeechLM):
+    """A transformers model (``module``) with its processor or tokenizer behind the :class:`SpeechLM` interface.
+
+    ``processor`` is a transformers processor with a ``tokenizer`` attribute, or a tokenizer (text-only models).
+    The tokenizer must define an EOS token (appended to encoded completions; generation also stops at the
+    ids in the model's ``generation_config.eos_token_id``).
+    """
+
+    model_class: ClassVar[Any]  # the transformers class that loads the checkpoint
+    audio_feature_keys: ClassVar[tuple[str, ...]] = ()  # processor outputs indexed by audio (dim 0)
+    language_model_prefix: ClassVar[str] = ""  # module name of the LM inside the model ("" = the whole model)
+    max_audio_seconds: ClassVar[float | None] = None  # longer audio is rejected (not silently truncated)
+    min_audio_seconds: ClassVar[float] = 0.1  # shorter audio yields 0-1 audio tokens, which the models mishandle
+
+    def __init__(self, model: torch.nn.Module, processor: Any) -> None:
+        self.module = model
+        self.processor = processor
+        self.tokenizer: Any = getattr(processor, "tokenizer", processor)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no EOS token; set tokenizer.eos_token")
+        self.eos_token_id: int = self.tokenizer.eos_token_id
+        self.pad_token_id: int = (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
+                                  else self.eos_token_id)
+        transformers_model = _transformers_model(model)
+        self.stop_token_ids = sorted({self.eos_token_id, *_as_ids(transformers_model.generation_config.eos_token_id)})
+        # Keeping only the logits that score completions saves a (n, prompt length, vocab) tensor.
+        self._logits_to_keep = "logits_to_keep" in inspect.signature(type(transformers_model).forward).parameters
+
+    # -- model-specific hooks -----------------------------------------------------------------------------------
+    def _messages(self, prompt: SpeechPrompt) -> list[dict[str, Any]]:
+        """The chat messages of one prompt (a single user turn)."""
+        raise NotImplementedError
+
+    def _process(self, texts: list[str], audios: list[np.ndarray]) -> Mapping[str, torch.Tensor]:
+        """Templated prompt texts and the prompts' audios (in prompt order) -> model input tensors."""
+        raise NotImplementedError
+
+    def _before_forward(self, has_audio: bool) -> None:
+        """Called before each generation and scoring forward with whether the batch has audio."""
+
+    @classmethod
+    def _load_processor(cls, directory: Path) -> Any:
+        raise NotImplementedError
+
+    # -- SpeechLM ---------------------------------------------------------------------------------------------------
+    def encode_prompts(self, prompts: Sequence[SpeechPrompt]) -> PromptBatch:
+        if not prompts:
+            raise ValueError("no prompts")
+        audios = [self._check_audio(p.audio) for p in prompts if p.audio is not None]
+        texts = [self._render(self._messages(p)) for p in prompts]
+        inputs = {key: value for key, value in self._process(texts, audios).items() if isinstance(value, torch.Tensor)}
+        dtype = next(self.unwrapped().parameters()).dtype
+        inputs = {key: value.to(self.device, dtype if value.is_floating_point() else value.dtype)
+                  for key, value in inputs.items()}
+        has_audio = torch.tensor([p.audio is not None for p in prompts], device=self.device)
+        audio_row = torch.where(has_audio, has_audio.long().cumsum(0) - 1, -1)
+        return PromptBatch(inputs, len(prompts), extra={"audio_row": audio_row})
+
+    def generate(self, batch: PromptBatch, num_samples: int, sampling: SamplingConfig,
+                 generator: torch.Generator | None = None) -> Completions:
+        """Samples from ``softmax(logits / temperature)`` restricted to top-p, nothing else: the checkpoint's
+        own decoding defaults (top-k, repetition penalty, ...) are ignored, as an RL policy must."""
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        model = _transformers_model(self.unwrapped())
+        copies = 1 if sampling.greedy else num_samples  # greedy samples are identical: decode once
+        inputs = {key: value.repeat_interleave(copies, dim=0) for key, value in batch.inputs.items()}
+        options: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not sampling.greedy,
+                                   "eos_token_id": self.stop_token_ids, "pad_token_id": self.pad_token_id,
+                                   "use_cache": True}
+        if not sampling.greedy:
+            options.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        self._before_forward(bool((batch.extra["audio_row"] >= 0).any()))
+        checkpoint_defaults = model.generation_config
+        model.generation_config = _blank_generation_config()
+        try:
+            with torch.random.fork_rng(devices=_cuda_devices(self.device), enabled=generator is not None):
+                if generator is not None:
+                    torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator, device=generator.device)))
+                sequences = model.generate(**inputs, **options)
+        finally:
+            model.generation_config = checkpoint_defaults
+        new = sequences[:, batch.inputs["input_ids"].shape[1]:]
+        is_stop = torch.isin(new, torch.tensor(self.stop_token_ids, device=new.device))
+        mask = (is_stop.long().cumsum(1) - is_stop.long()) == 0  # up to and including the first stop token
+        length = int(mask.sum(1).max()) if len(new) else 0
+        ids, mask = new.masked_fill(~mask, self.pad_token_id)[:, :length], mask[:, :length]
+        texts = self.tokenizer.batch_decode([row[keep] for row, keep in zip(ids, mask, strict=True)],
+                                            skip_special_tokens=True)
+        prompt_index = torch.arange(batch.size, device=ids.device).repeat_interleave(num_samples)
+        if copies != num_samples:
+            ids, mask = ids.repeat_interleave(num_samples, 0), mask.repeat_interleave(num_samples, 0)
+            texts = [text for text in texts for _ in range(num_samples)]
+        return Completions(ids, mask, texts, prompt_index)
+
+    def encode_completions(self, texts: Sequence[str], prompt_index: torch.Tensor) -> Completions:
+        if len(texts) != len(prompt_index):
+            raise ValueError(f"{len(texts)} texts but {len(prompt_index)} prompt indices")
+        rows = [[*self.tokenizer(text, add_special_tokens=False)["input_ids"], self.eos_token_id] for text in texts]
+        length = max((len(row) for row in rows), default=0)
+        ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.bool)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)] = torch.tensor(row)
+            mask[i, :len(row)] = True
+        device = prompt_index.device
+        return Completions(ids.to(device), mask.to(device), list(texts), prompt_index)
+
+    def completion_logits(self, batch: PromptBatch, completions: Completions) -> torch.Tensor:
+        device = batch.inputs["input_ids"].device
+        index = completions.prompt_index.to(device)
+        ids, mask = completions.ids.to(device), completions.mask.to(device)
+        attention_mask = torch.cat([batch.inputs["attention_mask"][index], mask.long()], dim=1)
+        inputs: dict[str, Any] = {
+            "input_ids": torch.cat([batch.inputs["input_ids"][index], ids], dim=1),
+            "attention_mask": attention_mask,
+            "position_ids": (attention_mask.cumsum(1) - 1).masked_fill(attention_mask == 0, 0),
+            "use_cache": False,
+        }
+        audio_rows = batch.extra["audio_row"][index]
+        audio_rows = audio_rows[audio_rows >= 0]
+        if len(audio_rows):
+            inputs.update({key: batch.inputs[key][audio_rows] for key in self.audio_feature_keys})
+        keep = ids.shape[1] + 1  # the last prompt position predicts the first completion token
+        if self._logits_to_keep:
+            inputs["logits_to_keep"] = keep
+        self._before_forward(len(audio_rows) > 0)
+        logits: torch.Tensor = self.module(**inputs).logits
+        return logits[:, -keep:-1]
+
+    def save(self, directory: str | Path) -> None:
+        """``save_pretrained`` of model and processor. A LoRA model writes its base weights in the usual
+        layout (loadable without peft) and the adapter under ``lora_adapter/`` (see :func:`apply_lora`)."""
+        directory = Path(directory)
+        model: Any = self.unwrapped()
+        if _is_peft(model):
+            model.save_pretrained(directory / LORA_DIRECTORY)
+            base = model.get_base_model()
+            state = {key.replace(".base_layer", ""): value for key, value in base.state_dict().items()
+                     if ".lora_" not in key}
+            base.save_pretrained(directory, state_dict=state)
+        else:
+            model.save_pretrained(directory)
+        self.processor.save_pretrained(directory)
+
+    @classmethod
+    def load(cls: type[Self], directory: str | Path, device: str | torch.device = "cpu",
+             dtype: torch.dtype = torch.float32) -> Self:
+        """Load from a local directory only (never the Hub). A ``lora_adapter/`` subdirectory is attached
+        as a trainable adapter."""
+        directory = Path(directory)
+        if not (directory / "config.json").is_file():
+            raise FileNotFoundError(f"{directory} has no config.json (a local checkpoint directory is required)")
+        model = cls.model_class.from_pretrained(directory, dtype=dtype, local_files_only=True)
+        if (directory / LORA_DIRECTORY / "adapter_config.json").is_file():
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, directory / LORA_DIRECTORY, is_trainable=True)
+        return cls(model.to(device), cls._load_processor(directory))
+
+    # -- helpers ----------------------------------------------------------------------------------------------------
+    def _render(self, messages: list[dict[str, Any]]) -> str:
+        """The chat template (the processor's, else the tokenizer's) with the assistant turn opened."""
+        owner = self.processor if getattr(self.processor, "chat_template", None) else self.tokenizer
+        if not getattr(owner, "chat_template", None):
+            raise ValueError(f"{type(self).__name__}: neither the processor nor the tokenizer has a chat template")
+        text: str = owner.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return text
+
+    def _check_audio(self, audio: np.ndarray) -> np.ndarray:
+        """1-D, finite float32, within the model's length limits. The sample rate cannot be checked here: the
+        caller must pass :data:`SAMPLE_RATE` (16 kHz) audio; other rates silently give wrong features."""
+        if not self.audio_feature_keys:
+            raise ValueError(f"{type(self).__name__} is a text-only model: prompts must have audio=None")
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim != 1:
+            raise ValueError(f"audio must be a 1-D (mono) array, got shape {audio.shape}")
+        if audio.size < self.min_audio_seconds * SAMPLE_RATE:
+            raise ValueError(f"audio is {audio.size / SAMPLE_RATE:.3f} s; {type(self).__name__} needs at least "
+                             f"{self.min_audio_seconds:g} s")
+        if not np.isfinite(audio).all():
+            raise ValueError("audio has NaN or infinite samples")
+        if self.max_audio_seconds is not None and audio.size > self.max_audio_seconds * SAMPLE_RATE:
+            raise ValueError(f"audio is {audio.size / SAMPLE_RATE:.1f} s; {type(self).__name__} takes at most "
+                             f"{self.max_audio_seconds:g} s")
+        return audio
+
+
+def apply_lora(model: SpeechLM, r: int = 16, alpha: float = 32.0, dropout: float = 0.0,
+               target_modules: Iterable[str] = DEFAULT_LORA_TARGETS) -> SpeechLM:
+    """Wrap ``model.module`` in a peft LoRA model whose adapters sit on the ``target_modules`` (linear layer
+    names) of the language model only (not the audio encoder or projector); all other weights are frozen.
+
+    Call it before the trainer wraps ``module`` (DDP / accelerate). :meth:`HFSpeechLM.save` then writes the
+    unchanged base weights plus the adapter in ``lora_adapter/``; :meth:`HFSpeechLM.load` (and
+    ``load_speech_lm``) re-attaches the adapter, trainable, so a checkpoint resumes LoRA training. To ship a
+    plain model, merge first: ``model.module = model.module.merge_and_unload()``, then save.
+    """
+    from peft import LoraConfig, get_peft_model
+
+    if not isinstance(model, HFSpeechLM):
+        raise TypeError(f"apply_lora needs a transformers-based model, got {type(model).__name__}")
+    if model.unwrapped() is not model.module:
+        raise ValueError("apply LoRA before wrapping the module (DDP / accelerate)")
+    if _is_peft(model.module):
+        raise ValueError("the model already has LoRA adapters")
+    names = "|".join(re.escape(name) for name in target_modules)
+    prefix = f"{re.escape(model.language_model_prefix)}\\." if model.language_model_prefix else "(?:.*\\.)?"
+    config = LoraConfig(r=r, lora_alpha=alpha,  # type: ignore[arg-type]  # peft annotates int; floats work lora_dropout=dropout,
+                        target_modules=f"{prefix}(?:.*\\.)?(?:{names})")
+    model.module = get_peft_model(model.module, config)
+    return model
+
+
+def _is_peft(module: torch.nn.Module) -> bool:
+    """A peft wrapper (``PeftModel``), told apart without importing peft (an optional dependency)."""
+    return type(module).__module__.startswith("peft.")
+
+
+def _transformers_model(module: torch.nn.Module) -> Any:
+    """The transformers model itself, under a peft wrapper if there is one (LoRA layers are inside it)."""
+    return module.get_base_model() if _is_peft(module) else module  # type: ignore[operator]
+
+
+def _blank_generation_config() -> Any:
+    config_class: Any = GenerationConfig  # untyped constructor
+    return config_class()
+
+
+def _as_ids(value: int | list[int] | None) -> list[int]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, int) else list(value)
+
+
+def _cuda_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose RNG a seeded generation must fork (all of them: ``manual_seed`` seeds all)."""
+    return list(range(torch.cuda.device_count())) if device.type == "cuda" else []
