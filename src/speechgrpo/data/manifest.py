@@ -1,0 +1,182 @@
+"""Speech task manifests as JSON Lines: one example (audio, text prompt, references) per line.
+
+Each line is an object with
+
+    id          non-empty string, unique in the file
+    audio       path of the audio file, relative to the manifest's folder or absolute
+    prompt      string: the instruction or question the model reads besides the audio
+    references  non-empty list of strings (a single string is accepted): the accepted outputs, best first
+    task        non-empty string: "sqa", "ast", "asr" or a task of your own
+    split       optional string ("train", "dev", "test", ...)
+    duration    optional number: seconds of audio
+    meta        optional object: anything else (transcript, question, voice, source row, ...)
+
+Other keys are rejected, so that a misspelt field is an error rather than silently dropped.
+Errors name the file, the line number and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from speechgrpo.data.audio import SAMPLE_RATE, load_audio
+
+if TYPE_CHECKING:
+    from speechgrpo.models import SpeechPrompt
+
+FIELDS = ("id", "task", "split", "audio", "duration", "prompt", "references", "meta")
+
+
+class ManifestError(ValueError):
+    """A malformed manifest; the message names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One manifest row. ``root`` is the folder a relative ``audio`` path is resolved against."""
+
+    id: str
+    audio: str
+    prompt: str
+    references: tuple[str, ...]
+    task: str
+    split: str | None = None
+    duration: float | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    root: Path | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def audio_path(self) -> Path:
+        """The audio file's path (``audio`` joined to ``root`` when relative)."""
+        path = Path(self.audio)
+        return path if path.is_absolute() or self.root is None else self.root / path
+
+    def load_audio(self, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        """The audio as mono float32 at ``sample_rate`` Hz."""
+        return load_audio(self.audio_path, sample_rate)
+
+    def speech_prompt(self) -> SpeechPrompt:
+        """The model input: the 16 kHz audio and the prompt text (imports torch through speechgrpo.models)."""
+        from speechgrpo.models import SpeechPrompt
+
+        return SpeechPrompt(audio=self.load_audio(), text=self.prompt)
+
+    def record(self, manifest_dir: Path | None = None) -> dict[str, Any]:
+        """The JSON object of this row; ``audio`` relative to ``manifest_dir`` when the file lies under it."""
+        audio = self.audio
+        if manifest_dir is not None:
+            resolved = Path(os.path.abspath(self.audio_path))
+            base = Path(os.path.abspath(manifest_dir))
+            audio = resolved.relative_to(base).as_posix() if resolved.is_relative_to(base) else str(resolved)
+        row: dict[str, Any] = {"id": self.id, "task": self.task}
+        if self.split is not None:
+            row["split"] = self.split
+        row["audio"] = audio
+        if self.duration is not None:
+            row["duration"] = self.duration
+        row["prompt"] = self.prompt
+        row["references"] = list(self.references)
+        if self.meta:
+            row["meta"] = dict(self.meta)
+        return row
+
+
+def _check(condition: bool, where: str, message: str) -> None:
+    if not condition:
+        raise ManifestError(f"{where}: {message}")
+
+
+def parse_example(record: Any, where: str, root: Path | None = None) -> Example:
+    """Validate one decoded JSON row (``where`` prefixes error messages, e.g. ``file:line``)."""
+    _check(isinstance(record, dict), where, f"expected a JSON object, got {type(record).__name__}")
+    unknown = sorted(set(record) - set(FIELDS))
+    _check(not unknown, where, f"unknown field '{unknown[0] if unknown else ''}' (fields: {', '.join(FIELDS)}; "
+                               "put anything else under 'meta')")
+    for key in ("id", "audio", "task"):
+        value = record.get(key)
+        _check(isinstance(value, str) and value.strip() != "", where, f"'{key}' must be a non-empty string")
+    _check(isinstance(record.get("prompt"), str), where, "'prompt' must be a string")
+    refs = record.get("references")
+    if isinstance(refs, str):
+        refs = [refs]
+    _check(isinstance(refs, list) and len(refs) > 0, where, "'references' must be a non-empty list of strings")
+    for j, ref in enumerate(refs):
+        _check(isinstance(ref, str), where, f"references[{j}] must be a string, got {type(ref).__name__}")
+    split = record.get("split")
+    _check(split is None or isinstance(split, str), where, "'split' must be a string")
+    duration = record.get("duration")
+    _check(duration is None or (isinstance(duration, (int, float)) and not isinstance(duration, bool)
+                                and duration >= 0), where, "'duration' must be a non-negative number (seconds)")
+    meta = record.get("meta", {})
+    _check(isinstance(meta, dict), where, "'meta' must be an object")
+    return Example(id=record["id"], audio=record["audio"], prompt=record["prompt"], references=tuple(refs),
+                   task=record["task"], split=split, duration=None if duration is None else float(duration),
+                   meta=meta, root=root)
+
+
+def read_manifest(path: str | Path) -> list[Example]:
+    """Read a manifest (blank lines skipped); relative audio paths resolve against the manifest's folder."""
+    path = Path(path)
+    root = path.parent
+    examples: list[Example] = []
+    first_line: dict[str, int] = {}
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ManifestError(f"{where}: invalid JSON ({err.msg} at column {err.colno})") from err
+            example = parse_example(record, where, root)
+            _check(example.id not in first_line, where,
+                   f"'id' {example.id!r} already used on line {first_line.get(example.id)}")
+            first_line[example.id] = number
+            examples.append(example)
+    if not examples:
+        raise ManifestError(f"{path}: no examples found")
+    return examples
+
+
+def write_manifest(path: str | Path, examples: Iterable[Example]) -> Path:
+    """Write ``examples`` to ``path`` (overwritten; folders created) and return the path.
+
+    Audio files under the manifest's folder are written relative to it (the folder can be moved as a
+    whole); others as absolute paths. Keys keep a fixed order, so equal inputs give identical bytes.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seen: set[str] = set()
+    lines = []
+    for example in examples:
+        if example.id in seen:
+            raise ManifestError(f"{path}: duplicate id {example.id!r}")
+        seen.add(example.id)
+        lines.append(json.dumps(example.record(path.parent), ensure_ascii=False))
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def corpus_texts(examples: Iterable[Example]) -> list[str]:
+    """Every text of ``examples`` a tokenizer should cover: prompts, references and ``meta["transcript"]``.
+
+    Distinct strings in first-seen order (for training a tokenizer on a task's own text).
+    """
+    texts: dict[str, None] = {}
+    for example in examples:
+        texts[example.prompt] = None
+        for ref in example.references:
+            texts[ref] = None
+        transcript = example.meta.get("transcript")
+        if isinstance(transcript, str):
+            texts[transcript] = None
+    texts.pop("", None)
+    return list(texts)

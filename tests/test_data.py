@@ -1,0 +1,608 @@
+"""speechgrpo.data: manifests, audio loading, LibriSQA / CoVoST 2 readers on fake local copies, the
+English->German grammar (sentences checked by hand), SQA passages, and the synthetic benchmark builder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from doc_blocks import doc_block
+
+from speechgrpo.data import (
+    ASR_PROMPTS,
+    AudioError,
+    DatasetError,
+    Example,
+    ManifestError,
+    add_cli,
+    build_synthetic,
+    corpus_texts,
+    covost2_manifests,
+    librisqa_manifests,
+    load_audio,
+    read_covost2,
+    read_librisqa,
+    read_manifest,
+    resample,
+    synthetic_examples,
+    write_manifest,
+    write_wav,
+)
+from speechgrpo.data.lexicon import ADJECTIVES, ADVERBS, NOUNS, PLACES, VERBS, Adverb, number_words
+from speechgrpo.data.synthetic import question_only_baseline, split_sentences, words
+from speechgrpo.data.synthetic_ast import (
+    REPORTING_VERBS,
+    Clause,
+    NounPhrase,
+    Sentence,
+    german_noun,
+    german_np,
+    sample_sentence,
+)
+from speechgrpo.data.synthetic_sqa import sample_passage
+
+sf = pytest.importorskip("soundfile")
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng is not installed (apt-get install espeak-ng)")
+
+
+def sine(freq: float, rate: int, seconds: float = 1.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    wave = (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.stack([wave] * channels, axis=1) if channels > 1 else wave
+
+
+def peak_frequency(audio: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    return float(np.fft.rfftfreq(len(audio), 1 / rate)[int(np.argmax(spectrum))])
+
+
+# ---------------------------------------------------------------------------------------------- manifests
+
+def test_manifest_round_trip(tmp_path: Path) -> None:
+    (tmp_path / "audio").mkdir()
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.wav"
+    examples = [
+        Example("a", "audio/a.wav", "Transcribe the audio.", ("hello",), "asr", split="train", duration=1.25,
+                root=tmp_path, meta={"transcript": "hello", "voice": "en-us+m1"}),
+        Example("b", str(outside), "Translate the speech into German.", ("Hallo.", "Hallo!"), "ast"),
+        Example("c", "audio/c.wav", "Q?", ("A.",), "my-task", root=tmp_path),
+    ]
+    path = write_manifest(tmp_path / "m.jsonl", examples)
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert rows[0] == {"id": "a", "task": "asr", "split": "train", "audio": "audio/a.wav", "duration": 1.25,
+                       "prompt": "Transcribe the audio.", "references": ["hello"],
+                       "meta": {"transcript": "hello", "voice": "en-us+m1"}}
+    assert rows[1]["audio"] == str(outside) and "split" not in rows[1] and "meta" not in rows[1]
+    back = read_manifest(path)
+    assert back == examples  # root is not compared; paths resolve against the manifest's folder
+    assert [e.audio_path for e in back] == [tmp_path / "audio/a.wav", outside, tmp_path / "audio/c.wav"]
+    first = path.read_bytes()
+    write_manifest(path, back)
+    assert path.read_bytes() == first
+
+
+@pytest.mark.parametrize("line,message", [
+    ("{not json", ":2: invalid JSON"),
+    ([1], ":2: expected a JSON object, got list"),
+    ({"audio": "x.wav", "prompt": "", "references": ["r"], "task": "asr"}, ":2: 'id' must be a non-empty string"),
+    ({"id": "x", "prompt": "", "references": ["r"], "task": "asr"}, ":2: 'audio' must be a non-empty string"),
+    ({"id": "x", "audio": "x.wav", "references": ["r"], "task": "asr"}, ":2: 'prompt' must be a string"),
+    ({"id": "x", "audio": "x.wav", "prompt": "", "references": [], "task": "asr"}, "'references' must be a non-empty"),
+    ({"id": "x", "audio": "x.wav", "prompt": "", "references": ["r", 3], "task": "asr"},
+     r"references\[1\] must be a string, got int"),
+    ({"id": "x", "audio": "x.wav", "prompt": "", "references": ["r"]}, "'task' must be a non-empty string"),
+    ({"id": "x", "audio": "x.wav", "prompt": "", "references": ["r"], "task": "asr", "duration": -1},
+     "'duration' must be a non-negative number"),
+    ({"id": "x", "audio": "x.wav", "prompt": "", "references": ["r"], "task": "asr", "meta": []},
+     "'meta' must be an object"),
+    ({"id": "x", "audio": "x.wav", "prompt": "", "refrences": ["r"], "task": "asr"}, "unknown field 'refrences'"),
+    ({"id": "first", "audio": "x.wav", "prompt": "", "references": ["r"], "task": "asr"},
+     r":2: 'id' 'first' already used on line 1"),
+])
+def test_manifest_errors_name_file_line_and_field(tmp_path: Path, line: object, message: str) -> None:
+    good = {"id": "first", "audio": "a.wav", "prompt": "p", "references": "r", "task": "asr"}
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(good) + "\n" + (line if isinstance(line, str) else json.dumps(line)) + "\n")
+    with pytest.raises(ManifestError) as err:
+        read_manifest(path)
+    assert str(err.value).startswith(f"{path}:2: ") and re.search(message, str(err.value))
+
+
+def test_empty_manifest_and_duplicate_ids_on_write(tmp_path: Path) -> None:
+    (tmp_path / "empty.jsonl").write_text("\n\n")
+    with pytest.raises(ManifestError, match="no examples"):
+        read_manifest(tmp_path / "empty.jsonl")
+    twice = [Example("x", "a.wav", "", ("r",), "asr")] * 2
+    with pytest.raises(ManifestError, match="duplicate id 'x'"):
+        write_manifest(tmp_path / "m.jsonl", twice)
+
+
+def test_corpus_texts_lists_prompts_references_and_transcripts() -> None:
+    examples = [Example("a", "a.wav", "Transcribe the audio.", ("hello there",), "asr",
+                        meta={"transcript": "hello there"}),
+                Example("b", "b.wav", "Q: where?", ("In Rome.", "Rome."), "sqa",
+                        meta={"transcript": "Anna is in Rome."})]
+    assert corpus_texts(examples) == ["Transcribe the audio.", "hello there", "Q: where?", "In Rome.", "Rome.",
+                                      "Anna is in Rome."]
+
+
+def test_importing_speechgrpo_data_pulls_no_torch_or_audio_libraries() -> None:
+    code = ("import sys, speechgrpo.data; "
+            "print(sorted(m for m in ('torch', 'soundfile', 'scipy', 'tqdm') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# -------------------------------------------------------------------------------------------------- audio
+
+def test_load_audio_resamples_and_downmixes(tmp_path: Path) -> None:
+    write_wav(tmp_path / "x.wav", sine(440, 16_000))  # 16-bit PCM round trip
+    sf.write(tmp_path / "stereo.wav", sine(440, 22_050, channels=2), 22_050)
+    sf.write(tmp_path / "x.flac", sine(1000, 44_100), 44_100)
+    same = load_audio(tmp_path / "x.wav")
+    assert same.dtype == np.float32 and same.shape == (16_000,)
+    assert np.allclose(same, sine(440, 16_000), atol=1e-4)
+    stereo = load_audio(tmp_path / "stereo.wav")
+    assert stereo.dtype == np.float32 and stereo.ndim == 1 and len(stereo) == 16_000
+    assert peak_frequency(stereo, 16_000) == pytest.approx(440, abs=2)
+    assert abs(np.max(np.abs(stereo[1000:-1000])) - 0.5) < 0.01  # amplitude kept by the polyphase filter
+    flac = load_audio(tmp_path / "x.flac")
+    assert len(flac) == 16_000 and peak_frequency(flac, 16_000) == pytest.approx(1000, abs=2)
+    assert peak_frequency(load_audio(tmp_path / "x.flac", sample_rate=8000), 8000) == pytest.approx(1000, abs=2)
+
+
+def test_resample_uses_the_exact_ratio() -> None:
+    audio = sine(300, 22_050, seconds=2.0)
+    out = resample(audio, 22_050, 16_000)
+    assert len(out) == int(np.ceil(len(audio) * 320 / 441)) == 32_000
+    assert out.dtype == np.float32 and resample(out, 16_000, 16_000) is out
+    with pytest.raises(ValueError, match="positive"):
+        resample(audio, 0, 16_000)
+
+
+def test_unreadable_audio_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(AudioError, match=re.escape(str(tmp_path / "missing.wav")) + ": no such audio file"):
+        load_audio(tmp_path / "missing.wav")
+    (tmp_path / "junk.wav").write_bytes(b"not audio at all")
+    with pytest.raises(AudioError, match=re.escape(str(tmp_path / "junk.wav")) + ": cannot read audio"):
+        load_audio(tmp_path / "junk.wav")
+
+
+def test_example_loads_its_audio_and_builds_a_speech_prompt(tmp_path: Path) -> None:
+    write_wav(tmp_path / "a.wav", sine(200, 16_000, 0.5))
+    write_manifest(tmp_path / "m.jsonl", [Example("a", "a.wav", "Transcribe the audio.", ("x",), "asr",
+                                                  root=tmp_path)])
+    example = read_manifest(tmp_path / "m.jsonl")[0]
+    assert example.load_audio().shape == (8000,)
+    pytest.importorskip("torch")
+    prompt = example.speech_prompt()
+    assert prompt.text == "Transcribe the audio." and prompt.audio is not None and prompt.audio.shape == (8000,)
+
+
+# ---------------------------------------------------------------------------------------- public datasets
+
+def fake_librispeech(root: Path, split: str, utterance: str, suffix: str = ".flac") -> Path:
+    speaker, chapter, _ = utterance.split("-")
+    path = root / "LibriSpeech" / split / speaker / chapter / f"{utterance}{suffix}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, sine(300, 16_000, 0.25), 16_000)
+    return path
+
+
+def fake_librisqa(root: Path) -> Path:
+    """The published layout: LibriSQA-PartI/LibriSQA-PartI-{train,test}.json over LibriSpeech audio."""
+    data = root / "LibriSQA" / "LibriSQA-PartI"
+    data.mkdir(parents=True)
+    train = []
+    for i in range(10):
+        utt = f"1001-134707-{i:04d}"
+        fake_librispeech(root, "train-clean-360", utt)
+        # the speech_path forms seen in copies: absolute from another machine, relative, wrong suffix
+        path = [f"/data/corpora/LibriSpeech/train-clean-360/1001/134707/{utt}.flac",
+                f"train-clean-360/1001/134707/{utt}.flac", f"{utt}.wav"][i % 3]
+        train.append({"speech_path": path, "question": f"What happens in part {i}?",
+                      "answer": f"Part {i} tells a story.", "text": f"TRANSCRIPT {i}", "duration": 0.25})
+    train.append({**train[0], "question": "Who speaks?", "answer": "A narrator."})  # two questions, one audio
+    (data / "LibriSQA-PartI-train.json").write_text(json.dumps(train, indent=1), encoding="utf-8")
+    fake_librispeech(root, "test-clean", "1089-134686-0000")
+    test = [{"speech_path": "test-clean/1089/134686/1089-134686-0000.flac", "question": "Why?",
+             "answer": "Because it rains.", "text": "HE HOPED", "duration": 0.25}]
+    (data / "LibriSQA-PartI-test.json").write_text("\n".join(json.dumps(r) for r in test), encoding="utf-8")
+    return root / "LibriSQA"
+
+
+def test_librisqa_reader_on_the_published_layout(tmp_path: Path) -> None:
+    librisqa = fake_librisqa(tmp_path)
+    examples = read_librisqa(librisqa / "LibriSQA-PartI" / "LibriSQA-PartI-train.json", tmp_path, split="train")
+    assert len(examples) == 11 and len({e.id for e in examples}) == 11
+    first = examples[0]
+    assert first.id == "1001-134707-0000" and first.task == "sqa" and first.split == "train"
+    assert first.references == ("Part 0 tells a story.",) and first.prompt.endswith("What happens in part 0?")
+    assert first.meta["transcript"] == "TRANSCRIPT 0" and first.duration == 0.25
+    assert examples[10].id == "1001-134707-0000-2" and examples[10].audio == first.audio
+    assert all(Path(e.audio).is_absolute() and Path(e.audio).suffix == ".flac" for e in examples)
+    assert load_audio(examples[2].audio_path).shape == (4000,)
+    asr = read_librisqa(librisqa / "LibriSQA-PartI" / "LibriSQA-PartI-train.json", tmp_path / "LibriSpeech",
+                        task="asr")
+    assert asr[1].references == ("TRANSCRIPT 1",) and asr[1].prompt in ASR_PROMPTS
+
+    paths = librisqa_manifests(librisqa, tmp_path, tmp_path / "out", dev_fraction=0.2, seed=1)
+    splits = {name: read_manifest(path) for name, path in paths.items()}
+    assert sum(len(rows) for rows in splits.values()) == 12 and len({e.audio for e in splits["dev"]}) == 2
+    assert {e.audio for e in splits["train"]}.isdisjoint({e.audio for e in splits["dev"]})
+    assert all(e.split == name for name, rows in splits.items() for e in rows)
+    assert splits["test"][0].references == ("Because it rains.",)
+
+
+def test_librisqa_reader_errors(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps([{"speech_path": "test-clean/1/2/1-2-3.flac", "question": "Q",
+                                                  "answer": "A"}]))
+    with pytest.raises(DatasetError, match=r"a.json: record 0: audio 'test-clean/1/2/1-2-3.flac' not found"):
+        read_librisqa(tmp_path / "a.json", tmp_path)
+    assert read_librisqa(tmp_path / "a.json", tmp_path, missing="skip") == []
+    (tmp_path / "b.json").write_text(json.dumps([{"wav": "x.flac", "question": "Q", "answer": "A"}]))
+    with pytest.raises(DatasetError, match=r"record 0: no audio field \(looked for speech_path.*answer, question, wav"):
+        read_librisqa(tmp_path / "b.json", tmp_path)
+    fake_librispeech(tmp_path, "dev-clean", "1-2-3")
+    (tmp_path / "c.json").write_text('{"speech_path": "1-2-3.flac", "question": "Q", "answer": "A"}\n{broken\n')
+    with pytest.raises(DatasetError, match=r"c.json:2: neither a JSON document nor JSON Lines"):
+        read_librisqa(tmp_path / "c.json", tmp_path)
+    with pytest.raises(DatasetError, match=r"no LibriSQA-PartI-train\.json or LibriSQA-PartI-training\.json"):
+        librisqa_manifests(tmp_path, tmp_path, tmp_path / "out")
+
+
+def fake_covost(root: Path, mp3: bool) -> Path:
+    """covost_v2.en_de.<split>.tsv in ``root`` and a Common Voice cv/en/clips folder (returned)."""
+    clips = root / "cv" / "en" / "clips"
+    clips.mkdir(parents=True)
+    for split, n in (("train", 3), ("dev", 1), ("test", 2)):
+        lines = ["path\tsentence\ttranslation\tclient_id"]
+        for i in range(n):
+            name = f"common_voice_en_{split}{i}.mp3"
+            audio = sine(440, 48_000, 0.5)
+            if mp3:
+                sf.write(clips / name, audio, 48_000, format="MP3", subtype="MPEG_LAYER_III")
+            else:
+                sf.write((clips / name).with_suffix(".wav"), audio, 48_000)
+            lines.append(f'{name}\tHe said "hello" {i}.\tEr sagte "hallo" {i}.\tclient{i}')
+        (root / f"covost_v2.en_de.{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return clips
+
+
+@pytest.mark.parametrize("mp3", [True, False])
+def test_covost2_reader_on_the_published_layout(tmp_path: Path, mp3: bool) -> None:
+    if mp3 and "MP3" not in sf.available_formats():
+        pytest.skip(f"libsndfile {sf.__libsndfile_version__} cannot decode MP3 (needs >= 1.1)")
+    tsv_dir, clips = tmp_path, fake_covost(tmp_path, mp3)
+    suffix = None if mp3 else ".wav"
+    rows = read_covost2(tsv_dir / "covost_v2.en_de.train.tsv", clips, split="train", audio_suffix=suffix)
+    assert [r.id for r in rows] == ["common_voice_en_train0", "common_voice_en_train1", "common_voice_en_train2"]
+    assert rows[1].references == ('Er sagte "hallo" 1.',) and rows[1].meta["transcript"] == 'He said "hello" 1.'
+    assert rows[1].meta["client_id"] == "client1" and rows[1].task == "ast" and rows[1].split == "train"
+    audio = load_audio(rows[0].audio_path)
+    assert abs(len(audio) - 8000) < 1200 and peak_frequency(audio, 16_000) == pytest.approx(440, abs=5)
+    asr = read_covost2(tsv_dir / "covost_v2.en_de.dev.tsv", clips, task="asr", audio_suffix=suffix)
+    assert asr[0].references == ('He said "hello" 0.',)
+    paths = covost2_manifests(tsv_dir, clips, tmp_path / "out", audio_suffix=suffix)
+    assert {k: len(read_manifest(p)) for k, p in paths.items()} == {"train": 3, "dev": 1, "test": 2}
+
+
+def test_covost2_reader_errors(tmp_path: Path) -> None:
+    tsv = tmp_path / "covost_v2.en_de.dev.tsv"
+    tsv.write_text("path\tsentence\tclient_id\nx.mp3\thi\tc\n")
+    with pytest.raises(DatasetError, match=r"dev.tsv:1: missing column\(s\) translation"):
+        read_covost2(tsv, tmp_path)
+    tsv.write_text("path\tsentence\ttranslation\tclient_id\nx.mp3\thi\thallo\tc\ny.mp3\thi\n")
+    with pytest.raises(DatasetError, match=r"dev.tsv:2: clip .*x.mp3 not found"):
+        read_covost2(tsv, tmp_path)
+    with pytest.raises(DatasetError, match=r"dev.tsv:3: 2 fields, the header has 4"):
+        read_covost2(tsv, tmp_path, missing="ignore")
+    tsv.write_text("path\tsentence\ttranslation\tclient_id\nx.mp3\thi\t\tc\n")
+    with pytest.raises(DatasetError, match=r"dev.tsv:2: empty 'translation'"):
+        read_covost2(tsv, tmp_path, missing="ignore")
+    with pytest.raises(DatasetError, match=r"train.tsv: not found"):
+        covost2_manifests(tmp_path, tmp_path, tmp_path / "out")
+
+
+# ------------------------------------------------------------------------------------ English -> German
+
+def np_(noun: str = "", det: str = "the", *adjectives: str, plural: bool = False, count: int = 0, name: str = "",
+        relative: Clause | None = None) -> NounPhrase:
+    if name:
+        return NounPhrase(None, "name", name=name)
+    return NounPhrase(NOUNS[noun], det, plural=plural, count=count,
+                      adjectives=tuple(ADJECTIVES[a] for a in adjectives), relative=relative)
+
+
+def adv(en: str) -> Adverb:
+    return next(a for a in ADVERBS if a.en == en)
+
+
+def place(prep: str, noun: str) -> dict[str, object]:
+    return {"place": next(p for p in PLACES if p.en_prep == prep and p.noun.en == noun), "place_np": np_(noun)}
+
+
+V = VERBS
+# Each German sentence was written by hand first (gender, case, adjective endings, word order), then
+# compared with the renderer.
+GERMAN_CASES = [
+    (Sentence(Clause(np_("man", "the", "old"), V["buys"], accusative=np_("car", "a", "red"))),
+     "The old man buys a red car.", "Der alte Mann kauft ein rotes Auto."),
+    (Sentence(Clause(np_("teacher"), V["gives"], "past", dative=np_("boy"), accusative=np_("book", "a"),
+                     adverb=adv("yesterday"), fronted=True)),
+     "Yesterday the teacher gave the boy a book.", "Gestern hat der Lehrer dem Jungen ein Buch gegeben."),
+    (Sentence(Clause(np_("dog"), V["eats"], accusative=np_("apple", "a"))),
+     "The dog eats an apple.", "Der Hund frisst einen Apfel."),
+    (Sentence(Clause(np_("dog"), V["eats"], "past", accusative=np_("apple", "a"))),
+     "The dog ate an apple.", "Der Hund hat einen Apfel gefressen."),
+    (Sentence(Clause(np_("man"), V["eats"], accusative=np_("apple", "a"))),
+     "The man eats an apple.", "Der Mann isst einen Apfel."),
+    (Sentence(Clause(np_("child", plural=True), V["helps"], "past", dative=np_("woman", "the", "old"))),
+     "The children helped the old woman.", "Die Kinder haben der alten Frau geholfen."),
+    (Sentence(Clause(np_("sister", "my"), V["reads"], accusative=np_("newspaper"), **place("in", "kitchen"),
+                     adverb=adv("every morning"))),
+     "My sister reads the newspaper in the kitchen every morning.",
+     "Meine Schwester liest jeden Morgen die Zeitung in der Küche."),
+    (Sentence(Clause(np_("neighbour", "our"), V["buys"], accusative=np_("car", "a"), negated=True)),
+     "Our neighbour does not buy a car.", "Unser Nachbar kauft kein Auto."),
+    (Sentence(Clause(np_("woman"), REPORTING_VERBS["says"]),
+              Clause(np_("man"), V["buys"], "future", accusative=np_("book", "num", count=3),
+                     adverb=adv("tomorrow")), "that"),
+     "The woman says that the man will buy three books tomorrow.",
+     "Die Frau sagt, dass der Mann morgen drei Bücher kaufen wird."),
+    (Sentence(Clause(np_("girl", relative=Clause(np_("girl"), V["lives"], place=place("in", "village")["place"],
+                                                  place_np=np_("village", "a", "small"))), V["sings"])),
+     "The girl who lives in a small village sings.", "Das Mädchen, das in einem kleinen Dorf wohnt, singt."),
+    (Sentence(Clause(np_("doctor", relative=Clause(np_("doctor"), V["meets"], "past", accusative=np_("king"))),
+                     V["works"], "future")),
+     "The doctor who met the king will work.", "Der Arzt, der den König getroffen hat, wird arbeiten."),
+    (Sentence(Clause(np_("dog"), V["follows"], "past", dative=np_("child", plural=True))),
+     "The dog followed the children.", "Der Hund ist den Kindern gefolgt."),
+    (Sentence(Clause(np_("student", "this"), V["thanks"], dative=np_("doctor", plural=True))),
+     "This student thanks the doctors.", "Dieser Student dankt den Ärzten."),
+    (Sentence(Clause(np_("lion"), V["sees"], accusative=np_("student", "a"))),
+     "The lion sees a student.", "Der Löwe sieht einen Studenten."),
+    (Sentence(Clause(np_("dog", "a", "big", "black"), V["sleeps"], **place("under", "table"))),
+     "A big black dog sleeps under the table.", "Ein großer schwarzer Hund schläft unter dem Tisch."),
+    (Sentence(Clause(np_("cat"), V["drinks"], accusative=np_("milk", "bare", "cold"))),
+     "The cat drinks cold milk.", "Die Katze trinkt kalte Milch."),
+    (Sentence(Clause(np_("man"), V["drinks"], accusative=np_("coffee", "bare", "hot"))),
+     "The man drinks hot coffee.", "Der Mann trinkt heißen Kaffee."),
+    (Sentence(Clause(np_("child", plural=True), V["plays"], **place("in", "park"), adverb=adv("in the winter"),
+                     fronted=True)),
+     "In the winter the children play in the park.", "Im Winter spielen die Kinder im Park."),
+    (Sentence(Clause(np_("man"), V["buys"], "past", accusative=np_("coat", "a", "expensive"))),
+     "The man bought an expensive coat.", "Der Mann hat einen teuren Mantel gekauft."),
+    (Sentence(Clause(np_("teacher", "every"), V["reads"], accusative=np_("book", "a"))),
+     "Every teacher reads a book.", "Jeder Lehrer liest ein Buch."),
+    (Sentence(Clause(np_("woman"), V["laughs"]),
+              Clause(np_("boy", plural=True), V["runs"], "past", **place("in", "garden")), "because"),
+     "The woman laughs because the boys ran in the garden.",
+     "Die Frau lacht, weil die Jungen im Garten gelaufen sind."),
+    (Sentence(Clause(np_("father"), V["cooks"], accusative=np_("soup")),
+              Clause(np_("mother"), V["eats"], accusative=np_("soup"), negated=True), "but"),
+     "The father cooks the soup, but the mother does not eat the soup.",
+     "Der Vater kocht die Suppe, aber die Mutter isst die Suppe nicht."),
+    (Sentence(Clause(np_("dog", plural=True), None, "past", predicate=ADJECTIVES["tired"])),
+     "The dogs were tired.", "Die Hunde waren müde."),
+    (Sentence(Clause(np_(name="Maria"), None, "future", predicate=ADJECTIVES["angry"], negated=True)),
+     "Maria will not be angry.", "Maria wird nicht wütend sein."),
+    (Sentence(Clause(np_(name="Thomas"), V["travels"], "future", city="Vienna", adverb=adv("next week"))),
+     "Thomas will travel to Vienna next week.", "Thomas wird nächste Woche nach Wien reisen."),
+    (Sentence(Clause(np_(name="Anna"), V["dances"], "past", company=np_("sister", "my"))),
+     "Anna danced with my sister.", "Anna hat mit meiner Schwester getanzt."),
+    (Sentence(Clause(np_("uncle", plural=True), V["swims"], **place("at", "lake"), negated=True)),
+     "The uncles do not swim at the lake.", "Die Onkel schwimmen nicht am See."),
+    (Sentence(Clause(np_("bear", "our"), V["finds"], "past", accusative=np_("banana", "bare", "ripe", plural=True),
+                     negated=True)),
+     "Our bear did not find ripe bananas.", "Unser Bär hat keine reifen Bananen gefunden."),
+    (Sentence(Clause(np_("farmer", plural=True), V["sells"], accusative=np_("egg", "bare", plural=True),
+                     **place("at", "market"))),
+     "The farmers sell eggs at the market.", "Die Bauern verkaufen auf dem Markt Eier."),
+    (Sentence(Clause(np_("grandmother"), V["sends"], "past", dative=np_("son", "my"),
+                     accusative=np_("postcard", "a", "long"), adverb=adv("last week"))),
+     "The grandmother sent my son a long postcard last week.",
+     "Die Großmutter hat letzte Woche meinem Sohn eine lange Postkarte geschickt."),
+    (Sentence(Clause(np_("cat", "this", plural=True), V["catches"], "future",
+                     accusative=np_("mouse", "bare", plural=True), adverb=adv("soon"), fronted=True)),
+     "Soon these cats will catch mice.", "Bald werden diese Katzen Mäuse fangen."),
+    (Sentence(Clause(np_(name="Paul"), V["lives"], city="Munich"),
+              Clause(np_(name="Eva"), V["works"], **place("in", "hospital")), "and"),
+     "Paul lives in Munich and Eva works in the hospital.", "Paul wohnt in München und Eva arbeitet im Krankenhaus."),
+    (Sentence(Clause(np_("child"), V["answers"], dative=np_("teacher", "a"), negated=True)),
+     "The child does not answer a teacher.", "Das Kind antwortet keinem Lehrer."),
+]
+
+
+@pytest.mark.parametrize("sentence,english,german", GERMAN_CASES, ids=[c[1] for c in GERMAN_CASES])
+def test_german_translations_checked_by_hand(sentence: Sentence, english: str, german: str) -> None:
+    assert sentence.english == english
+    assert sentence.german == german
+
+
+def test_german_noun_phrase_declension() -> None:
+    assert [german_noun(NOUNS[n], True, "dat") for n in ("car", "cat", "child", "apple", "girl")] == \
+        ["Autos", "Katzen", "Kindern", "Äpfeln", "Mädchen"]  # dative plural -n unless -n or -s
+    house = np_("house", "our", "old")
+    assert [german_np(house, c) for c in ("nom", "acc", "dat")] == ["unser altes Haus", "unser altes Haus",
+                                                                   "unserem alten Haus"]
+    boy = np_("boy", "a", "young")
+    assert [german_np(boy, c) for c in ("nom", "acc", "dat")] == ["ein junger Junge", "einen jungen Jungen",
+                                                                 "einem jungen Jungen"]
+    table = np_("table", "this", "small")
+    assert german_np(table, "dat", "unter") == "unter diesem kleinen Tisch"
+    assert german_np(np_("lake"), "dat", "an") == "am See" and german_np(np_("kitchen"), "dat", "in") == "in der Küche"
+    assert german_np(np_("dog", "num", "small", count=2), "dat", "mit") == "mit zwei kleinen Hunden"
+
+
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_sampled_sentences_are_well_formed_and_deterministic(difficulty: int) -> None:
+    first = [sample_sentence(random.Random(5), difficulty) for _ in range(1)]
+    rng = random.Random(11)
+    sentences = [sample_sentence(rng, difficulty) for _ in range(400)]
+    for s in sentences:
+        for text in (s.english, s.german):
+            assert text[0].isupper() and text.endswith(".") and "  " not in text and " ," not in text
+        assert " a a" not in s.english and " ein ein" not in s.german
+    assert first[0] == sample_sentence(random.Random(5), difficulty)
+    lengths = [len(s.english.split()) for s in sentences]
+    assert len({s.english for s in sentences}) > 390  # practically no repeats
+    if difficulty == 3:
+        assert np.mean(lengths) > 12 and sum(s.second is not None for s in sentences) > 150
+    if difficulty == 1:
+        assert np.mean(lengths) < 8 and all(s.second is None for s in sentences)
+
+
+# ------------------------------------------------------------------------------------------- spoken QA
+
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_sqa_answers_come_from_the_passage_not_the_question(difficulty: int) -> None:
+    rng = random.Random(difficulty)
+    for _ in range(300):
+        passage = sample_passage(rng, difficulty)
+        assert 2 <= len(passage.sentences) <= 4 and passage.qas
+        for qa in passage.qas:
+            value = qa.value
+            assert value in passage.text, (qa, passage.text)
+            assert value in qa.answer
+            assert set(words(value)) - {"the", "a", "an", "and"} - set(words(qa.question)), (qa, passage.text)
+        people = passage.people
+        if difficulty == 3:
+            assert len(people) == 2
+        who = [qa for qa in passage.qas if qa.fact == "who"]
+        for qa in who:  # "Who has a parrot?" only when exactly one person has one
+            assert qa.short[:-1] in people and qa.short[:-1] not in qa.question
+
+
+def test_question_alone_does_not_give_the_answer() -> None:
+    splits = synthetic_examples(0, {"train": 3000, "dev": 0, "test": 500}, tasks=("sqa",))
+    assert question_only_baseline(splits["train"], splits["test"]) < 0.15
+    by_question: dict[str, set[str]] = {}
+    for e in splits["train"]:
+        by_question.setdefault(str(e.meta["question"]), set()).add(e.references[0])
+    repeated = [q for q, answers in by_question.items() if len(answers) > 1]
+    assert len(repeated) > 50  # the same question has different answers in different passages
+
+
+# -------------------------------------------------------------------------------------- synthetic set
+
+def test_splits_are_disjoint_and_test_does_not_depend_on_train_size() -> None:
+    small = synthetic_examples(3, {"train": 300, "dev": 100, "test": 100})
+    large = synthetic_examples(3, {"train": 600, "dev": 100, "test": 100})
+    assert [e.meta for e in small["test"]] == [e.meta for e in large["test"]]
+    passages: dict[str, set[str]] = {}
+    sentences: dict[str, set[str]] = {}
+    for split, rows in large.items():
+        assert {e.task for e in rows} == {"sqa", "ast", "asr"} and all(e.split == split for e in rows)
+        assert len(rows) == 3 * {"train": 600, "dev": 100, "test": 100}[split]
+        passages[split] = {str(e.meta["transcript"]) for e in rows if e.task == "sqa"}
+        sentences[split] = {s for e in rows for s in split_sentences(str(e.meta["transcript"]))}
+    ids = [e.id for rows in large.values() for e in rows]
+    assert len(ids) == len(set(ids))
+    for a, b in (("train", "dev"), ("train", "test"), ("dev", "test")):
+        assert passages[a].isdisjoint(passages[b])
+        ast_asr = {s for rows in (large[a],) for e in rows if e.task != "sqa" for s in
+                   split_sentences(str(e.meta["transcript"]))}
+        assert ast_asr.isdisjoint(sentences[b])
+
+
+def test_text_generation_does_not_depend_on_the_hash_seed() -> None:
+    code = ("import hashlib; from speechgrpo.data import synthetic_examples, write_manifest; "
+            "rows = [e for r in synthetic_examples(4, {'train': 60, 'dev': 20, 'test': 20}, difficulty=3).values() "
+            "for e in r]; print(hashlib.sha256(repr([(e.id, e.prompt, e.references, sorted(e.meta.items())) "
+            "for e in rows]).encode()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+    assert len(digests) == 1
+
+
+def test_synthetic_examples_fields_and_prompts() -> None:
+    splits = synthetic_examples(1, {"train": 20, "dev": 0, "test": 0}, difficulty=1)
+    by_task = {e.task: e for e in splits["train"]}
+    sqa, ast, asr = by_task["sqa"], by_task["ast"], by_task["asr"]
+    assert str(sqa.meta["question"]) in sqa.prompt and len(sqa.references) == 2
+    assert "German" in ast.prompt and ast.references[0] != ast.meta["transcript"]
+    assert asr.references == (asr.meta["transcript"],)
+    for e in splits["train"]:
+        assert e.audio == f"audio/train/{e.id}.wav" and 130 <= int(e.meta["speed"]) <= 190
+        assert 30 <= int(e.meta["pitch"]) <= 70 and str(e.meta["voice"]).startswith("en")
+    assert splits["dev"] == [] and splits["test"] == []
+    with pytest.raises(ValueError, match="unknown task"):
+        synthetic_examples(0, {"train": 1}, tasks=("qa",))
+    with pytest.raises(ValueError, match="difficulty must be 1, 2 or 3"):
+        synthetic_examples(0, {"train": 1}, difficulty=4)
+
+
+def test_number_words() -> None:
+    assert [number_words(n) for n in (0, 7, 13, 20, 34, 99)] == ["zero", "seven", "thirteen", "twenty",
+                                                                  "thirty-four", "ninety-nine"]
+
+
+@needs_espeak
+def test_build_is_deterministic_and_writes_16k_audio(tmp_path: Path) -> None:
+    sizes = {"train": 2, "dev": 1, "test": 1}
+    first = build_synthetic(tmp_path / "a", seed=7, sizes=sizes, progress=False)
+    second = build_synthetic(tmp_path / "b", seed=7, sizes=sizes, progress=False, jobs=1)
+    for split in ("train", "dev", "test"):
+        assert first[split].read_bytes() == second[split].read_bytes()
+    wavs = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.wav"))
+    assert len(wavs) == 12
+    for rel in wavs:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+        info = sf.info(str(tmp_path / "a" / rel))
+        assert info.samplerate == 16_000 and info.channels == 1 and info.subtype == "PCM_16"
+    assert (tmp_path / "a" / "stats.json").read_bytes() == (tmp_path / "b" / "stats.json").read_bytes()
+    examples = read_manifest(first["train"])
+    assert all(e.duration and e.duration > 0.5 for e in examples)
+    audio = examples[0].load_audio()
+    assert len(audio) == pytest.approx(examples[0].duration * 16_000, abs=8)  # duration in ms
+    stats = json.loads((tmp_path / "a" / "stats.json").read_text())
+    assert stats["config"]["seed"] == 7 and stats["splits"]["train"]["sqa"]["count"] == 2
+    other = build_synthetic(tmp_path / "c", seed=8, sizes=sizes, progress=False)
+    assert other["train"].read_bytes() != first["train"].read_bytes()
+    build_synthetic(tmp_path / "a", seed=7, sizes={"train": 1, "dev": 1, "test": 1}, progress=False)
+    assert len(list((tmp_path / "a" / "audio" / "train").glob("*.wav"))) == 3  # stale files removed
+
+
+@needs_espeak
+def test_cli_synth_and_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="speechgrpo")
+    add_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["data", "synth", "--out", str(tmp_path / "d"), "--seed", "0", "--train", "1",
+                              "--dev", "1", "--test", "1", "--tasks", "ast,asr", "--quiet"])
+    assert args.run(args) == 0
+    out = capsys.readouterr().out
+    assert "6 utterances in" in out and "stats.json" in out
+    rows = read_manifest(tmp_path / "d" / "train.jsonl")
+    assert [e.task for e in rows] == ["ast", "asr"]
+    args = parser.parse_args(["data", "corpus", str(tmp_path / "d" / "train.jsonl"), "-o", str(tmp_path / "c.txt")])
+    assert args.run(args) == 0
+    lines = (tmp_path / "c.txt").read_text(encoding="utf-8").splitlines()
+    assert rows[0].references[0] in lines and rows[0].prompt in lines and str(rows[0].meta["transcript"]) in lines
+
+
+# ------------------------------------------------------------------------------------------------- docs
+
+def test_docs_manifest_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    exec(doc_block("data.md", "data-manifest"), {})
+
+
+def test_docs_grammar_example() -> None:
+    exec(doc_block("data.md", "data-grammar"), {})
+
+
+@needs_espeak
+def test_docs_synthetic_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    exec(doc_block("data.md", "data-synthetic"), {})
