@@ -606,3 +606,18 @@ def test_docs_grammar_example() -> None:
 def test_docs_synthetic_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     exec(doc_block("data.md", "data-synthetic"), {})
+
+
+def test_docs_examples_are_items_of_the_seed0_test_split() -> None:
+    test = synthetic_examples(0, {"train": 0, "dev": 0, "test": 200})["test"]
+    spoken = {str(e.meta["transcript"]) for e in test}
+    references = {r for e in test for r in e.references}
+    text = (Path(__file__).resolve().parent.parent / "docs" / "data.md").read_text(encoding="utf-8")
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| ") and line.count("|") >= 3]
+    examples = [cells for cells in rows if cells[0][:1].isupper() and cells[0].endswith(".")]
+    assert len(examples) == 12
+    for cells in examples:
+        assert cells[0] in spoken
+        assert cells[-1].split('", "')[0].strip('"') in references
+    assert "Frank is a nurse and works at the hospital." in references

@@ -23,6 +23,7 @@ from speechgrpo.data.synthetic import (
     synthesize_examples,
     synthetic_examples,
 )
+from speechgrpo.data.tts import TTSError
 
 __all__ = [
     "ASR_PROMPTS",
@@ -35,6 +36,7 @@ __all__ = [
     "Example",
     "ManifestError",
     "SyntheticError",
+    "TTSError",
     "add_cli",
     "build_synthetic",
     "corpus_texts",

@@ -40,7 +40,8 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class Example:
-    """One manifest row. ``root`` is the folder a relative ``audio`` path is resolved against."""
+    """One manifest row. ``root`` is the folder a relative ``audio`` path is resolved against (the
+    manifest's folder after :func:`read_manifest`; ``None``: the current directory)."""
 
     id: str
     audio: str

@@ -289,10 +289,9 @@ def _favourite(rng: random.Random, p: _Person, ctx: dict[str, set[str]]) -> _Fac
     topic = rng.choice(sorted(FAVOURITES))
     value = rng.choice(FAVOURITES[topic])
     n = p.name
-    verb = "are" if topic == "fruit" else "is"
-    return _Fact("favourite", (f"{{P}} favourite {topic} {verb} {value}.", f"{{S}} says that {{p}} favourite "
-                                                                           f"{topic} {verb} {value}."),
-                 (QA(f"What is {n}'s favourite {topic}?", f"{n}'s favourite {topic} {verb} {value}.",
+    return _Fact("favourite", (f"{{P}} favourite {topic} is {value}.",
+                               f"{{S}} says that {{p}} favourite {topic} is {value}."),
+                 (QA(f"What is {n}'s favourite {topic}?", f"{n}'s favourite {topic} is {value}.",
                      f"{_cap(value)}.", f"favourite_{topic}", value),))
 
 
