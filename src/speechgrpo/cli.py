@@ -7,7 +7,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from speechgrpo.data import add_cli as add_data_cli
 from speechgrpo.grpo_adapters import openrlhf, reward_server
+from speechgrpo.train.cli import add_cli as add_train_cli
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -77,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths.set_defaults(run=_module_path)
     openrlhf.add_cli(commands)
     reward_server.add_cli(commands)
+    add_data_cli(commands)
+    add_train_cli(commands)
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)

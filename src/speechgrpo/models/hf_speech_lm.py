@@ -109,6 +109,9 @@ class HFSpeechLM(SpeechLM):
                                    "use_cache": True}
         if not sampling.greedy:
             options.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        audio_token = getattr(model.config, "audio_token_id", getattr(model.config, "audio_token_index", None))
+        if audio_token is not None:  # a sampled audio placeholder would break the scoring forward's audio merge
+            options["suppress_tokens"] = [int(audio_token)]
         self._before_forward(bool((batch.extra["audio_row"] >= 0).any()))
         checkpoint_defaults = model.generation_config
         model.generation_config = _blank_generation_config()

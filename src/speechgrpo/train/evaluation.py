@@ -1,0 +1,89 @@
+"""Evaluation as in the paper: sampled decoding (T=0.9, top-p 0.9) averaged over several seeds, and greedy.
+
+Metrics: corpus BLEU (sacrebleu), and the per-sample mean of BERTScore-F1, ROUGE-1/2/L, METEOR and, for
+ASR, WER, all from ``speechgrpo.metrics`` (exact to their reference implementations), on a 0-100 scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from speechgrpo.data import Example
+from speechgrpo.metrics import BLEU, METEOR, ROUGE, WER, BERTScore, Metric
+from speechgrpo.models import SamplingConfig, SpeechLM
+from speechgrpo.train.trainer import AudioCache
+
+DEFAULT_METRICS = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """``seeds`` sampled passes at ``temperature``/``top_p`` plus one greedy pass (when ``greedy``)."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    temperature: float = 0.9
+    top_p: float = 0.9
+    greedy: bool = True
+    max_new_tokens: int = 200
+    batch_size: int = 16
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+
+
+def generate_answers(model: SpeechLM, examples: Sequence[Example], sampling: SamplingConfig, seed: int,
+                     batch_size: int, audio: AudioCache, progress: bool = False) -> list[str]:
+    """One completion per example."""
+    generator = torch.Generator().manual_seed(seed)
+    answers: list[str] = []
+    model.unwrapped().eval()
+    with torch.no_grad():
+        for start in tqdm(range(0, len(examples), batch_size), disable=not progress, desc="generate", leave=False):
+            part = examples[start:start + batch_size]
+            batch = model.encode_prompts([audio.prompt(e) for e in part])
+            answers += model.generate(batch, 1, sampling, generator).texts
+    return answers
+
+
+def _metric(name: str) -> Metric:
+    if name.startswith("rouge"):
+        return ROUGE(rouge_type=name)
+    factories: dict[str, type[Metric]] = {"bleu": BLEU, "bertscore": BERTScore, "meteor": METEOR, "wer": WER}
+    if name not in factories:
+        raise ValueError(f"unknown evaluation metric {name!r}; use bleu, bertscore, rouge1/2/L, meteor or wer")
+    return factories[name]()
+
+
+def score_answers(answers: Sequence[str], examples: Sequence[Example], metrics: Sequence[str]) -> dict[str, float]:
+    """Each metric on 0-100: corpus BLEU and corpus WER; per-sample means x 100 for the others."""
+    references = [tuple(e.references) for e in examples]
+    scores: dict[str, float] = {}
+    for name in metrics:
+        metric = _metric(name)
+        if name in ("bleu", "wer"):
+            value = float(metric.corpus_score(answers, references))
+            scores[name] = value * 100 if name == "wer" else value
+        else:
+            scores[name] = 100 * float(np.mean(metric.score(answers, references))) if answers else 0.0
+    return scores
+
+
+def evaluate_model(model: SpeechLM, examples: Sequence[Example], config: EvalConfig | None = None,
+                   progress: bool = False) -> dict[str, dict[str, float]]:
+    """``{"sampled": mean over seeds, "sampled_std": std over seeds, "greedy": ...}`` of every metric."""
+    config = config or EvalConfig()
+    audio = AudioCache()
+    sampled = [score_answers(generate_answers(model, examples, SamplingConfig(config.max_new_tokens, config.temperature,
+                                                                              config.top_p), seed,
+                                              config.batch_size, audio, progress), examples, config.metrics)
+               for seed in config.seeds]
+    results = {"sampled": {k: float(np.mean([s[k] for s in sampled])) for k in config.metrics},
+               "sampled_std": {k: float(np.std([s[k] for s in sampled])) for k in config.metrics}}
+    if config.greedy:
+        answers = generate_answers(model, examples, SamplingConfig(config.max_new_tokens, greedy=True), 0,
+                                   config.batch_size, audio, progress)
+        results["greedy"] = score_answers(answers, examples, config.metrics)
+    return results
