@@ -95,7 +95,8 @@ def test_manifest_round_trip(tmp_path: Path) -> None:
     ("{not json", ":2: invalid JSON"),
     ([1], ":2: expected a JSON object, got list"),
     ({"audio": "x.wav", "prompt": "", "references": ["r"], "task": "asr"}, ":2: 'id' must be a non-empty string"),
-    ({"id": "x", "prompt": "", "references": ["r"], "task": "asr"}, ":2: 'audio' must be a non-empty string"),
+    ({"id": "x", "audio": "", "prompt": "", "references": ["r"], "task": "asr"},
+     ":2: 'audio' must be a non-empty string, or null"),
     ({"id": "x", "audio": "x.wav", "references": ["r"], "task": "asr"}, ":2: 'prompt' must be a string"),
     ({"id": "x", "audio": "x.wav", "prompt": "", "references": [], "task": "asr"}, "'references' must be a non-empty"),
     ({"id": "x", "audio": "x.wav", "prompt": "", "references": ["r", 3], "task": "asr"},
@@ -621,3 +622,15 @@ def test_docs_examples_are_items_of_the_seed0_test_split() -> None:
         assert cells[0] in spoken
         assert cells[-1].split('", "')[0].strip('"') in references
     assert "Frank is a nurse and works at the hospital." in references
+
+
+def test_text_only_examples_have_null_audio(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"id": "t1", "task": "sqa_text", "audio": null, "prompt": "Anna lives in Rome. Where?", '
+                    '"references": ["Anna lives in Rome."]}\n', encoding="utf-8")
+    (example,) = read_manifest(path)
+    assert example.audio is None
+    with pytest.raises(ValueError, match="text-only"):
+        example.audio_path  # noqa: B018
+    write_manifest(tmp_path / "copy.jsonl", [example])
+    assert read_manifest(tmp_path / "copy.jsonl") == [example]

@@ -41,10 +41,11 @@ class ManifestError(ValueError):
 @dataclass(frozen=True)
 class Example:
     """One manifest row. ``root`` is the folder a relative ``audio`` path is resolved against (the
-    manifest's folder after :func:`read_manifest`; ``None``: the current directory)."""
+    manifest's folder after :func:`read_manifest`; ``None``: the current directory). ``audio`` is ``None``
+    for a text-only prompt (e.g. the text versions of the tasks that a base model learns from)."""
 
     id: str
-    audio: str
+    audio: str | None
     prompt: str
     references: tuple[str, ...]
     task: str
@@ -56,6 +57,8 @@ class Example:
     @property
     def audio_path(self) -> Path:
         """The audio file's path (``audio`` joined to ``root`` when relative)."""
+        if self.audio is None:
+            raise ValueError(f"example {self.id!r} is text-only (audio is null)")
         path = Path(self.audio)
         return path if path.is_absolute() or self.root is None else self.root / path
 
@@ -64,15 +67,15 @@ class Example:
         return load_audio(self.audio_path, sample_rate)
 
     def speech_prompt(self) -> SpeechPrompt:
-        """The model input: the 16 kHz audio and the prompt text (imports torch through speechgrpo.models)."""
+        """The model input: the 16 kHz audio (``None`` if text-only) and the prompt text (imports torch)."""
         from speechgrpo.models import SpeechPrompt
 
-        return SpeechPrompt(audio=self.load_audio(), text=self.prompt)
+        return SpeechPrompt(audio=None if self.audio is None else self.load_audio(), text=self.prompt)
 
     def record(self, manifest_dir: Path | None = None) -> dict[str, Any]:
         """The JSON object of this row; ``audio`` relative to ``manifest_dir`` when the file lies under it."""
         audio = self.audio
-        if manifest_dir is not None:
+        if manifest_dir is not None and audio is not None:
             resolved = Path(os.path.abspath(self.audio_path))
             base = Path(os.path.abspath(manifest_dir))
             audio = resolved.relative_to(base).as_posix() if resolved.is_relative_to(base) else str(resolved)
@@ -100,9 +103,12 @@ def parse_example(record: Any, where: str, root: Path | None = None) -> Example:
     unknown = sorted(set(record) - set(FIELDS))
     _check(not unknown, where, f"unknown field '{unknown[0] if unknown else ''}' (fields: {', '.join(FIELDS)}; "
                                "put anything else under 'meta')")
-    for key in ("id", "audio", "task"):
+    for key in ("id", "task"):
         value = record.get(key)
         _check(isinstance(value, str) and value.strip() != "", where, f"'{key}' must be a non-empty string")
+    audio = record.get("audio")
+    _check(audio is None or (isinstance(audio, str) and audio.strip() != ""), where,
+           "'audio' must be a non-empty string, or null for a text-only prompt")
     _check(isinstance(record.get("prompt"), str), where, "'prompt' must be a string")
     refs = record.get("references")
     if isinstance(refs, str):
@@ -117,7 +123,7 @@ def parse_example(record: Any, where: str, root: Path | None = None) -> Example:
                                 and duration >= 0), where, "'duration' must be a non-negative number (seconds)")
     meta = record.get("meta", {})
     _check(isinstance(meta, dict), where, "'meta' must be an object")
-    return Example(id=record["id"], audio=record["audio"], prompt=record["prompt"], references=tuple(refs),
+    return Example(id=record["id"], audio=audio, prompt=record["prompt"], references=tuple(refs),
                    task=record["task"], split=split, duration=None if duration is None else float(duration),
                    meta=meta, root=root)
 

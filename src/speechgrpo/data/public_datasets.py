@@ -185,10 +185,10 @@ def split_by_audio(examples: Sequence[Example], fraction: float, seed: int = 0) 
     The paper validates on 20% of the LibriSQA training set; grouping by audio keeps a passage's
     questions on one side.
     """
-    audios = sorted({e.audio for e in examples})
+    audios = sorted({str(e.audio) for e in examples})
     random.Random(seed).shuffle(audios)
     held = set(audios[:round(fraction * len(audios))])
-    return [e for e in examples if e.audio not in held], [e for e in examples if e.audio in held]
+    return [e for e in examples if str(e.audio) not in held], [e for e in examples if str(e.audio) in held]
 
 
 def librisqa_manifests(librisqa_dir: str | Path, librispeech_root: str | Path, out_dir: str | Path, *,

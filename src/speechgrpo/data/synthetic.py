@@ -134,7 +134,7 @@ def _synthesize_one(example: Example, out_dir: Path, binary: str) -> float:
     meta = example.meta
     voice = Voice(str(meta["voice"]), int(meta["speed"]), int(meta["pitch"]))
     audio = tts_synthesize(str(meta["transcript"]), voice, SAMPLE_RATE, binary)
-    path = out_dir / example.audio
+    path = out_dir / str(example.audio)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_wav(path, audio, SAMPLE_RATE)
     return round(len(audio) / SAMPLE_RATE, 3)

@@ -82,8 +82,8 @@ class AudioCache:
         self._audio: dict[str, np.ndarray] = {}
 
     def prompt(self, example: Example) -> SpeechPrompt:
-        """The model input of ``example``; an empty ``audio`` field makes a text-only prompt."""
-        if not example.audio:
+        """The model input of ``example`` (text-only when its ``audio`` is ``None``)."""
+        if example.audio is None:
             return SpeechPrompt(None, example.prompt)
         key = str(example.audio_path)
         if key not in self._audio:
