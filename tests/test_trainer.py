@@ -1,0 +1,195 @@
+"""The reference trainer on a tiny text LM (fast) and a tiny Qwen2-Audio (speech path): steps, MP-GRPO
+groups, resume after kill -9, two processes under accelerate."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tiny_lm import build_tiny_lm
+
+from speechgrpo.advantages import group_advantages
+from speechgrpo.data import Example, read_manifest, write_manifest
+from speechgrpo.losses import policy_loss
+from speechgrpo.models import SamplingConfig, SpeechPrompt
+from speechgrpo.models.loading import load_speech_lm
+from speechgrpo.rewards import parse_reward
+from speechgrpo.train import TrainConfig, load_config
+from speechgrpo.train.trainer import PromptSampler, select, train, with_references
+
+PAIRS = [("translate: the cat sat", "die katze"), ("translate: a dog ran", "ein hund"),
+         ("translate: the red mat", "das rote"), ("translate: one two three", "eine zug"),
+         ("translate: green blue park", "die das"), ("translate: five six yellow", "hat heute")]
+
+
+@pytest.fixture(scope="module")
+def text_task(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("text_task")
+    model = build_tiny_lm(root / "model")
+    examples = [Example(id=f"t{i}", audio=None, prompt=p, references=(r,), task="ast_text")
+                for i, (p, r) in enumerate(PAIRS)]
+    return model, write_manifest(root / "train.jsonl", examples)
+
+
+def config(model: Path, manifest: Path, out: Path, **overrides: object) -> TrainConfig:
+    values: dict[str, object] = {"model": str(model), "train_manifests": [str(manifest)], "output_dir": str(out),
+                                 "steps": 3, "prompts_per_step": 3, "num_generations": 4, "max_new_tokens": 6,
+                                 "micro_batch_size": 8, "learning_rate": 1e-2, "checkpoint_every": 2}
+    values.update(overrides)
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def test_sampler_is_deterministic_resumable_and_split_across_processes() -> None:
+    a, b = PromptSampler(10, seed=3), PromptSampler(10, seed=3)
+    first = a.take(7)
+    assert first == b.take(7) and len(set(first)) == 7
+    state = a.state()
+    rest = a.take(8)
+    c = PromptSampler(10, seed=3)
+    c.load(state)
+    assert c.take(8) == rest
+    shards = [PromptSampler(10, seed=3, rank=r, world=2).take(5) for r in (0, 1)]
+    assert sorted(shards[0] + shards[1]) == list(range(10))
+
+
+def test_sft_reduces_the_loss(text_task: tuple[Path, Path], tmp_path: Path) -> None:
+    model, manifest = text_task
+    train(config(model, manifest, tmp_path, stage="sft", steps=12, prompts_per_step=6, checkpoint_every=50),
+          show_progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and rows[-1]["loss"] < 0.5 * rows[0]["loss"]
+    assert (tmp_path / "metrics.csv").read_text().count("\n") == 13
+    assert (tmp_path / "final" / "config.json").is_file()
+
+
+def test_grpo_step_lowers_the_policy_loss_on_a_fixed_batch(text_task: tuple[Path, Path]) -> None:
+    model_dir, manifest = text_task
+    model = load_speech_lm(model_dir)
+    examples = read_manifest(manifest)[:3]
+    batch = model.encode_prompts([SpeechPrompt(None, e.prompt) for e in examples])
+    completions = model.generate(batch, 6, SamplingConfig(max_new_tokens=6), torch.Generator().manual_seed(0))
+    index = completions.prompt_index.numpy()
+    scores = parse_reward("chrf")(completions.texts, [examples[i].references for i in index], group_ids=index).scores
+    advantages = torch.as_tensor(group_advantages(scores, index, preset="paper").advantages, dtype=torch.float32)
+    assert advantages.abs().sum() > 0, "the fixed batch needs some signal"
+    optimizer = torch.optim.SGD(model.module.parameters(), lr=0.5)
+
+    with torch.no_grad():
+        old = model.completion_log_probs(batch, completions)
+
+    def loss() -> torch.Tensor:  # the surrogate against the sampling policy's log-probs, as in PPO
+        return policy_loss(model.completion_log_probs(batch, completions), old, advantages, completions.mask,
+                           preset="paper", beta=0.0).loss
+
+    before = loss()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = loss()
+    assert after < before
+
+
+def test_mp_grpo_groups_hold_exactly_one_reference(text_task: tuple[Path, Path]) -> None:
+    model_dir, manifest = text_task
+    model = load_speech_lm(model_dir)
+    examples = read_manifest(manifest)[:3]
+    batch = model.encode_prompts([SpeechPrompt(None, e.prompt) for e in examples])
+    sampled = model.generate(batch, 3, SamplingConfig(max_new_tokens=5), torch.Generator().manual_seed(1))
+    references = model.encode_completions([e.references[0] for e in examples], torch.arange(3))
+    merged, off = with_references(sampled, references, 3)
+    assert off.tolist() == [False, False, False, True] * 3
+    assert merged.prompt_index.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert [merged.texts[i] for i in (3, 7, 11)] == [e.references[0] for e in examples]
+    for group, row in enumerate((3, 7, 11)):
+        width = int(references.mask[group].sum())
+        assert torch.equal(merged.ids[row, :width], references.ids[group, :width])
+        assert not merged.mask[row, width:].any()
+    # the off-policy rows: ratio p/1 and no clipping, so the loss there is -A * p averaged over tokens
+    part = select(merged, [3])
+    log_probs = model.completion_log_probs(batch, part)
+    out = policy_loss(log_probs, log_probs.detach() - 5.0, torch.tensor([2.0]), part.mask,
+                      off_policy=torch.tensor([True]), preset="paper", beta=0.0)
+    expected = -(2.0 * log_probs.exp())[part.mask].sum() / part.mask.sum()
+    torch.testing.assert_close(out.loss, expected)
+
+
+@pytest.mark.parametrize("stage", ["grpo", "mp_grpo"])
+def test_grpo_and_mp_grpo_runs_log_what_the_issue_asks(text_task: tuple[Path, Path], tmp_path: Path,
+                                                       stage: str) -> None:
+    model, manifest = text_task
+    train(config(model, manifest, tmp_path, stage=stage, reward="0.5*bleu + 0.5*chrf"), show_progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for key in ("reward_mean", "reward_std", "frac_zero_std_groups", "kl", "clip_frac_low", "clip_frac_high",
+                "completion_length", "step_time_s", "reward_share", "samples_per_s"):
+        assert all(np.isfinite(r[key]) for r in rows), key
+    assert ("off_policy_prob" in rows[0]) == (stage == "mp_grpo")
+
+
+def test_yaml_config_and_cli(text_task: tuple[Path, Path], tmp_path: Path) -> None:
+    model, manifest = text_task
+    path = tmp_path / "run.yaml"
+    config(model, manifest, tmp_path / "run", stage="grpo", steps=2).save(path)
+    assert load_config(path, beta=0.04).beta == 0.04
+    with pytest.raises(ValueError, match="unknown config keys"):
+        load_config(path, betta=0.1)
+    from speechgrpo.cli import main
+
+    assert main(["train", "--config", str(path), "--no-progress", "steps=2", "learning_rate=0.001"]) == 0
+    assert main(["eval", "--model", str(tmp_path / "run" / "final"), "--manifest", str(manifest), "--seeds", "2",
+                 "--metrics", "bleu,rougeL,wer", "--max-new-tokens", "6", "--output", str(tmp_path / "e.json")]) == 0
+    results = json.loads((tmp_path / "e.json").read_text())
+    assert set(results) == {"sampled", "sampled_std", "greedy"} and set(results["greedy"]) == {"bleu", "rougeL", "wer"}
+
+
+def _run_cli(args: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    return subprocess.Popen([sys.executable, "-m", "speechgrpo.cli", *args], env=env, **kwargs)  # type: ignore[call-overload]
+
+
+def test_resume_after_kill_gives_the_same_weights(text_task: tuple[Path, Path], tmp_path: Path) -> None:
+    model, manifest = text_task
+    args = ["train", "--no-progress", f"model={model}", f"train_manifests=[{manifest}]", "stage=grpo", "steps=6",
+            "prompts_per_step=2", "num_generations=4", "max_new_tokens=6", "checkpoint_every=2",
+            "learning_rate=0.01", "keep_checkpoints=3"]
+    assert _run_cli([*args, f"output_dir={tmp_path / 'whole'}"]).wait(timeout=300) == 0
+    interrupted = tmp_path / "interrupted"
+    process = _run_cli([*args, f"output_dir={interrupted}"])
+    deadline = time.monotonic() + 300
+    while not (interrupted / "checkpoints" / "step-00000002" / "COMPLETE").is_file():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert _run_cli([*args, f"output_dir={interrupted}"]).wait(timeout=300) == 0
+    whole = load_speech_lm(tmp_path / "whole" / "final").module.state_dict()
+    resumed = load_speech_lm(interrupted / "final").module.state_dict()
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    steps = [json.loads(line)["step"] for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_two_processes_under_accelerate(text_task: tuple[Path, Path], tmp_path: Path) -> None:
+    """DDP over gloo on CPU: accelerate's ``--multi_gpu`` launcher (torchrun) with no GPU gives MULTI_CPU."""
+    model, manifest = text_task
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "speechgrpo.cli",
+               "train", "--no-progress", f"model={model}", f"train_manifests=[{manifest}]", "stage=mp_grpo",
+               "steps=2", "prompts_per_step=2", "num_generations=3", "max_new_tokens=5",
+               f"output_dir={tmp_path}"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    state = torch.load(tmp_path / "checkpoints" / "step-00000002" / "trainer_state.pt", weights_only=False)
+    assert len(state["sampler"]) == 2 and state["sampler"][0] == state["sampler"][1]
+    assert (tmp_path / "final" / "config.json").is_file()
