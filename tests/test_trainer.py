@@ -193,3 +193,14 @@ def test_two_processes_under_accelerate(text_task: tuple[Path, Path], tmp_path: 
     state = torch.load(tmp_path / "checkpoints" / "step-00000002" / "trainer_state.pt", weights_only=False)
     assert len(state["sampler"]) == 2 and state["sampler"][0] == state["sampler"][1]
     assert (tmp_path / "final" / "config.json").is_file()
+
+
+def test_documented_config_is_a_valid_paper_config(tmp_path: Path) -> None:
+    from doc_blocks import doc_block
+
+    path = tmp_path / "grpo.yaml"
+    path.write_text(doc_block("trainer.md", "train-config"), encoding="utf-8")
+    loaded = load_config(path)
+    assert (loaded.stage, loaded.num_generations, loaded.beta, loaded.temperature, loaded.max_new_tokens) == (
+        "grpo", 8, 0.02, 1.0, 200)
+    assert (loaded.advantage_preset, loaded.loss_preset) == ("paper", "paper")
