@@ -17,3 +17,8 @@ __all__ = ["SAMPLE_RATE", "Completions", "PromptBatch", "SamplingConfig", "Speec
 from speechgrpo.models.loading import MODEL_TYPES, load_speech_lm
 
 __all__ += ["MODEL_TYPES", "load_speech_lm"]
+from speechgrpo.models.tiny_speech_lm import TinySpeechLM  # noqa: E402
+from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig  # noqa: E402
+from speechgrpo.models.word_tokenizer import WordTokenizer, build_tokenizer  # noqa: E402
+
+__all__ += ["TinySpeechLM", "TinySpeechLMConfig", "WordTokenizer", "build_tokenizer"]

@@ -1,0 +1,204 @@
+"""The bundled speech LLM behind :class:`SpeechLM`: small enough to train from scratch on a 2-core CPU.
+
+Prompts become ``[<bos>, audio tokens, prompt words, <sep>]`` (the network is in
+:mod:`speechgrpo.models.tiny_speech_net`, features in :mod:`~speechgrpo.models.log_mel`, the word-level
+tokenizer in :mod:`~speechgrpo.models.word_tokenizer`), answers end with ``<eos>``. Generation is a
+KV-cached loop over the decoder written here rather than ``transformers``' ``generate``, so that a
+``torch.Generator`` makes sampling reproducible without touching the global RNG, and so that the
+left-padded layout, the positions and the masks are the very ones :meth:`completion_logits` uses:
+the log-probs generation reports equal those of the training forward (up to float rounding).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from speechgrpo.models.log_mel import log_mel
+from speechgrpo.models.speech_lm import Completions, PromptBatch, SamplingConfig, SpeechLM, SpeechPrompt
+from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig, TinySpeechNet
+from speechgrpo.models.word_tokenizer import WordTokenizer
+
+__all__ = ["MODEL_TYPE", "TinySpeechLM", "TinySpeechLMConfig"]
+
+MODEL_TYPE = "speechgrpo_tiny"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def _cache_kwarg() -> str:
+    """transformers 5.24 renamed the decoder's ``past_key_values`` argument to ``cache``."""
+    import inspect
+
+    from transformers import LlamaModel
+
+    return "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
+
+
+def _pad(rows: Sequence[Sequence[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ``(len(rows), longest)`` ids and their lengths."""
+    lengths = torch.tensor([len(row) for row in rows], dtype=torch.long)
+    ids = torch.full((len(rows), int(lengths.max()) if rows else 0), value, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+    return ids, lengths
+
+
+def _pick(logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
+    """Next tokens: argmax, or inverse-CDF sampling from the temperature/top-p distribution with uniforms
+    drawn from ``generator`` (on its own device, so a CPU generator also drives a GPU model)."""
+    if sampling.greedy:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / sampling.temperature, dim=-1)
+    if sampling.top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(-1) - sorted_probs >= sampling.top_p  # the top token always stays
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
+    device = generator.device if generator is not None else logits.device
+    uniform = torch.rand(logits.shape[0], generator=generator, device=device).to(logits.device)
+    cdf = probs.cumsum(-1)
+    picked = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None], right=True)[:, 0]
+    return picked.clamp(max=logits.shape[-1] - 1)
+
+
+class TinySpeechLM(SpeechLM):
+    """:class:`TinySpeechNet` with its tokenizer; ``module`` is the net (the trainer may wrap it)."""
+
+    def __init__(self, module: TinySpeechNet, tokenizer: WordTokenizer, config: TinySpeechLMConfig) -> None:
+        self.module: torch.nn.Module = module
+        self.tokenizer = tokenizer
+        self.config = config
+
+    @classmethod
+    def create(cls, config: TinySpeechLMConfig, tokenizer: WordTokenizer, device: str | torch.device = "cpu",
+               dtype: torch.dtype = torch.float32) -> TinySpeechLM:
+        """A randomly initialized model (seed with ``torch.manual_seed`` for a reproducible one)."""
+        net = TinySpeechNet(config, tokenizer.vocab_size, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id)
+        return cls(net.to(device=device, dtype=dtype), tokenizer, config)
+
+    def net(self) -> TinySpeechNet:
+        """The unwrapped module with its type."""
+        module = self.unwrapped()
+        assert isinstance(module, TinySpeechNet)
+        return module
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unwrapped().parameters()).dtype
+
+    def encode_prompts(self, prompts: Sequence[SpeechPrompt]) -> PromptBatch:
+        """Log-mel features (zero frames for a text-only prompt) and ``prompt words + <sep>`` ids."""
+        if not prompts:
+            raise ValueError("no prompts")
+        features = [log_mel(p.audio, self.config.n_mels) if p.audio is not None
+                    else torch.zeros(0, self.config.n_mels) for p in prompts]
+        feature_lengths = torch.tensor([len(f) for f in features], dtype=torch.long)
+        width = max(1, int(feature_lengths.max()))  # convolutions need one frame even for text-only batches
+        padded = torch.stack([F.pad(f, (0, 0, 0, width - len(f))) for f in features])
+        prompt_ids, prompt_lengths = _pad([[*self.tokenizer.encode(p.text), self.tokenizer.sep_id] for p in prompts],
+                                          self.tokenizer.pad_id)
+        device = self.device
+        inputs = {"features": padded.to(device=device, dtype=self.dtype), "feature_lengths": feature_lengths.to(device),
+                  "prompt_ids": prompt_ids.to(device), "prompt_lengths": prompt_lengths.to(device)}
+        return PromptBatch(inputs=inputs, size=len(prompts))
+
+    def generate(self, batch: PromptBatch, num_samples: int, sampling: SamplingConfig,
+                 generator: torch.Generator | None = None) -> Completions:
+        return self.generate_with_log_probs(batch, num_samples, sampling, generator)[0]
+
+    @torch.no_grad()
+    def generate_with_log_probs(self, batch: PromptBatch, num_samples: int, sampling: SamplingConfig,
+                                generator: torch.Generator | None = None) -> tuple[Completions, torch.Tensor]:
+        """:meth:`generate`, plus each sampled token's log-prob ``(n, length)`` (0 at padding) under
+        ``softmax(logits / temperature)`` before top-p (temperature 1 when greedy): the policy's
+        log-probs as :meth:`completion_log_probs` computes them, for free."""
+        from speechgrpo.losses import token_log_probs
+
+        net = self.net()
+        embeds, mask = net.prefix(**batch.inputs)
+        index = torch.arange(batch.size, device=embeds.device).repeat_interleave(num_samples)
+        embeds, mask = embeds[index], mask[index]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        next_position = positions[:, -1:] + 1
+        from transformers import DynamicCache
+
+        cache_kwargs: dict[str, Any] = {_cache_kwarg(): DynamicCache(config=net.lm.config), "use_cache": True}
+        hidden = net.lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                              **cache_kwargs).last_hidden_state[:, -1]
+        temperature = 1.0 if sampling.greedy else sampling.temperature
+        done = torch.zeros(len(index), dtype=torch.bool, device=embeds.device)
+        tokens: list[torch.Tensor] = []
+        alive: list[torch.Tensor] = []
+        log_probs: list[torch.Tensor] = []
+        for _ in range(sampling.max_new_tokens):
+            logits = net.lm.lm_head(hidden).float()
+            token = _pick(logits, sampling, generator).masked_fill(done, self.tokenizer.pad_id)
+            tokens.append(token)
+            alive.append(~done)
+            log_probs.append(torch.where(done, 0.0, token_log_probs(logits, token, temperature)))
+            done = done | (token == self.tokenizer.eos_id)
+            if bool(done.all()):
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            hidden = net.lm.model(inputs_embeds=net.embed_tokens(token[:, None]), attention_mask=mask,
+                                  position_ids=next_position, **cache_kwargs).last_hidden_state[:, -1]
+            next_position = next_position + 1
+        n = len(index)
+        ids = torch.stack(tokens, dim=1) if tokens else torch.zeros(n, 0, dtype=torch.long, device=embeds.device)
+        token_mask = torch.stack(alive, dim=1) if alive else torch.zeros(n, 0, dtype=torch.bool, device=ids.device)
+        scores = torch.stack(log_probs, dim=1) if log_probs else torch.zeros(n, 0, device=ids.device)
+        completions = Completions(ids=ids, mask=token_mask, texts=self._decode(ids, token_mask), prompt_index=index)
+        return completions, scores
+
+    def _decode(self, ids: torch.Tensor, mask: torch.Tensor) -> list[str]:
+        return [self.tokenizer.decode([t for t in row[keep].tolist() if t != self.tokenizer.eos_id])
+                for row, keep in zip(ids, mask, strict=True)]
+
+    def encode_completions(self, texts: Sequence[str], prompt_index: torch.Tensor) -> Completions:
+        """Answer words + ``<eos>``, right-padded with ``<pad>``."""
+        if len(texts) != len(prompt_index):
+            raise ValueError(f"{len(texts)} texts but {len(prompt_index)} prompt indices")
+        ids, lengths = _pad([[*self.tokenizer.encode(t), self.tokenizer.eos_id] for t in texts], self.tokenizer.pad_id)
+        device = self.device
+        mask = torch.arange(ids.shape[1]) < lengths[:, None]
+        return Completions(ids=ids.to(device), mask=mask.to(device), texts=list(texts),
+                           prompt_index=prompt_index.to(device=device, dtype=torch.long))
+
+    def completion_logits(self, batch: PromptBatch, completions: Completions) -> torch.Tensor:
+        device = self.device
+        logits: torch.Tensor = self.module(
+            **batch.inputs, prompt_index=completions.prompt_index.to(device),
+            completion_ids=completions.ids.to(device), completion_mask=completions.mask.to(device))
+        return logits
+
+    def save(self, directory: str | Path) -> None:
+        """``config.json`` (with ``model_type``), ``model.safetensors`` and ``tokenizer.json``."""
+        from safetensors.torch import save_model
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"model_type": MODEL_TYPE, **asdict(self.config)}
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        save_model(self.net(), str(directory / WEIGHTS_FILE))
+        self.tokenizer.save(directory / TOKENIZER_FILE)
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu",
+             dtype: torch.dtype = torch.float32) -> TinySpeechLM:
+        from safetensors.torch import load_model
+
+        directory = Path(directory)
+        config = json.loads((directory / CONFIG_FILE).read_text())
+        if config.pop("model_type", MODEL_TYPE) != MODEL_TYPE:
+            raise ValueError(f"{directory} does not hold a {MODEL_TYPE} model")
+        model = cls.create(TinySpeechLMConfig(**config), WordTokenizer.load(directory / TOKENIZER_FILE))
+        load_model(model.net(), str(directory / WEIGHTS_FILE))
+        model.module.to(device=device, dtype=dtype)
+        return model
