@@ -15,6 +15,7 @@ from speechgrpo.models.speech_lm import SpeechLM
 MODEL_TYPES: dict[str, str] = {
     "qwen2_audio": "speechgrpo.models.qwen2_audio:Qwen2AudioLM",
     "granite_speech": "speechgrpo.models.granite_speech:GraniteSpeechLM",
+    "speechgrpo_tiny": "speechgrpo.models.tiny_speech_lm:TinySpeechLM",
 }
 CAUSAL_LM = "speechgrpo.models.causal_lm:CausalLM"
 
