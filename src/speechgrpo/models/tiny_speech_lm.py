@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 
 
+@cache
 def _cache_kwarg() -> str:
     """transformers 5.24 renamed the decoder's ``past_key_values`` argument to ``cache``."""
     import inspect
@@ -119,6 +121,8 @@ class TinySpeechLM(SpeechLM):
         """:meth:`generate`, plus each sampled token's log-prob ``(n, length)`` (0 at padding) under
         ``softmax(logits / temperature)`` before top-p (temperature 1 when greedy): the policy's
         log-probs as :meth:`completion_log_probs` computes them, for free."""
+        from transformers import DynamicCache
+
         from speechgrpo.losses import token_log_probs
 
         net = self.net()
@@ -127,8 +131,6 @@ class TinySpeechLM(SpeechLM):
         embeds, mask = embeds[index], mask[index]
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         next_position = positions[:, -1:] + 1
-        from transformers import DynamicCache
-
         cache_kwargs: dict[str, Any] = {_cache_kwarg(): DynamicCache(config=net.lm.config), "use_cache": True}
         hidden = net.lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
                               **cache_kwargs).last_hidden_state[:, -1]
