@@ -23,7 +23,7 @@ from speechgrpo.models import SamplingConfig, SpeechPrompt
 from speechgrpo.models.loading import load_speech_lm
 from speechgrpo.rewards import parse_reward
 from speechgrpo.train import TrainConfig, load_config
-from speechgrpo.train.trainer import PromptSampler, select, train, with_references
+from speechgrpo.train.trainer import PromptSampler, learning_rate_factor, select, train, with_references
 
 PAIRS = [("translate: the cat sat", "die katze"), ("translate: a dog ran", "ein hund"),
          ("translate: the red mat", "das rote"), ("translate: one two three", "eine zug"),
@@ -132,6 +132,20 @@ def test_grpo_and_mp_grpo_runs_log_what_the_issue_asks(text_task: tuple[Path, Pa
                 "completion_length", "step_time_s", "reward_share", "samples_per_s"):
         assert all(np.isfinite(r[key]) for r in rows), key
     assert ("off_policy_prob" in rows[0]) == (stage == "mp_grpo")
+
+
+def test_learning_rate_schedules() -> None:
+    def factors(**kwargs: object) -> list[float]:
+        settings = TrainConfig(model="m", train_manifests=["t"], output_dir="o", steps=12, **kwargs)  # type: ignore[arg-type]
+        return [learning_rate_factor(step, settings) for step in range(12)]
+
+    assert factors() == [1.0] * 12
+    warm = factors(warmup_steps=4, lr_schedule="linear")
+    assert warm[:4] == [0.25, 0.5, 0.75, 1.0] and warm[4:] == pytest.approx([1 - k / 8 for k in range(8)])
+    cosine = factors(warmup_steps=2, lr_schedule="cosine")
+    assert cosine[2] == 1.0 and cosine[7] == pytest.approx(0.5) and all(np.diff(cosine[2:]) < 0)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        factors(lr_schedule="step")
 
 
 def test_yaml_config_and_cli(text_task: tuple[Path, Path], tmp_path: Path) -> None:

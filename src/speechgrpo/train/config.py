@@ -34,7 +34,8 @@ class TrainConfig:
     micro_batch_size: int = 8  # completions per forward/backward (gradient accumulation over the rest)
     learning_rate: float = 1e-5
     weight_decay: float = 0.0
-    warmup_steps: int = 0
+    warmup_steps: int = 0  # linear warm-up from 1/warmup_steps of the rate
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay to 0 over the steps after warm-up
     max_grad_norm: float = 1.0
     seed: int = 0
     dtype: Literal["float32", "bfloat16"] = "float32"
@@ -67,6 +68,8 @@ class TrainConfig:
                      "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr_schedule not in ("constant", "linear", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant', 'linear' or 'cosine', got {self.lr_schedule!r}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
 

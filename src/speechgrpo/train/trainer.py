@@ -18,6 +18,7 @@ own prompts, whole groups stay on one process, and gradients are averaged by the
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -236,6 +237,18 @@ def chunks(size: int, chunk: int) -> list[list[int]]:
 
 
 # -- the run -------------------------------------------------------------------------------------------------
+def learning_rate_factor(step: int, config: TrainConfig) -> float:
+    """The multiplier of ``config.learning_rate`` at ``step``: linear warm-up, then the schedule."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.lr_schedule == "constant":
+        return 1.0
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    if config.lr_schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
 def train(config: TrainConfig, show_progress: bool = True) -> Path:
     """Run ``config`` (resuming from its output directory's latest checkpoint); returns the final model dir."""
     from accelerate import Accelerator
@@ -259,8 +272,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
 
     parameters = [p for p in model.module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(learning_rate_factor, config=config))
     model.module, optimizer = accelerator.prepare(model.module, optimizer)
     generator = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
     torch.manual_seed(config.seed * 1000 + accelerator.process_index)
