@@ -1,5 +1,5 @@
 # speechgrpo: one entry point for setting up, running the demo, testing and benchmarking.
-#   make demo   set up (venv, torch CPU wheel, the package with all extras, WordNet) and run the demo
+#   make demo   set up (venv, torch CPU wheel, the package with all extras, espeak-ng, WordNet) and run the demo
 #   make test   set up, then ruff + mypy + pytest
 # Override TORCH_SPEC (e.g. TORCH_SPEC='torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu')
 # to choose the torch build for your machine.

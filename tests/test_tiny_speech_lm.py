@@ -183,6 +183,29 @@ def test_gradients_flow_through_a_wrapped_module(tokenizer: WordTokenizer) -> No
     assert wrapper.calls == 1  # generation bypasses the wrapper
 
 
+def test_transcript_ctc_losses(tokenizer: WordTokenizer) -> None:
+    torch.manual_seed(0)
+    model = TinySpeechLM.create(SMALL, tokenizer)
+    batch = model.encode_prompts(PROMPTS)
+    with pytest.raises(ValueError, match="3 transcripts for 4 prompts"):
+        model.transcript_ctc_losses(batch, ["a", "b", "c"])
+    losses = model.transcript_ctc_losses(batch, ["The dog runs.", "red", "", ""])
+    assert losses.shape == (4,) and torch.isfinite(losses).all()
+    assert (losses[:2] > 0).all() and (losses[2:] == 0).all()  # no audio or no transcript: no loss
+    losses[:2].sum().backward()
+    net = model.net()
+    for parameter in (net.encoder.conv1.weight, net.projector.mlp[2].weight, net.lm.get_input_embeddings().weight):
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+    assert net.lm.model.layers[0].mlp.up_proj.weight.grad is None  # the LM's layers are not involved
+    optimizer = torch.optim.Adam(model.module.parameters(), lr=3e-3)
+    before = float(losses[:2].sum())
+    for _ in range(40):
+        optimizer.zero_grad()
+        model.transcript_ctc_losses(batch, ["The dog runs.", "red", "", ""]).sum().backward()
+        optimizer.step()
+    assert float(model.transcript_ctc_losses(batch, ["The dog runs.", "red", "", ""]).sum()) < before / 4
+
+
 def test_save_load_gives_identical_logits(model: TinySpeechLM, tmp_path: Path) -> None:
     model.save(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
@@ -258,3 +281,36 @@ def test_learns_speech_recognition_from_espeak_audio() -> None:
     print(f"loss {start:.3f} -> {end:.3f}, greedy WER on the training clips {wer:.3f}")
     assert end < 0.3 < start
     assert wer < 0.3
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
+def test_trainer_combines_cross_entropy_and_transcript_ctc(tmp_path: Path) -> None:
+    """``ce_weight``/``ctc_weight`` through the reference trainer: CTC alone (encoder pre-training), then both."""
+    import soundfile
+
+    from speechgrpo.data import Example, write_manifest
+    from speechgrpo.train import TrainConfig
+    from speechgrpo.train.trainer import train
+
+    texts = [f"{colour} {animal}" for colour, animal in itertools.product(COLOURS[:2], ANIMALS[:4])]
+    examples = []
+    for i, text in enumerate(texts):
+        soundfile.write(tmp_path / f"{i}.wav", speak(text), 16_000)
+        examples.append(Example(id=f"a{i}", audio=f"{i}.wav", prompt="Transcribe the audio:", references=(text,),
+                                task="asr", meta={"transcript": text}))
+    examples.append(Example(id="t", audio=None, prompt="Translate into German: The dog runs.",
+                            references=("Der Hund läuft.",), task="ast_text"))
+    manifest = write_manifest(tmp_path / "train.jsonl", examples)
+    torch.manual_seed(0)
+    TinySpeechLM.create(SMALL, build_tokenizer([*texts, "Transcribe the audio:", *SENTENCES])).save(tmp_path / "m")
+
+    def run(name: str, **weights: float) -> list[dict[str, float]]:
+        train(TrainConfig(model=str(tmp_path / "m"), train_manifests=[str(manifest)], output_dir=str(tmp_path / name),
+                          stage="sft", steps=30, prompts_per_step=9, learning_rate=3e-3, **weights),
+              show_progress=False)
+        return [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+
+    ctc_only = run("ctc", ce_weight=0.0, ctc_weight=1.0)
+    assert "loss" not in ctc_only[0] and ctc_only[-1]["ctc_loss"] < ctc_only[0]["ctc_loss"] / 2
+    both = run("both", ctc_weight=0.5)
+    assert {"loss", "ctc_loss"} <= set(both[-1]) and both[-1]["loss"] < both[0]["loss"]

@@ -134,6 +134,14 @@ def test_grpo_and_mp_grpo_runs_log_what_the_issue_asks(text_task: tuple[Path, Pa
     assert ("off_policy_prob" in rows[0]) == (stage == "mp_grpo")
 
 
+def test_ctc_weight_needs_a_ctc_head_and_some_loss(text_task: tuple[Path, Path], tmp_path: Path) -> None:
+    model, manifest = text_task
+    with pytest.raises(ValueError, match="not both 0"):
+        config(model, manifest, tmp_path, stage="sft", ce_weight=0)
+    with pytest.raises(ValueError, match="CausalLM has no CTC head"):
+        train(config(model, manifest, tmp_path / "ctc", stage="sft", ctc_weight=0.5), show_progress=False)
+
+
 def test_learning_rate_schedules() -> None:
     def factors(**kwargs: object) -> list[float]:
         settings = TrainConfig(model="m", train_manifests=["t"], output_dir="o", steps=12, **kwargs)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""The main job until the reference trainer exists: score a batch of GRPO groups with every reward.
+"""``speechgrpo score``: score a batch of GRPO groups with every reward.
 
 For each reward it reports the mean and spread of the scores, how many groups give GRPO no signal
 (all completions scored equally, so every advantage is 0), the mean within-group spread, the score
@@ -68,7 +68,7 @@ def group_view(group: Group, specs: Sequence[str]) -> pd.DataFrame:
     return table
 
 
-def run_demo(groups: Sequence[Group] | None = None, specs: Sequence[str] = DEFAULT_REWARDS) -> pd.DataFrame:
+def score_groups(groups: Sequence[Group] | None = None, specs: Sequence[str] = DEFAULT_REWARDS) -> pd.DataFrame:
     groups = list(groups) if groups is not None else example_groups()
     batch = flatten(groups)
     print(f"Scoring {len(batch.completions)} completions in {len(groups)} groups "

@@ -76,6 +76,7 @@ class SpeechLM(ABC):
     """A speech LLM as the trainer and the evaluator use it."""
 
     module: torch.nn.Module
+    has_ctc_head: bool = False  # True where transcript_ctc_losses is implemented
 
     @property
     def device(self) -> torch.device:
@@ -114,6 +115,12 @@ class SpeechLM(ABC):
         logits = self.completion_logits(batch, completions)
         log_probs = token_log_probs(logits, completions.ids, temperature=temperature)
         return torch.where(completions.mask, log_probs, 0.0)
+
+    def transcript_ctc_losses(self, batch: PromptBatch, transcripts: Sequence[str]) -> torch.Tensor:
+        """Per-prompt CTC loss ``(batch.size,)`` of each prompt audio's transcript, through ``self.module``
+        (0 where there is no audio or the transcript is empty): the auxiliary loss that makes a from-scratch
+        speech LLM hear (``TrainConfig.ctc_weight``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no CTC head; set ctc_weight: 0")
 
     @abstractmethod
     def save(self, directory: str | Path) -> None:

@@ -73,6 +73,8 @@ def _pick(logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Gener
 class TinySpeechLM(SpeechLM):
     """:class:`TinySpeechNet` with its tokenizer; ``module`` is the net (the trainer may wrap it)."""
 
+    has_ctc_head = True
+
     def __init__(self, module: TinySpeechNet, tokenizer: WordTokenizer, config: TinySpeechLMConfig) -> None:
         self.module: torch.nn.Module = module
         self.tokenizer = tokenizer
@@ -179,6 +181,15 @@ class TinySpeechLM(SpeechLM):
             **batch.inputs, prompt_index=completions.prompt_index.to(device),
             completion_ids=completions.ids.to(device), completion_mask=completions.mask.to(device))
         return logits
+
+    def transcript_ctc_losses(self, batch: PromptBatch, transcripts: Sequence[str]) -> torch.Tensor:
+        if len(transcripts) != batch.size:
+            raise ValueError(f"{len(transcripts)} transcripts for {batch.size} prompts")
+        ids, lengths = _pad([self.tokenizer.encode(t) for t in transcripts], self.tokenizer.pad_id)
+        device = self.device
+        losses: torch.Tensor = self.module(**batch.inputs, transcript_ids=ids.to(device),
+                                           transcript_lengths=lengths.to(device))
+        return losses
 
     def save(self, directory: str | Path) -> None:
         """``config.json`` (with ``model_type``), ``model.safetensors`` and ``tokenizer.json``."""

@@ -144,31 +144,74 @@ class TinySpeechNet(nn.Module):
             num_key_value_heads=config.lm_heads, max_position_embeddings=config.max_positions,
             initializer_range=config.lm_dim ** -0.5, tie_word_embeddings=True, pad_token_id=pad_id,
             bos_token_id=bos_id, eos_token_id=eos_id))
-        self.bos_id = bos_id
+        self.bos_id, self.pad_id = bos_id, pad_id
 
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         embedding: torch.Tensor = self.lm.get_input_embeddings()(ids)
         return embedding
 
+    def audio_tokens(self, features: torch.Tensor, feature_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Audio tokens at the LM width ``(batch, tokens, dim)`` and their counts, for clips with at least
+        one frame, trimmed to the longest of them (so text-only rows cost no encoder work)."""
+        if len(features) == 0:
+            return features.new_zeros(0, 0, self.lm.config.hidden_size), feature_lengths
+        features = features[:, :int(feature_lengths.max())]
+        tokens, lengths = self.projector(*self.encoder(features, feature_lengths))
+        return tokens, lengths
+
     def prefix(self, features: torch.Tensor, feature_lengths: torch.Tensor, prompt_ids: torch.Tensor,
                prompt_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded ``[<bos>, audio, prompt]`` embeddings ``(batch, width, dim)`` and their 0/1 mask."""
-        audio, audio_lengths = self.projector(*self.encoder(features, feature_lengths))
+        spoken = (feature_lengths > 0).nonzero()[:, 0]
+        audio, audio_lengths = self.audio_tokens(features[spoken], feature_lengths[spoken])
+        audio_of = {int(row): (audio[k], int(audio_lengths[k])) for k, row in enumerate(spoken)}
         text = self.embed_tokens(prompt_ids)
         bos = self.embed_tokens(torch.tensor([self.bos_id], device=prompt_ids.device))
-        rows = [torch.cat([bos, audio[i, :a], text[i, :t]])
-                for i, (a, t) in enumerate(zip(audio_lengths.tolist(), prompt_lengths.tolist(), strict=True))]
+        rows = []
+        for i, length in enumerate(prompt_lengths.tolist()):
+            parts = [bos, text[i, :length]]
+            if i in audio_of:
+                parts.insert(1, audio_of[i][0][:audio_of[i][1]])
+            rows.append(torch.cat(parts))
         width = max(len(row) for row in rows)
         embeds = torch.stack([F.pad(row, (0, 0, width - len(row), 0)) for row in rows])
         lengths = torch.tensor([len(row) for row in rows], device=embeds.device)
         mask = sequence_mask(lengths, width).flip(-1).long()
         return embeds, mask
 
+    def transcript_ctc_losses(self, features: torch.Tensor, feature_lengths: torch.Tensor,
+                              transcript_ids: torch.Tensor, transcript_lengths: torch.Tensor) -> torch.Tensor:
+        """Per-utterance CTC loss ``(batch,)`` (summed over its frames) of the transcript words read off the
+        audio tokens through the LM's (tied) word embeddings, ``<pad>`` as the blank; 0 for a prompt with no
+        audio or an empty transcript.
+
+        It teaches the encoder and projector to put each spoken word's embedding on its audio tokens, so
+        the LM reads speech as it reads text: the fast way to make a from-scratch speech LLM hear.
+        """
+        losses = torch.zeros(len(features), device=features.device)
+        rows = ((feature_lengths > 0) & (transcript_lengths > 0)).nonzero()[:, 0]
+        if len(rows) == 0:
+            return losses
+        audio, audio_lengths = self.audio_tokens(features[rows], feature_lengths[rows])
+        embedding = self.lm.get_input_embeddings()
+        assert isinstance(embedding, nn.Embedding)
+        log_probs = F.log_softmax((audio @ embedding.weight.T).float(), dim=-1).transpose(0, 1)
+        return losses.index_put((rows,), F.ctc_loss(log_probs, transcript_ids[rows], audio_lengths,
+                                                    transcript_lengths[rows], blank=self.pad_id, reduction="none",
+                                                    zero_infinity=True))
+
     def forward(self, features: torch.Tensor, feature_lengths: torch.Tensor, prompt_ids: torch.Tensor,
-                prompt_lengths: torch.Tensor, prompt_index: torch.Tensor, completion_ids: torch.Tensor,
-                completion_mask: torch.Tensor) -> torch.Tensor:
+                prompt_lengths: torch.Tensor, prompt_index: torch.Tensor | None = None,
+                completion_ids: torch.Tensor | None = None, completion_mask: torch.Tensor | None = None,
+                transcript_ids: torch.Tensor | None = None,
+                transcript_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Logits predicting each completion token, ``(n, length, vocab)``; row ``i`` answers prompt
-        ``prompt_index[i]``."""
+        ``prompt_index[i]``. Given ``transcript_ids`` instead, :meth:`transcript_ctc_losses` (one module
+        forward either way, as a DDP wrapper requires)."""
+        if transcript_ids is not None:
+            assert transcript_lengths is not None
+            return self.transcript_ctc_losses(features, feature_lengths, transcript_ids, transcript_lengths)
+        assert prompt_index is not None and completion_ids is not None and completion_mask is not None
         embeds, mask = self.prefix(features, feature_lengths, prompt_ids, prompt_lengths)
         embeds, mask = embeds[prompt_index], mask[prompt_index]
         width, length = embeds.shape[1], completion_ids.shape[1]

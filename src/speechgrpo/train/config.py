@@ -39,6 +39,10 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     dtype: Literal["float32", "bfloat16"] = "float32"
+    # SFT loss: ce_weight x cross-entropy on the references + ctc_weight x CTC loss of the spoken prompts'
+    # transcripts (models with a CTC head); ce_weight 0 trains the audio encoder alone
+    ce_weight: float = 1.0
+    ctc_weight: float = 0.0
     # GRPO
     reward: str = "bleu"
     num_generations: int = 8
@@ -68,6 +72,9 @@ class TrainConfig:
                      "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.ce_weight < 0 or self.ctc_weight < 0 or self.ce_weight + self.ctc_weight == 0:
+            raise ValueError(f"ce_weight and ctc_weight must be >= 0 and not both 0, got {self.ce_weight} and "
+                             f"{self.ctc_weight}")
         if self.lr_schedule not in ("constant", "linear", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant', 'linear' or 'cosine', got {self.lr_schedule!r}")
         if self.dtype not in ("float32", "bfloat16"):

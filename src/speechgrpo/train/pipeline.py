@@ -28,24 +28,32 @@ from speechgrpo.train.config import TrainConfig
 
 @dataclass
 class PipelineConfig:
-    """The demo's knobs: data sizes per task and split, model size, steps and rates of each stage."""
+    """The demo's knobs: data (sizes per task and split, difficulty, voices), model size, and the steps and
+    rates of each stage. The defaults fit a 2-core CPU in about 15 minutes."""
 
     output_dir: str = "demo_output"
     seed: int = 0
     tasks: tuple[str, ...] = ("sqa", "ast")
-    sizes: dict[str, int] = field(default_factory=lambda: {"train": 300, "dev": 20, "test": 40})
+    sizes: dict[str, int] = field(default_factory=lambda: {"train": 800, "dev": 20, "test": 50})
+    difficulty: int = 1
+    # espeak-ng voices; a few, so that the from-scratch model learns to hear within the CPU budget
+    # (None: the 88 of speechgrpo.data.tts.DEFAULT_VOICES, for larger budgets)
+    voices: list[str] | None = field(default_factory=lambda: ["en-us+m1", "en-us+f2", "en-gb+m3", "en-gb+f4"])
     model: dict[str, Any] = field(default_factory=dict)  # TinySpeechLMConfig fields
-    base_steps: int = 300
-    base: dict[str, Any] = field(default_factory=lambda: {"learning_rate": 2e-3, "prompts_per_step": 16,
-                                                          "micro_batch_size": 16})
-    sft: dict[str, Any] = field(default_factory=lambda: {"steps": 60, "learning_rate": 5e-4, "prompts_per_step": 8,
+    base_steps: int = 700
+    base_asr_repeats: int = 2  # each ASR clip appears this many times in the base mix (with the text tasks)
+    base: dict[str, Any] = field(default_factory=lambda: {
+        "learning_rate": 2e-3, "warmup_steps": 50, "lr_schedule": "cosine", "ctc_weight": 1.0,
+        "prompts_per_step": 16, "micro_batch_size": 16})
+    sft: dict[str, Any] = field(default_factory=lambda: {"steps": 100, "learning_rate": 5e-4, "prompts_per_step": 16,
                                                          "micro_batch_size": 16})
-    grpo: dict[str, Any] = field(default_factory=lambda: {"steps": 30, "learning_rate": 2e-4, "prompts_per_step": 4,
+    grpo: dict[str, Any] = field(default_factory=lambda: {"steps": 50, "learning_rate": 2e-4, "prompts_per_step": 4,
                                                           "num_generations": 8, "max_new_tokens": 32,
-                                                          "micro_batch_size": 16})
+                                                          "micro_batch_size": 32})
     reward: str = "bleu"
     eval_seeds: int = 3
     eval_max_new_tokens: int = 32
+    examples_shown: int = 3  # test examples per task with every model's greedy answer in results.md
 
 
 def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> PipelineConfig:
@@ -85,21 +93,24 @@ def run_stage(name: str, stage: str, model: Path, manifests: list[Path], out: Pa
 
 def run_pipeline(config: PipelineConfig) -> Path:
     """Run every stage (each resumes if its output exists) and return the results folder."""
-    from speechgrpo.models import TinySpeechLM, TinySpeechLMConfig
+    from speechgrpo.data.tts import DEFAULT_VOICES
+    from speechgrpo.models import SamplingConfig, TinySpeechLM, TinySpeechLMConfig
     from speechgrpo.models.word_tokenizer import build_tokenizer
-    from speechgrpo.train.evaluation import EvalConfig, evaluate_model
-    from speechgrpo.train.trainer import read_examples
+    from speechgrpo.train.evaluation import EvalConfig, evaluate_model, generate_answers
+    from speechgrpo.train.trainer import AudioCache, read_examples
 
     started = time.perf_counter()
+    seconds: dict[str, float] = {}
     out = Path(config.output_dir)
-    data = out / "data"
     tasks = (*config.tasks, "asr")
-    manifests = build_synthetic(data, seed=config.seed, sizes=config.sizes, tasks=tasks)
+    manifests = build_synthetic(out / "data", seed=config.seed, sizes=config.sizes, tasks=tasks,
+                                difficulty=config.difficulty, voices=config.voices or DEFAULT_VOICES)
+    seconds["synthesis"] = time.perf_counter() - started
     train_examples = read_manifest(manifests["train"])
     by_task = {task: [e for e in train_examples if e.task == task] for task in tasks}
     stage_data = out / "stage_data"
-    base_manifest = write_manifest(stage_data / "base.jsonl",
-                                   by_task["asr"] + text_versions(train_examples))
+    asr = [dataclasses.replace(e, id=f"{e.id}-{k}") for k in range(config.base_asr_repeats) for e in by_task["asr"]]
+    base_manifest = write_manifest(stage_data / "base.jsonl", asr + text_versions(train_examples))
     task_manifest = write_manifest(stage_data / "tasks.jsonl", [e for t in config.tasks for e in by_task[t]])
 
     initial = out / "models" / "initial"
@@ -109,17 +120,21 @@ def run_pipeline(config: PipelineConfig) -> Path:
         model = TinySpeechLM.create(TinySpeechLMConfig(**config.model), build_tokenizer(texts))
         model.save(initial)
     runs = out / "runs"
-    base = run_stage("base", "sft", initial, [base_manifest], runs, config.base, config.seed, config.reward,
-                     steps=config.base_steps)
-    finals = {"base": base}
-    finals["sft"] = run_stage("sft", "sft", base, [task_manifest], runs, config.sft, config.seed, config.reward)
-    finals["grpo"] = run_stage("grpo", "grpo", base, [task_manifest], runs, config.grpo, config.seed, config.reward)
-    finals["mp_grpo"] = run_stage("mp_grpo", "mp_grpo", base, [task_manifest], runs, config.grpo, config.seed,
-                                  config.reward)
+    finals: dict[str, Path] = {}
+    for name, stage, start, manifest, settings, steps in (
+            ("base", "sft", initial, base_manifest, config.base, config.base_steps),
+            ("sft", "sft", None, task_manifest, config.sft, None),
+            ("grpo", "grpo", None, task_manifest, config.grpo, None),
+            ("mp_grpo", "mp_grpo", None, task_manifest, config.grpo, None)):
+        stage_started = time.perf_counter()
+        finals[name] = run_stage(name, stage, start or finals["base"], [manifest], runs, settings, config.seed,
+                                 config.reward, steps=steps)
+        seconds[name] = time.perf_counter() - stage_started
 
-    test = [e for e in read_manifest(manifests["test"]) if e.task in config.tasks]
+    evaluation_started = time.perf_counter()
+    test = read_manifest(manifests["test"])
     eval_config = EvalConfig(seeds=tuple(range(config.eval_seeds)), max_new_tokens=config.eval_max_new_tokens)
-    rows = []
+    rows, shown = [], []
     for name, path in finals.items():
         model = TinySpeechLM.load(path)
         for task in config.tasks:
@@ -128,13 +143,25 @@ def run_pipeline(config: PipelineConfig) -> Path:
             result = evaluate_model(model, examples, eval_config)
             for decoding in ("sampled", "greedy"):
                 rows.append({"model": name, "task": task, "decoding": decoding, **result[decoding]})
+            first = examples[:config.examples_shown]
+            answers = generate_answers(model, first, SamplingConfig(config.eval_max_new_tokens, greedy=True), 0, 16,
+                                       AudioCache())
+            shown += [{"task": task, "id": e.id, "model": name, "answer": answer}
+                      for e, answer in zip(first, answers, strict=True)]
+    asr_test = [e for e in test if e.task == "asr"]
+    hearing = evaluate_model(TinySpeechLM.load(finals["base"]), asr_test,
+                             EvalConfig(seeds=(), max_new_tokens=config.eval_max_new_tokens, metrics=("wer",)))
+    seconds["evaluation"] = time.perf_counter() - evaluation_started
+    seconds["total"] = time.perf_counter() - started
     results = out / "results"
-    write_results(rows, runs, results, time.perf_counter() - started)
+    summary = {"base_asr_wer": hearing["greedy"]["wer"], "seconds": seconds}
+    write_results(rows, shown, {e.id: e for e in test}, summary, runs, results)
     return results
 
 
-def write_results(rows: list[dict[str, Any]], runs: Path, results: Path, seconds: float) -> None:
-    """``results.csv``, ``results.md`` and the plots."""
+def write_results(rows: list[dict[str, Any]], shown: list[dict[str, str]], test: dict[str, Example],
+                  summary: dict[str, Any], runs: Path, results: Path) -> None:
+    """``results.csv``, ``results.md``, ``summary.json`` and the plots."""
     import pandas as pd
 
     results.mkdir(parents=True, exist_ok=True)
@@ -142,10 +169,22 @@ def write_results(rows: list[dict[str, Any]], runs: Path, results: Path, seconds
     metrics = [c for c in table.columns if c not in ("model", "task", "decoding")]
     table["avg"] = table[metrics].mean(axis=1)
     table.to_csv(results / "results.csv", index=False, float_format="%.2f")
-    lines = [f"# Results (bundled task; {seconds / 60:.1f} min end to end)", ""]
+    (results / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    seconds = summary["seconds"]
+    timing = ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items() if k != "total")
+    lines = [f"# Results on the bundled task ({seconds['total'] / 60:.1f} min end to end)", "",
+             f"Minutes per stage: {timing}.", "",
+             f"Can the base model hear? Greedy WER on the ASR test clips: {summary['base_asr_wer']:.1f}%.", ""]
     for (task, decoding), part in table.groupby(["task", "decoding"], sort=False):
         lines += [f"## {task}, {decoding} decoding", "", part.drop(columns=["task", "decoding"]).to_markdown(
             index=False, floatfmt=".2f"), ""]
+    lines += ["## Greedy answers on the first test examples", ""]
+    for example_id, answers in pd.DataFrame(shown).groupby("id", sort=False):
+        example = test[example_id]
+        lines += [f"**{example_id}** ({example.task}): {example.meta.get('transcript', '')} / *{example.prompt}*",
+                  "", f"- reference: {example.references[0]}"]
+        lines += [f"- {row.model}: {row.answer}" for row in answers.itertuples()]
+        lines.append("")
     (results / "results.md").write_text("\n".join(lines), encoding="utf-8")
     plot_results(table, runs, results)
     print("\n".join(lines), flush=True)

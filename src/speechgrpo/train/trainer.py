@@ -152,18 +152,37 @@ class StepOutput:
 
 def sft_step(model: SpeechLM, batch: PromptBatch, examples: Sequence[Example], config: TrainConfig,
              accelerator: Any) -> StepOutput:
-    """Cross-entropy on the first reference of each prompt, token-averaged over the whole step."""
-    targets = model.encode_completions([e.references[0] for e in examples],
-                                       torch.arange(len(examples), device=batch_device(batch)))
-    tokens = targets.mask.sum()
-    total = 0.0
-    for index in chunks(len(targets), config.micro_batch_size):
-        part = select(targets, index)
-        log_probs = model.completion_log_probs(batch, part)
-        loss = -torch.where(part.mask, log_probs, 0.0).sum() / tokens
-        accelerator.backward(loss)
-        total += float(loss.detach())
-    return StepOutput({"loss": total, "tokens": float(tokens)}, len(targets))
+    """Cross-entropy on the first reference of each prompt, token-averaged over the whole step (weighted by
+    ``ce_weight``), plus ``ctc_weight`` x the transcripts' CTC loss."""
+    metrics: dict[str, float] = {}
+    if config.ce_weight > 0:
+        targets = model.encode_completions([e.references[0] for e in examples],
+                                           torch.arange(len(examples), device=batch_device(batch)))
+        tokens = targets.mask.sum()
+        total = 0.0
+        for index in chunks(len(targets), config.micro_batch_size):
+            part = select(targets, index)
+            log_probs = model.completion_log_probs(batch, part)
+            loss = -torch.where(part.mask, log_probs, 0.0).sum() / tokens
+            accelerator.backward(config.ce_weight * loss)
+            total += float(loss.detach())
+        metrics.update(loss=total, tokens=float(tokens))
+    if config.ctc_weight > 0:
+        metrics["ctc_loss"] = transcript_ctc_step(model, batch, examples, config.ctc_weight, accelerator)
+    return StepOutput(metrics, len(examples))
+
+
+def transcript_ctc_step(model: SpeechLM, batch: PromptBatch, examples: Sequence[Example], weight: float,
+                        accelerator: Any) -> float:
+    """Backpropagate ``weight`` x the CTC loss of each spoken prompt's transcript (``meta["transcript"]``),
+    per transcript word; returns that per-word loss (0 when no prompt of the step has both)."""
+    transcripts = [str(e.meta.get("transcript") or "") if e.audio is not None else "" for e in examples]
+    words = sum(len(t.split()) for t in transcripts)
+    if not words:
+        return 0.0
+    loss = model.transcript_ctc_losses(batch, transcripts).sum() / words
+    accelerator.backward(weight * loss)
+    return float(loss.detach())
 
 
 def grpo_step(model: SpeechLM, reference: SpeechLM | None, batch: PromptBatch, examples: Sequence[Example],
@@ -261,6 +280,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     dtype = torch.bfloat16 if config.dtype == "bfloat16" else torch.float32
     resume = latest_checkpoint(output)
     model = load_speech_lm(resume / "model" if resume else config.model, device=accelerator.device, dtype=dtype)
+    if config.ctc_weight > 0 and not model.has_ctc_head:
+        raise ValueError(f"ctc_weight is {config.ctc_weight} but {type(model).__name__} has no CTC head; set it to 0")
     reference = None
     if config.stage != "sft" and config.beta > 0:
         reference = load_speech_lm(config.model, device=accelerator.device, dtype=dtype)
