@@ -296,8 +296,8 @@ def test_trainer_combines_cross_entropy_and_transcript_ctc(tmp_path: Path) -> No
     examples = []
     for i, text in enumerate(texts):
         soundfile.write(tmp_path / f"{i}.wav", speak(text), 16_000)
-        examples.append(Example(id=f"a{i}", audio=f"{i}.wav", prompt="Transcribe the audio:", references=(text,),
-                                task="asr", meta={"transcript": text}))
+        examples.append(Example(id=f"a{i}", audio=str(tmp_path / f"{i}.wav"), prompt="Transcribe the audio:",
+                                references=(text,), task="asr", meta={"transcript": text}))
     examples.append(Example(id="t", audio=None, prompt="Translate into German: The dog runs.",
                             references=("Der Hund läuft.",), task="ast_text"))
     manifest = write_manifest(tmp_path / "train.jsonl", examples)
