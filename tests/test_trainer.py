@@ -18,11 +18,13 @@ from tiny_lm import build_tiny_lm
 
 from speechgrpo.advantages import group_advantages
 from speechgrpo.data import Example, read_manifest, write_manifest
+from speechgrpo.group_data import read_groups
 from speechgrpo.losses import policy_loss
 from speechgrpo.models import SamplingConfig, SpeechPrompt
 from speechgrpo.models.loading import load_speech_lm
 from speechgrpo.rewards import parse_reward
 from speechgrpo.train import TrainConfig, load_config
+from speechgrpo.train.rollout_log import RolloutLog, rollout_file
 from speechgrpo.train.trainer import PromptSampler, learning_rate_factor, select, train, with_references
 
 PAIRS = [("translate: the cat sat", "die katze"), ("translate: a dog ran", "ein hund"),
@@ -125,13 +127,34 @@ def test_mp_grpo_groups_hold_exactly_one_reference(text_task: tuple[Path, Path])
 def test_grpo_and_mp_grpo_runs_log_what_the_issue_asks(text_task: tuple[Path, Path], tmp_path: Path,
                                                        stage: str) -> None:
     model, manifest = text_task
-    train(config(model, manifest, tmp_path, stage=stage, reward="0.5*bleu + 0.5*chrf"), show_progress=False)
+    train(config(model, manifest, tmp_path, stage=stage, reward="0.5*bleu + 0.5*chrf", save_rollouts=True),
+          show_progress=False)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
     for key in ("reward_mean", "reward_std", "frac_zero_std_groups", "kl", "clip_frac_low", "clip_frac_high",
                 "completion_length", "step_time_s", "reward_share", "samples_per_s"):
         assert all(np.isfinite(r[key]) for r in rows), key
     assert ("off_policy_prob" in rows[0]) == (stage == "mp_grpo")
+
+    groups = read_groups(tmp_path / "rollouts.jsonl")  # the groups format `speechgrpo bench signal` reads
+    records = [json.loads(line) for line in (tmp_path / "rollouts.jsonl").read_text().splitlines()]
+    assert len(groups) == 3 * 3 and [r["step"] for r in records] == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+    reward = parse_reward("0.5*bleu + 0.5*chrf")
+    for group, record in zip(groups, records, strict=True):
+        assert len(group.completions) == 4 and sum(group.off_policy) == (stage == "mp_grpo")
+        if stage == "mp_grpo":
+            assert group.completions[group.off_policy.index(True)] == group.references[0]
+        assert record["rewards"] == pytest.approx(reward(group.completions, [group.references] * 4).scores)
+
+
+def test_rollout_log_drops_steps_after_the_resumed_checkpoint(tmp_path: Path) -> None:
+    path = rollout_file(tmp_path)
+    log = RolloutLog(path)
+    for step in (1, 2, 3):
+        log.log([{"step": step, "references": ["a"], "completions": ["a", "b"]}])
+    RolloutLog(path, resume_step=2)
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [1, 2]
+    assert rollout_file(tmp_path, rank=1, world=2).name == "rollouts.rank1.jsonl"
 
 
 def test_ctc_weight_needs_a_ctc_head_and_some_loss(text_task: tuple[Path, Path], tmp_path: Path) -> None:

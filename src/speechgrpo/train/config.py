@@ -58,6 +58,7 @@ class TrainConfig:
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
     tensorboard: bool = False
+    save_rollouts: bool = False  # GRPO: every group to rollouts.jsonl (groups format; `speechgrpo bench signal`)
     lora_rank: int = 0  # > 0: train LoRA adapters (peft) instead of all weights
     lora_alpha: float = 32.0
 

@@ -22,7 +22,7 @@ import functools
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from speechgrpo.train.checkpoint import (
     set_rng_state,
 )
 from speechgrpo.train.config import TrainConfig
+from speechgrpo.train.rollout_log import RolloutLog, rollout_file, rollout_groups
 from speechgrpo.train.run_log import RunLog
 
 
@@ -148,6 +149,7 @@ def log_probs_in_chunks(model: SpeechLM, batch: PromptBatch, completions: Comple
 class StepOutput:
     metrics: dict[str, float]
     samples: int
+    groups: list[dict[str, Any]] = field(default_factory=list)  # GRPO: the step's rollouts (see rollout_log)
 
 
 def sft_step(model: SpeechLM, batch: PromptBatch, examples: Sequence[Example], config: TrainConfig,
@@ -186,7 +188,8 @@ def transcript_ctc_step(model: SpeechLM, batch: PromptBatch, examples: Sequence[
 
 
 def grpo_step(model: SpeechLM, reference: SpeechLM | None, batch: PromptBatch, examples: Sequence[Example],
-              reward: Reward, config: TrainConfig, generator: torch.Generator, accelerator: Any) -> StepOutput:
+              reward: Reward, config: TrainConfig, generator: torch.Generator, accelerator: Any,
+              step: int = 0) -> StepOutput:
     """One GRPO / MP-GRPO step (see the module docstring); returns the metrics to log."""
     device = batch_device(batch)
     per_prompt = config.num_generations - 1 if config.stage == "mp_grpo" else config.num_generations
@@ -244,7 +247,9 @@ def grpo_step(model: SpeechLM, reference: SpeechLM | None, batch: PromptBatch, e
         "generation_s": generation_time,
         "reward_s": reward_time,
     }
-    return StepOutput(metrics, len(completions))
+    groups = (rollout_groups(step, examples, completions.texts, prompt_index.tolist(), off_policy.tolist(),
+                             result.scores.tolist()) if config.save_rollouts else [])
+    return StepOutput(metrics, len(completions), groups)
 
 
 def batch_device(batch: PromptBatch) -> torch.device:
@@ -308,6 +313,9 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
         set_rng_state(state["rng"][accelerator.process_index], generator)
         start = state["step"]
     log = RunLog(output, resume_step=start, tensorboard=config.tensorboard) if accelerator.is_main_process else None
+    rollouts = None
+    if config.save_rollouts and config.stage != "sft":
+        rollouts = RolloutLog(rollout_file(output, accelerator.process_index, accelerator.num_processes), start)
 
     progress = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=config.stage,
                     disable=not (show_progress and accelerator.is_main_process))
@@ -318,7 +326,9 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
         if config.stage == "sft":
             out = sft_step(model, batch, chosen, config, accelerator)
         else:
-            out = grpo_step(model, reference, batch, chosen, reward, config, generator, accelerator)
+            out = grpo_step(model, reference, batch, chosen, reward, config, generator, accelerator, step + 1)
+            if rollouts is not None:
+                rollouts.log(out.groups)
         grad_norm = accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
         optimizer.step()
         scheduler.step()
