@@ -81,31 +81,41 @@ def text_versions(examples: list[Example]) -> list[Example]:
 
 
 def run_stage(name: str, stage: str, model: Path, manifests: list[Path], out: Path, settings: dict[str, Any],
-              seed: int, reward: str, steps: int | None = None) -> Path:
+              seed: int, reward: str, steps: int | None = None, show_progress: bool = True) -> Path:
     from speechgrpo.train.trainer import train
 
     values = {"steps": steps, **settings} if steps is not None else dict(settings)
     config = TrainConfig(model=str(model), train_manifests=[str(m) for m in manifests], output_dir=str(out / name),
                          stage=stage, seed=seed, reward=reward, **values)  # type: ignore[arg-type]
     print(f"\n== {name}: {stage}, {config.steps} steps ==", flush=True)
-    return train(config)
+    return train(config, show_progress=show_progress)
 
 
-def run_pipeline(config: PipelineConfig) -> Path:
-    """Run every stage (each resumes if its output exists) and return the results folder."""
+@dataclass
+class Prepared:
+    """What every comparison starts from: the synthesized manifests, the spoken-task training manifest
+    and the trained base model."""
+
+    manifests: dict[str, Path]
+    task_manifest: Path
+    base: Path
+    seconds: dict[str, float]
+
+
+def prepare_base(config: PipelineConfig, show_progress: bool = True) -> Prepared:
+    """Synthesize the data and train the base model (both skipped or resumed when already there)."""
     from speechgrpo.data.tts import DEFAULT_VOICES
-    from speechgrpo.models import SamplingConfig, TinySpeechLM, TinySpeechLMConfig
+    from speechgrpo.models import TinySpeechLM, TinySpeechLMConfig
     from speechgrpo.models.word_tokenizer import build_tokenizer
-    from speechgrpo.train.evaluation import EvalConfig, evaluate_model, generate_answers
-    from speechgrpo.train.trainer import AudioCache, read_examples
+    from speechgrpo.train.trainer import read_examples
 
     started = time.perf_counter()
-    seconds: dict[str, float] = {}
     out = Path(config.output_dir)
     tasks = (*config.tasks, "asr")
     manifests = build_synthetic(out / "data", seed=config.seed, sizes=config.sizes, tasks=tasks,
-                                difficulty=config.difficulty, voices=config.voices or DEFAULT_VOICES)
-    seconds["synthesis"] = time.perf_counter() - started
+                                difficulty=config.difficulty, voices=config.voices or DEFAULT_VOICES,
+                                progress=show_progress)
+    seconds = {"synthesis": time.perf_counter() - started}
     train_examples = read_manifest(manifests["train"])
     by_task = {task: [e for e in train_examples if e.task == task] for task in tasks}
     stage_data = out / "stage_data"
@@ -119,23 +129,24 @@ def run_pipeline(config: PipelineConfig) -> Path:
                  for t in (e.prompt, *e.references, str(e.meta.get("transcript", "")))]
         model = TinySpeechLM.create(TinySpeechLMConfig(**config.model), build_tokenizer(texts))
         model.save(initial)
-    runs = out / "runs"
-    finals: dict[str, Path] = {}
-    for name, stage, start, manifest, settings, steps in (
-            ("base", "sft", initial, base_manifest, config.base, config.base_steps),
-            ("sft", "sft", None, task_manifest, config.sft, None),
-            ("grpo", "grpo", None, task_manifest, config.grpo, None),
-            ("mp_grpo", "mp_grpo", None, task_manifest, config.grpo, None)):
-        stage_started = time.perf_counter()
-        finals[name] = run_stage(name, stage, start or finals["base"], [manifest], runs, settings, config.seed,
-                                 config.reward, steps=steps)
-        seconds[name] = time.perf_counter() - stage_started
+    stage_started = time.perf_counter()
+    base = run_stage("base", "sft", initial, [base_manifest], out / "runs", config.base, config.seed, config.reward,
+                     steps=config.base_steps, show_progress=show_progress)
+    seconds["base"] = time.perf_counter() - stage_started
+    return Prepared(manifests, task_manifest, base, seconds)
 
-    evaluation_started = time.perf_counter()
-    test = read_manifest(manifests["test"])
+
+def evaluate_on_tasks(models: dict[str, Path], test: list[Example], config: PipelineConfig,
+                      ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Score rows (model, task, decoding, metrics...) of every model on every task of ``config``, and the
+    greedy answers of each model on the first ``examples_shown`` test examples of each task."""
+    from speechgrpo.models import SamplingConfig, TinySpeechLM
+    from speechgrpo.train.evaluation import EvalConfig, evaluate_model, generate_answers
+    from speechgrpo.train.trainer import AudioCache
+
     eval_config = EvalConfig(seeds=tuple(range(config.eval_seeds)), max_new_tokens=config.eval_max_new_tokens)
     rows, shown = [], []
-    for name, path in finals.items():
+    for name, path in models.items():
         model = TinySpeechLM.load(path)
         for task in config.tasks:
             examples = [e for e in test if e.task == task]
@@ -148,12 +159,34 @@ def run_pipeline(config: PipelineConfig) -> Path:
                                        AudioCache())
             shown += [{"task": task, "id": e.id, "model": name, "answer": answer}
                       for e, answer in zip(first, answers, strict=True)]
-    asr_test = [e for e in test if e.task == "asr"]
-    hearing = evaluate_model(TinySpeechLM.load(finals["base"]), asr_test,
+    return rows, shown
+
+
+def run_pipeline(config: PipelineConfig) -> Path:
+    """Run every stage (each resumes if its output exists) and return the results folder."""
+    from speechgrpo.models import TinySpeechLM
+    from speechgrpo.train.evaluation import EvalConfig, evaluate_model
+
+    started = time.perf_counter()
+    prepared = prepare_base(config)
+    seconds = prepared.seconds
+    runs = Path(config.output_dir) / "runs"
+    finals = {"base": prepared.base}
+    for name, stage, settings in (("sft", "sft", config.sft), ("grpo", "grpo", config.grpo),
+                                  ("mp_grpo", "mp_grpo", config.grpo)):
+        stage_started = time.perf_counter()
+        finals[name] = run_stage(name, stage, prepared.base, [prepared.task_manifest], runs, settings, config.seed,
+                                 config.reward)
+        seconds[name] = time.perf_counter() - stage_started
+
+    evaluation_started = time.perf_counter()
+    test = read_manifest(prepared.manifests["test"])
+    rows, shown = evaluate_on_tasks(finals, test, config)
+    hearing = evaluate_model(TinySpeechLM.load(prepared.base), [e for e in test if e.task == "asr"],
                              EvalConfig(seeds=(), max_new_tokens=config.eval_max_new_tokens, metrics=("wer",)))
     seconds["evaluation"] = time.perf_counter() - evaluation_started
     seconds["total"] = time.perf_counter() - started
-    results = out / "results"
+    results = Path(config.output_dir) / "results"
     summary = {"base_asr_wer": hearing["greedy"]["wer"], "seconds": seconds}
     write_results(rows, shown, {e.id: e for e in test}, summary, runs, results)
     return results
