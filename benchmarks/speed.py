@@ -17,24 +17,20 @@ scores are not exactly equal floats (BERTScore: ``|diff| > 1e-6``).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
-import math
 import statistics
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import common
 
+from speechgrpo.bench.references import compare_scores
+from speechgrpo.bench.speed import side_by_side
 from speechgrpo.text_corpus import STYLES, make_groups
 
 DEFAULT_METRICS = ",".join(common.SPECS)
 #: Groups used for the slow metrics by default (the reference BERTScore costs ~45 ms per pair on 2 cores).
 DEFAULT_SUBSETS = "bertscore=64"
-WARM_UP = (["A quick brown fox jumped over lazy dogs.", "Shares fell sharply"],
-           ["The fast dark fox leaps above a sleepy hound!", "Stocks dropped steeply on Monday"])
 
 
 @dataclass
@@ -58,63 +54,13 @@ class Result:
         return statistics.median(self.reference_times)
 
 
-def time_reference(reference: common.ReferenceFn, hyps: Sequence[str], refs: Sequence[str]
-                   ) -> tuple[float, list[float], int]:
-    """Wall time of one call per pair, the scores, and how many calls raised (scored NaN)."""
-    start = time.perf_counter()
-    try:
-        scores = [reference(h, r) for h, r in zip(hyps, refs, strict=True)]
-        return time.perf_counter() - start, scores, 0
-    except Exception:  # a reference that crashes on some input: redo with a guard around each call
-        pass
-
-    def guarded(h: str, r: str) -> float:
-        try:
-            return float(reference(h, r))
-        except Exception:
-            return math.nan
-
-    start = time.perf_counter()
-    scores = [guarded(h, r) for h, r in zip(hyps, refs, strict=True)]
-    return time.perf_counter() - start, scores, sum(s != s for s in scores)
-
-
 def run_metric(name: str, hyps: list[str], refs: list[str], repeats: int) -> Result:
     spec = common.SPECS[name]
-    ours = spec.ours()
-    reference = spec.reference()
-    # Warm-up outside the timings (lazy imports, WordNet's lazily loaded tables, the first forward pass),
-    # on a pair with unmatched words so that METEOR reaches its WordNet stage; caches are cleared below.
-    warm_hyps, warm_refs = [hyps[0], *WARM_UP[0]], [refs[0], *WARM_UP[1]]
-    ours.score(warm_hyps, warm_refs)
-    for h, r in zip(warm_hyps, warm_refs, strict=True):
-        with contextlib.suppress(Exception):
-            reference(h, r)
-    result = Result(name, len(hyps), len(set(zip(hyps, refs, strict=True))))
-    first: list[float] | None = None
-    for _ in range(repeats):
-        common.clear_caches()
-        gc.collect()
-        start = time.perf_counter()
-        ours_scores = ours.score(hyps, refs)
-        result.ours_times.append(time.perf_counter() - start)
-
-        common.clear_caches()
-        gc.collect()
-        elapsed, reference_scores, errors = time_reference(reference, hyps, refs)
-        result.reference_times.append(elapsed)
-
-        values = ours_scores.tolist()
-        if first is None:
-            first = values
-            result.reference_errors = errors
-            result.mismatches = sum(not common.agrees(o, r, spec.tolerance)
-                                    for o, r in zip(values, reference_scores, strict=True))
-            diffs = [abs(o - r) for o, r in zip(values, reference_scores, strict=True) if r == r and o == o]
-            result.max_diff = max(diffs, default=0.0)
-        elif values != first:
-            result.unstable = True
-    return result
+    timing = side_by_side(spec.ours().score, spec.reference(), hyps, refs, repeats)
+    mismatches, max_diff = compare_scores(timing.ours_scores.tolist(), timing.reference_scores.tolist(),
+                                          spec.tolerance)
+    return Result(name, len(hyps), len(set(zip(hyps, refs, strict=True))), timing.ours_times,
+                  timing.reference_times, mismatches, max_diff, timing.reference_errors, timing.unstable)
 
 
 def fmt_rate(pairs: int, seconds: float) -> str:

@@ -1,4 +1,4 @@
-"""Groups JSONL files and the `score` command built on them."""
+"""Groups JSONL files (the input of `speechgrpo bench`, tested in test_bench_cli.py)."""
 
 from __future__ import annotations
 
@@ -56,27 +56,6 @@ def test_group_ids_inferred_and_validated() -> None:
         as_group_ids([0, 1], 3)
     with pytest.raises(TypeError, match="integers"):
         as_group_ids([0.5, 1.5], 2)
-
-
-def test_cli_score_on_a_user_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path / "g.jsonl", [
-        {"id": "g1", "references": "the cat sat", "completions": ["the cat sat", "a cat", "", "dog"]},
-        {"id": "g2", "references": ["ein Hund"], "completions": ["ein Hund", "Hund", "Katze", "ein Hund"],
-         "off_policy": [False, False, False, True]},
-    ])
-    assert main(["score", "--data", str(path), "--rewards", "bleu; 0.5*chrf + 0.5*wer; gdpo(1*rougeL)"]) == 0
-    out = capsys.readouterr().out
-    assert "Scoring 8 completions in 2 groups (1 off-policy) with 3 rewards" in out
-    assert "0.5*chrf + 0.5*wer" in out and "gdpo(1*rougeL)" in out
-
-
-def test_cli_reports_bad_files_and_specs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path / "g.jsonl", ["{oops"])
-    assert main(["score", "--data", str(path)]) == 2
-    assert f"{path}:1: invalid JSON" in capsys.readouterr().err
-    good = write(tmp_path / "ok.jsonl", [{"references": "a", "completions": ["a"]}])
-    assert main(["score", "--data", str(good), "--rewards", "blue"]) == 0
-    assert "unavailable: unknown reward 'blue'" in capsys.readouterr().out
 
 
 def test_cli_lists_rewards(capsys: pytest.CaptureFixture[str]) -> None:

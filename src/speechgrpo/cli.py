@@ -7,19 +7,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from speechgrpo.bench.cli import add_cli as add_bench_cli
 from speechgrpo.data import add_cli as add_data_cli
 from speechgrpo.grpo_adapters import openrlhf, reward_server
 from speechgrpo.train.cli import add_cli as add_train_cli
-
-
-def _score(args: argparse.Namespace) -> int:
-    from speechgrpo.group_data import read_groups
-    from speechgrpo.score_groups import DEFAULT_REWARDS, score_groups
-
-    groups = read_groups(args.data) if args.data else None
-    specs = [s.strip() for s in args.rewards.split(";")] if args.rewards else DEFAULT_REWARDS
-    score_groups(groups, specs)
-    return 0
 
 
 def _setup_wordnet(args: argparse.Namespace) -> int:
@@ -62,10 +53,6 @@ def _module_path(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="speechgrpo", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    score = commands.add_parser("score", help="score a batch of GRPO groups with every reward")
-    score.add_argument("--data", help="groups JSONL file (default: the bundled example batch)")
-    score.add_argument("--rewards", help="reward specs separated by ';' (default: every built-in reward)")
-    score.set_defaults(run=_score)
     wordnet = commands.add_parser("setup-wordnet", help="convert Debian's WordNet for NLTK's METEOR")
     wordnet.add_argument("--target", help="nltk_data folder to write (default: ~/.cache/speechgrpo/nltk_data)")
     wordnet.add_argument("--source", help="WordNet database folder (default: /usr/share/wordnet)")
@@ -81,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reward_server.add_cli(commands)
     add_data_cli(commands)
     add_train_cli(commands)
+    add_bench_cli(commands)
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)

@@ -1,0 +1,130 @@
+"""The ``speechgrpo bench`` command and its subcommands.
+
+Every subcommand is one ``_add_<name>(commands)`` function that builds its parser (with
+:func:`add_output_options`) and sets ``run`` to a function returning a :class:`BenchReport`; adding
+one means writing that function and listing it in :data:`SUBCOMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from speechgrpo.bench.report import BenchReport
+
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """``--out``, ``--json`` and ``--no-progress``, shared by every bench subcommand."""
+    parser.add_argument("--out", metavar="DIR", help="write the tables (CSV, Markdown, JSON) and PNG plots here")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the tables")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _runner(build: Callable[[argparse.Namespace], BenchReport]) -> Callable[[argparse.Namespace], int]:
+    """Wrap ``build(args) -> BenchReport`` into a command that prints and writes the report."""
+
+    def run(args: argparse.Namespace) -> int:
+        from speechgrpo.bench.report import emit
+
+        emit(build(args), args.out, args.json)
+        return 0
+
+    return run
+
+
+# --- speed ------------------------------------------------------------------------------------------------
+
+def _speed(args: argparse.Namespace) -> BenchReport:
+    from speechgrpo.bench.signal import split_specs
+    from speechgrpo.bench.speed import file_pairs, generated_pairs, parse_max_pairs, run_speed
+    from speechgrpo.group_data import read_groups
+
+    rewards = split_specs(args.rewards)
+    max_pairs = parse_max_pairs(args.max_pairs)
+    if args.torch_threads < 0:
+        raise ValueError("--torch-threads must be 0 (torch's default) or more")
+    if args.torch_threads and "bertscore" in rewards:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+    if args.data:
+        hyps, refs, note = file_pairs(read_groups(args.data), args.data)
+    else:
+        hyps, refs, note = generated_pairs(args.groups, args.group_size, args.seed, args.style)
+    return run_speed(hyps, refs, rewards, args.repeats, max_pairs, note, show_progress=not args.no_progress)
+
+
+def _add_speed(commands: Commands) -> None:
+    from speechgrpo.bench.references import REWARD_SPECS
+    from speechgrpo.bench.speed import DEFAULT_MAX_PAIRS, DEFAULT_REWARDS
+    from speechgrpo.text_corpus import STYLES
+
+    caps = ",".join(f"{k}={v}" for k, v in DEFAULT_MAX_PAIRS.items())
+    parser = commands.add_parser(
+        "speed", help="pairs/s of each reward and of its reference implementation, with an exactness check",
+        description="Time each reward (one batched call) and its reference implementation (one call per pair) "
+                    "on the same pairs, report pairs/s, the speedup and how many scores differ.")
+    parser.add_argument("--rewards", default=",".join(DEFAULT_REWARDS),
+                        help=f"comma-separated, from {', '.join(REWARD_SPECS)} (default {','.join(DEFAULT_REWARDS)})")
+    parser.add_argument("--data", help="groups JSONL file (default: generated pairs, see --groups)")
+    parser.add_argument("--groups", type=int, default=256, help="generated groups (default 256)")
+    parser.add_argument("--group-size", type=int, default=8, help="completions per generated group (default 8)")
+    parser.add_argument("--seed", type=int, default=1234, help="seed of the generated data (default 1234)")
+    parser.add_argument("--style", default="news", choices=STYLES,
+                        help="generated text: news (8-30-word sentences), long (3-5 sentences) or short answers")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per side; the median is kept (default 3)")
+    parser.add_argument("--max-pairs", default=caps,
+                        help=f"NAME=PAIRS,...: time at most PAIRS pairs for these rewards (default {caps!r}; "
+                             "'' for no cap)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch.set_num_threads for BERTScore, both sides (default 1; 0: torch's default)")
+    add_output_options(parser)
+    parser.set_defaults(run=_runner(_speed))
+
+
+# --- signal -----------------------------------------------------------------------------------------------
+
+def _signal(args: argparse.Namespace) -> BenchReport:
+    from speechgrpo.bench.signal import DEFAULT_REWARDS, run_signal, split_specs
+    from speechgrpo.group_data import example_groups, read_groups
+
+    groups = read_groups(args.data) if args.data else example_groups()
+    specs = split_specs(args.rewards) if args.rewards else list(DEFAULT_REWARDS)
+    return run_signal(groups, specs, target=args.target, include_off_policy=args.include_off_policy,
+                      skip_unavailable=not args.rewards, source=args.data or "bundled example groups",
+                      show_progress=not args.no_progress)
+
+
+def _add_signal(commands: Commands) -> None:
+    from speechgrpo.bench.signal import DEFAULT_REWARDS
+
+    parser = commands.add_parser(
+        "signal", help="learning signal of each reward on a batch of groups, and within-group rank agreement",
+        description="Per reward: zero-variance groups, within-group spread, correlation with completion length; "
+                    "within-group Kendall tau-b between every pair of rewards and against a target. Input: a "
+                    "groups JSONL file (one prompt per line with its references and completions; docs/bench.md).")
+    parser.add_argument("--data", help="groups JSONL file (default: the bundled example groups)")
+    parser.add_argument("--rewards", help="reward specs separated by ',' or ';', e.g. \"bleu, 0.5*chrf + 0.5*wer\" "
+                                          f"(default: {','.join(DEFAULT_REWARDS)}; the unavailable ones skipped)")
+    parser.add_argument("--target", help="reward spec to rank-compare every reward with (added if not in --rewards)")
+    parser.add_argument("--include-off-policy", action="store_true",
+                        help="keep the off-policy completions (MP-GRPO's injected references) in the statistics")
+    add_output_options(parser)
+    parser.set_defaults(run=_runner(_signal))
+
+
+#: Each function registers one ``bench`` subcommand.
+SUBCOMMANDS: list[Callable[[Commands], None]] = [_add_speed, _add_signal]
+
+
+def add_cli(subparsers: Commands) -> None:
+    """Register ``bench`` and its subcommands."""
+    bench = subparsers.add_parser("bench", help="compare rewards: speed against the references, GRPO signal",
+                                  description="Compare rewards. See docs/bench.md.")
+    commands = bench.add_subparsers(dest="bench_command", required=True, metavar="SUBCOMMAND")
+    for register in SUBCOMMANDS:
+        register(commands)

@@ -1,0 +1,214 @@
+"""Output shared by the ``speechgrpo bench`` commands: printed tables, CSV, Markdown, JSON, PNG plots.
+
+A command builds a :class:`BenchReport` (pandas DataFrames plus notes and plot functions) and
+hands it to :func:`emit`, which prints the tables (or JSON with ``--json``) and, with ``--out DIR``,
+writes ``<table>.csv`` for every table, ``<command>.md``, ``<command>.json`` and the PNG plots there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+
+T = TypeVar("T")
+
+
+@dataclass
+class Table:
+    """One result table; ``formats`` maps a column to a ``str.format`` spec for display (CSV keeps full precision)."""
+
+    name: str
+    title: str
+    frame: pd.DataFrame
+    formats: dict[str, str] = field(default_factory=dict)
+    default_format: str = "{:.3f}"
+
+    def cell(self, column: str, value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return str(value)
+        return self.formats.get(column, "{:d}" if isinstance(value, int) else self.default_format).format(value)
+
+    def rows(self) -> tuple[list[str], list[list[str]]]:
+        """Header and display cells, the index first."""
+        frame = self.frame
+        header = [str(frame.index.name or ""), *map(str, frame.columns)]
+        columns = [[self.cell(str(column), _python(value)) for value in frame[column].tolist()]
+                   for column in frame.columns]  # column by column: an int column stays int
+        rows = [[str(index), *cells] for index, *cells in zip(frame.index, *columns, strict=True)]
+        return header, rows
+
+    def to_text(self) -> str:
+        header, rows = self.rows()
+        widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                             for i, (cell, w) in enumerate(zip(cells, widths, strict=True)))
+
+        return "\n".join([line(header), *(line(row) for row in rows)])
+
+    def to_markdown(self) -> str:
+        header, rows = self.rows()
+
+        def line(cells: list[str]) -> str:
+            return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+        return "\n".join([line(header), "|---|" + "---:|" * (len(header) - 1), *(line(row) for row in rows)])
+
+    def records(self) -> list[dict[str, Any]]:
+        """JSON-ready rows (the index as a column; NaN as None)."""
+        frame = self.frame.reset_index()
+        return [{str(k): _python(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _python(value: Any) -> Any:
+    """numpy scalars as Python numbers, NaN as None."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+Plot = Callable[[Path], None]
+"""``draw(path)`` writes one PNG."""
+
+
+@dataclass
+class BenchReport:
+    """What a bench command produced."""
+
+    command: str
+    tables: list[Table]
+    notes: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    plots: dict[str, Plot] = field(default_factory=dict)
+
+    def table(self, name: str) -> Table:
+        return next(t for t in self.tables if t.name == name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"command": self.command, "meta": self.meta, "tables": {t.name: t.records() for t in self.tables},
+                "notes": self.notes}
+
+    def to_text(self) -> str:
+        parts = [f"{t.title}\n\n{t.to_text()}" for t in self.tables]
+        return "\n\n".join([*parts, "\n".join(f"- {note}" for note in self.notes)]) + "\n"
+
+    def to_markdown(self) -> str:
+        lines = [f"# speechgrpo bench {self.command}", ""]
+        lines += [f"- **{key}:** {value}" for key, value in self.meta.items()] + [""]
+        for t in self.tables:
+            lines += [f"## {t.title}", "", t.to_markdown(), ""]
+        lines += [f"- {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+def write(report: BenchReport, out: str | Path) -> list[Path]:
+    """Write CSV (one per table), Markdown, JSON and the plots into ``out``; returns the paths."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for t in report.tables:
+        path = folder / f"{t.name}.csv"
+        t.frame.to_csv(path)
+        written.append(path)
+    for path, text in ((folder / f"{report.command}.md", report.to_markdown()),
+                       (folder / f"{report.command}.json", json.dumps(report.to_json(), indent=2) + "\n")):
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    if report.plots:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("speechgrpo bench: matplotlib is not installed, no PNG plots written "
+                  "(pip install 'speechgrpo[train]')", file=sys.stderr)
+        else:
+            for name, draw in report.plots.items():
+                path = folder / name
+                draw(path)
+                written.append(path)
+    return written
+
+
+def emit(report: BenchReport, out: str | None, as_json: bool) -> None:
+    """Print the report (tables, or JSON), and write the files when ``out`` is given."""
+    if out:
+        for path in write(report, out):
+            print(f"wrote {path}", file=sys.stderr)
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(report.to_text(), end="")
+
+
+def progress(items: Iterable[T], total: int, desc: str, enabled: bool) -> Iterator[T]:
+    """``tqdm`` on stderr when enabled and installed; the plain iterable otherwise."""
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            pass
+        else:
+            yield from tqdm(items, total=total, desc=desc, file=sys.stderr, leave=False)
+            return
+    yield from items
+
+
+def bar_chart(path: Path, labels: list[str], values: list[float], xlabel: str, title: str,
+              log: bool = False, reference_line: float | None = None) -> None:
+    """Horizontal bars, one per label, the value written at the end of each bar."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 0.45 * len(labels) + 1.4), layout="constrained")
+    axes = figure.add_subplot()
+    positions = list(range(len(labels)))[::-1]
+    axes.barh(positions, values, color="#4c72b0")
+    axes.set_yticks(positions, labels)
+    if log:
+        axes.set_xscale("log")
+    axes.margins(x=0.12)  # room for the value labels
+    if reference_line is not None:
+        axes.axvline(reference_line, color="#999999", linestyle="--", linewidth=1)
+    for y, value in zip(positions, values, strict=True):
+        if math.isfinite(value):
+            axes.annotate(f"{value:.3g}", (value, y), xytext=(3, 0), textcoords="offset points", va="center",
+                          fontsize=8)
+    axes.set_xlabel(xlabel)
+    axes.set_title(title)
+    figure.savefig(path, dpi=120)
+
+
+def heat_map(path: Path, frame: pd.DataFrame, title: str, vmin: float = -1.0, vmax: float = 1.0) -> None:
+    """A square matrix with its values written in the cells (NaN cells left blank)."""
+    from matplotlib.figure import Figure
+
+    size = len(frame.columns)
+    figure = Figure(figsize=(1.6 + 0.55 * size, 1.2 + 0.5 * len(frame)), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(frame.to_numpy(dtype=float), cmap="RdBu", vmin=vmin, vmax=vmax)
+    axes.set_xticks(range(size), [str(c) for c in frame.columns], rotation=60, ha="right")
+    axes.set_yticks(range(len(frame)), [str(i) for i in frame.index])
+    for (i, j), value in _cells(frame):
+        if math.isfinite(value):
+            axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                      color="white" if abs(value) > 0.6 else "black")
+    figure.colorbar(image, ax=axes, shrink=0.8)
+    axes.set_title(title)
+    figure.savefig(path, dpi=120)
+
+
+def _cells(frame: pd.DataFrame) -> Iterator[tuple[tuple[int, int], float]]:
+    values = frame.to_numpy(dtype=float)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            yield (i, j), float(values[i, j])

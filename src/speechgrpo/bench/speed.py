@@ -1,0 +1,250 @@
+"""``speechgrpo bench speed``: pairs per second of each reward and of its reference implementation.
+
+On the same pairs, in the same run:
+
+- ours: one batched ``reward(completions, references)`` call on all pairs;
+- reference: one call per pair on one reused reference object, as a per-sample reward would do.
+
+sacrebleu's tokenizer caches are cleared and the garbage collector run before every timed call,
+each side is timed ``repeats`` times and the median kept. The exactness check compares our scores
+with the reference's mapped onto the reward's [0, 1] scale (``MetricReward.to_reward_scale``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from speechgrpo.bench.references import ReferenceFn, clear_caches, compare_scores, reward_spec
+from speechgrpo.bench.report import BenchReport, Table, bar_chart, progress
+from speechgrpo.group_data import Group, flatten
+from speechgrpo.rewards import MetricReward, Reward, get_reward
+
+DEFAULT_REWARDS = ("bleu", "chrf", "rougeL", "wer", "bertscore")
+#: Pairs used at most for the slow references (the reference BERTScore takes ~50 ms per pair on 2 cores).
+DEFAULT_MAX_PAIRS = {"bertscore": 256}
+WARM_UP = (["A quick brown fox jumped over lazy dogs.", "Shares fell sharply"],
+           ["The fast dark fox leaps above a sleepy hound!", "Stocks dropped steeply on Monday"])
+
+ScoreFn = Callable[[list[str], list[str]], np.ndarray]
+"""``ours(hypotheses, references) -> scores``: one batched call."""
+
+
+@dataclass
+class SideBySide:
+    """Timings of ours and the reference on the same pairs; scores of the first repeat."""
+
+    pairs: int
+    ours_times: list[float] = field(default_factory=list)
+    reference_times: list[float] = field(default_factory=list)
+    ours_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: Raw reference values, NaN where the reference raised.
+    reference_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reference_errors: int = 0
+    #: Ours gave different numbers on different repeats.
+    unstable: bool = False
+
+    @property
+    def ours_s(self) -> float:
+        return statistics.median(self.ours_times)
+
+    @property
+    def reference_s(self) -> float:
+        return statistics.median(self.reference_times)
+
+
+def time_reference(reference: ReferenceFn, hyps: Sequence[str], refs: Sequence[str]
+                   ) -> tuple[float, list[float], int]:
+    """Wall time of one call per pair, the scores, and how many calls raised (scored NaN)."""
+    start = time.perf_counter()
+    try:
+        scores = [reference(h, r) for h, r in zip(hyps, refs, strict=True)]
+        return time.perf_counter() - start, scores, 0
+    except Exception:  # a reference that crashes on some input: redo with a guard around each call
+        pass
+
+    def guarded(h: str, r: str) -> float:
+        try:
+            return float(reference(h, r))
+        except Exception:
+            return math.nan
+
+    start = time.perf_counter()
+    scores = [guarded(h, r) for h, r in zip(hyps, refs, strict=True)]
+    return time.perf_counter() - start, scores, sum(s != s for s in scores)
+
+
+def side_by_side(ours: ScoreFn, reference: ReferenceFn, hyps: list[str], refs: list[str], repeats: int,
+                 tick: Callable[[], object] | None = None) -> SideBySide:
+    """Time ``ours`` (one batched call) against ``reference`` (one call per pair), ``repeats`` times each.
+
+    A warm-up outside the timings (lazy imports, model loading, compiled kernels, WordNet's lazily
+    loaded tables) runs both on the first pair and on two pairs with unmatched words.
+    """
+    warm_hyps, warm_refs = [hyps[0], *WARM_UP[0]], [refs[0], *WARM_UP[1]]
+    ours(warm_hyps, warm_refs)
+    for h, r in zip(warm_hyps, warm_refs, strict=True):
+        with contextlib.suppress(Exception):
+            reference(h, r)
+    result = SideBySide(len(hyps))
+    for repeat in range(repeats):
+        clear_caches()
+        gc.collect()
+        start = time.perf_counter()
+        scores = np.asarray(ours(hyps, refs), dtype=np.float64)
+        result.ours_times.append(time.perf_counter() - start)
+
+        clear_caches()
+        gc.collect()
+        elapsed, reference_scores, errors = time_reference(reference, hyps, refs)
+        result.reference_times.append(elapsed)
+        if repeat == 0:
+            result.ours_scores = scores
+            result.reference_scores = np.array(reference_scores, dtype=np.float64)
+            result.reference_errors = errors
+        elif not np.array_equal(scores, result.ours_scores, equal_nan=True):
+            result.unstable = True
+        if tick is not None:
+            tick()
+    return result
+
+
+def parse_max_pairs(text: str) -> dict[str, int]:
+    """``"bertscore=256,meteor=512"`` -> ``{"bertscore": 256, "meteor": 512}``."""
+    sizes: dict[str, int] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        try:
+            size = int(value)
+        except ValueError:
+            size = 0
+        if not sep or size < 1:
+            raise ValueError(f"--max-pairs: expected NAME=PAIRS with PAIRS >= 1, got {item.strip()!r}")
+        sizes[reward_spec(name.strip()).reward_name] = size
+    return sizes
+
+
+def generated_pairs(groups: int, group_size: int, seed: int, style: str) -> tuple[list[str], list[str], str]:
+    """Built-in data: ``text_corpus.make_groups`` (references perturbed into G hypotheses each)."""
+    from speechgrpo.text_corpus import make_groups
+
+    if groups < 1 or group_size < 1:
+        raise ValueError("--groups and --group-size must be at least 1")
+    corpus = make_groups(groups, group_size, seed=seed, style=style)
+    return (corpus.hypotheses, corpus.pair_references,
+            f"generated: text_corpus.make_groups({groups}, {group_size}, seed={seed}, style={style!r})")
+
+
+def file_pairs(groups: Sequence[Group], source: str) -> tuple[list[str], list[str], str]:
+    """Every completion of the file with its group's first reference (the references take one)."""
+    batch = flatten(groups)
+    multi = sum(len(g.references) > 1 for g in groups)
+    note = f"{source}: {len(groups)} groups, every completion (off-policy ones included)"
+    if multi:
+        note += f"; {multi} groups have several references, the first one is used on both sides"
+    return batch.completions, [refs[0] for refs in batch.references], note
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> str:
+    """One line: CPU, usable cores, metric engine."""
+    from speechgrpo.metrics.jit import compiled_available
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    engine = "compiled (numba)" if compiled_available() else "pure Python"
+    text = f"{cpu_model()}, {cores} usable cores, engine {engine}"
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        text += f", torch threads {torch.get_num_threads()}"
+    return text
+
+
+def _batched(reward: Reward) -> ScoreFn:
+    return lambda hyps, refs: reward(hyps, refs).scores
+
+
+def run_speed(hyps: list[str], refs: list[str], rewards: Sequence[str], repeats: int = 3,
+              max_pairs: dict[str, int] | None = None, data_note: str = "", show_progress: bool = True
+              ) -> BenchReport:
+    """Time every reward of ``rewards`` against its reference on the pairs; one table row per reward."""
+    if repeats < 1:
+        raise ValueError("--repeats must be at least 1")
+    if not hyps:
+        raise ValueError("no pairs to time")
+    specs = [reward_spec(name) for name in rewards]
+    caps = DEFAULT_MAX_PAIRS if max_pairs is None else max_pairs
+    rows = []
+    notes = [data_note] if data_note else []
+    bar = progress(range(len(specs) * repeats), len(specs) * repeats, "bench speed", show_progress)
+    for spec in specs:
+        name = spec.reward_name
+        reward = get_reward(name)
+        assert isinstance(reward, MetricReward)
+        n = min(len(hyps), caps.get(name, len(hyps)))
+        if n < len(hyps):
+            notes.append(f"{name}: first {n:,} of {len(hyps):,} pairs (--max-pairs {name}={n})")
+        try:
+            reference = spec.reference()
+            timing = side_by_side(_batched(reward), reference, hyps[:n], refs[:n], repeats,
+                                  tick=lambda: next(bar, None))
+        except ImportError as err:
+            raise ValueError(f"reward {name!r} cannot run here: {err}") from err
+        expected = reward.to_reward_scale(timing.reference_scores)
+        mismatches, max_diff = compare_scores(timing.ours_scores.tolist(), expected.tolist(), spec.tolerance)
+        if timing.unstable:
+            notes.append(f"{name}: ours gave different scores on different repeats")
+        rows.append({
+            "reward": name, "pairs": n, "ours_s": timing.ours_s, "reference_s": timing.reference_s,
+            "ours_pairs_per_s": n / timing.ours_s if timing.ours_s > 0 else math.inf,
+            "reference_pairs_per_s": n / timing.reference_s if timing.reference_s > 0 else math.inf,
+            "speedup": timing.reference_s / timing.ours_s if timing.ours_s > 0 else math.inf,
+            "mismatches": mismatches, "max_abs_diff": max_diff, "tolerance": spec.tolerance,
+            "reference_errors": timing.reference_errors,
+        })
+    for _ in bar:  # close the progress bar
+        pass
+    frame = pd.DataFrame(rows).set_index("reward")
+    notes += [
+        f"median of {repeats} runs; sacrebleu tokenizer caches cleared before every timed run",
+        "ours = one batched reward call on all pairs; reference = one call per pair (references below)",
+        "mismatches = pairs whose reward differs from the reference's value on the reward's scale "
+        "(tolerance 0: identical floats); max_abs_diff = largest |difference|",
+        *(f"{spec.reward_name}: {spec.reference_text}" for spec in specs),
+    ]
+    table = Table("speed", "Reward speed against the reference implementation", frame, formats={
+        "ours_s": "{:.4f}", "reference_s": "{:.4f}", "ours_pairs_per_s": "{:,.0f}",
+        "reference_pairs_per_s": "{:,.0f}", "speedup": "{:.2f}x", "max_abs_diff": "{:.3g}", "tolerance": "{:g}",
+    })
+    labels = list(frame.index)
+    ratios = [float(x) for x in frame["speedup"]]
+
+    def draw(path: Path) -> None:
+        bar_chart(path, labels, ratios, "speedup (reference time / ours), log scale",
+                  "speechgrpo reward vs reference, same pairs", log=True, reference_line=1.0)
+
+    return BenchReport("speed", [table], notes, meta={"machine": machine(), "repeats": repeats},
+                       plots={"speed.png": draw})
