@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from speechgrpo.cli import main
-from speechgrpo.group_data import GroupFileError, example_groups, flatten, read_groups
+from speechgrpo.group_data import Group, GroupFileError, example_groups, flatten, read_groups
 from speechgrpo.groups import as_group_ids
 
 
@@ -62,3 +62,8 @@ def test_cli_lists_rewards(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rewards"]) == 0
     out = capsys.readouterr().out
     assert "bleu" in out and "bertscore" in out and "chrfpp" in out
+
+
+def test_flatten_treats_missing_off_policy_flags_as_on_policy() -> None:
+    batch = flatten([Group("a", ("x",), ["x", "y"]), Group("b", ("z",), ["z"], off_policy=[True])])
+    assert batch.off_policy.tolist() == [False, False, True] and batch.group_ids.tolist() == [0, 0, 1]

@@ -26,6 +26,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Group:
+    """One prompt's references and completions; empty ``off_policy`` means every completion is on-policy."""
+
     id: str
     references: tuple[str, ...]
     completions: list[str]
@@ -113,6 +115,6 @@ def flatten(groups: Iterable[Group]) -> FlatBatch:
         completions += group.completions
         references += [group.references] * len(group.completions)
         group_ids += [index] * len(group.completions)
-        off_policy += group.off_policy
+        off_policy += group.off_policy or [False] * len(group.completions)  # no flags: all on-policy
     return FlatBatch(completions, references, np.array(group_ids, dtype=np.int64),
                      np.array(off_policy, dtype=bool))

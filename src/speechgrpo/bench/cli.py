@@ -117,13 +117,47 @@ def _add_signal(commands: Commands) -> None:
     parser.set_defaults(run=_runner(_signal))
 
 
+# --- train ------------------------------------------------------------------------------------------------
+
+def _train(args: argparse.Namespace) -> BenchReport:
+    import dataclasses
+
+    from speechgrpo.bench.ablation import run_ablation
+    from speechgrpo.bench.signal import split_specs
+    from speechgrpo.train.pipeline import load_pipeline_config
+
+    config = dataclasses.replace(load_pipeline_config(args.config), output_dir=args.demo_dir)
+    return run_ablation(config, split_specs(args.rewards), args.task, steps=args.steps,
+                        show_progress=not args.no_progress)
+
+
+def _add_train(commands: Commands) -> None:
+    from speechgrpo.bench.ablation import DEFAULT_REWARDS
+
+    parser = commands.add_parser(
+        "train", help="the paper's reward ablation: GRPO with each reward from one base, evaluated on all metrics",
+        description="From the demo's base model (built first if --demo-dir has none), train GRPO once per reward on "
+                    "one task of the bundled data and evaluate every run on BLEU, BERTScore, ROUGE-1/2/L and "
+                    "METEOR with their average, as in the paper's Table 3.")
+    parser.add_argument("--task", default="sqa", help="task to train and evaluate on (default sqa)")
+    parser.add_argument("--rewards", default=",".join(DEFAULT_REWARDS),
+                        help=f"reward specs separated by ',' or ';' (default {','.join(DEFAULT_REWARDS)})")
+    parser.add_argument("--config", help="demo YAML config (PipelineConfig fields; default: the demo's defaults)")
+    parser.add_argument("--demo-dir", default="demo_output",
+                        help="the demo's output folder: its data and base model are reused (default demo_output)")
+    parser.add_argument("--steps", type=int, help="GRPO steps per reward (default: the demo config's)")
+    add_output_options(parser)
+    parser.set_defaults(run=_runner(_train))
+
+
 #: Each function registers one ``bench`` subcommand.
-SUBCOMMANDS: list[Callable[[Commands], None]] = [_add_speed, _add_signal]
+SUBCOMMANDS: list[Callable[[Commands], None]] = [_add_speed, _add_signal, _add_train]
 
 
 def add_cli(subparsers: Commands) -> None:
     """Register ``bench`` and its subcommands."""
-    bench = subparsers.add_parser("bench", help="compare rewards: speed against the references, GRPO signal",
+    bench = subparsers.add_parser("bench", help="compare rewards: speed against the references, GRPO signal, "
+                                  "and a training ablation",
                                   description="Compare rewards. See docs/bench.md.")
     commands = bench.add_subparsers(dest="bench_command", required=True, metavar="SUBCOMMAND")
     for register in SUBCOMMANDS:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +88,7 @@ def run_stage(name: str, stage: str, model: Path, manifests: list[Path], out: Pa
     values = {"steps": steps, **settings} if steps is not None else dict(settings)
     config = TrainConfig(model=str(model), train_manifests=[str(m) for m in manifests], output_dir=str(out / name),
                          stage=stage, seed=seed, reward=reward, **values)  # type: ignore[arg-type]
-    print(f"\n== {name}: {stage}, {config.steps} steps ==", flush=True)
+    print(f"\n== {name}: {stage}, {config.steps} steps ==", file=sys.stderr, flush=True)
     return train(config, show_progress=show_progress)
 
 
@@ -150,7 +151,7 @@ def evaluate_on_tasks(models: dict[str, Path], test: list[Example], config: Pipe
         model = TinySpeechLM.load(path)
         for task in config.tasks:
             examples = [e for e in test if e.task == task]
-            print(f"evaluating {name} on {task} ({len(examples)} examples)", flush=True)
+            print(f"evaluating {name} on {task} ({len(examples)} examples)", file=sys.stderr, flush=True)
             result = evaluate_model(model, examples, eval_config)
             for decoding in ("sampled", "greedy"):
                 rows.append({"model": name, "task": task, "decoding": decoding, **result[decoding]})
