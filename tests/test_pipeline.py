@@ -31,6 +31,8 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
     assert config.seed == 3 and config.tasks == ("sqa",) and config.base_steps == 4
     with pytest.raises(ValueError, match="unknown demo config keys"):
         load_pipeline_config(path, base_step=3)
+    with pytest.raises(ValueError, match="base_steps must be an integer"):
+        load_pipeline_config(path, base_steps="many")
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

@@ -165,6 +165,17 @@ def test_ctc_weight_needs_a_ctc_head_and_some_loss(text_task: tuple[Path, Path],
         train(config(model, manifest, tmp_path / "ctc", stage="sft", ctc_weight=0.5), show_progress=False)
 
 
+def test_numbers_in_yaml_1_1_notation_and_wrong_types(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("model: m\ntrain_manifests: [t]\noutput_dir: o\nlearning_rate: 1e-5\n")
+    assert load_config(path).learning_rate == 1e-5  # PyYAML reads 1e-5 as a string
+    assert load_config(path, off_policy_shaping="1e-1").off_policy_shaping == 0.1
+    with pytest.raises(ValueError, match="learning_rate must be a number, got 'fast'"):
+        load_config(path, learning_rate="fast")
+    with pytest.raises(ValueError, match=r"steps must be an integer, got 2\.5"):
+        load_config(path, steps=2.5)
+
+
 def test_learning_rate_schedules() -> None:
     def factors(**kwargs: object) -> list[float]:
         settings = TrainConfig(model="m", train_manifests=["t"], output_dir="o", steps=12, **kwargs)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +64,7 @@ class TrainConfig:
     lora_alpha: float = 32.0
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if self.stage not in ("sft", "grpo", "mp_grpo"):
             raise ValueError(f"stage must be 'sft', 'grpo' or 'mp_grpo', got {self.stage!r}")
         if not self.train_manifests:
@@ -86,6 +88,25 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def check_numbers(config: Any) -> None:
+    """Check the int and float fields of a dataclass, reading numeric strings into float fields: YAML 1.1
+    (PyYAML) loads ``1e-5`` as the string ``'1e-5'``, and ``key=1e-5`` on the command line goes through it."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value, hint = getattr(config, f.name), hints[f.name]
+        if hint in (float, float | None) and value is not None:
+            if isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise ValueError(f"{f.name} must be a number, got {value!r}") from None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{f.name} must be a number, got {value!r}")
+            setattr(config, f.name, float(value))
+        elif hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{f.name} must be an integer, got {value!r}")
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from speechgrpo.data import Example, build_synthetic, read_manifest, write_manifest
-from speechgrpo.train.config import TrainConfig
+from speechgrpo.train.config import TrainConfig, check_numbers
 
 
 @dataclass
@@ -50,11 +50,14 @@ class PipelineConfig:
                                                          "micro_batch_size": 16})
     grpo: dict[str, Any] = field(default_factory=lambda: {"steps": 50, "learning_rate": 2e-4, "prompts_per_step": 4,
                                                           "num_generations": 8, "max_new_tokens": 32,
-                                                          "micro_batch_size": 32})
+                                                          "micro_batch_size": 32, "save_rollouts": True})
     reward: str = "bleu"
     eval_seeds: int = 3
     eval_max_new_tokens: int = 32
     examples_shown: int = 3  # test examples per task with every model's greedy answer in results.md
+
+    def __post_init__(self) -> None:
+        check_numbers(self)
 
 
 def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> PipelineConfig:
