@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import string
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from typing import Any
@@ -29,6 +27,7 @@ from sacrebleu.metrics import BLEU as SacreBLEU
 from sacrebleu.metrics import CHRF as SacreCHRF
 from sacrebleu.metrics import TER as SacreTER
 
+from speechgrpo.bench.references import squad_compute_exact, squad_compute_f1, squad_normalize_answer
 from speechgrpo.metrics import (
     BLEU,
     CER,
@@ -496,50 +495,8 @@ def test_error_rate_corpus_property(pairs: list[tuple[str, str]]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# SQuAD exact match / token F1 against the official v2.0 evaluation script, written out here
+# SQuAD exact match / token F1 against the official v2.0 evaluation script (speechgrpo.bench.references)
 # --------------------------------------------------------------------------------------------------
-
-def squad_normalize_answer(s: str) -> str:
-    """Lower text and remove punctuation, articles and extra whitespace (evaluate-v2.0.py)."""
-
-    def remove_articles(text: str) -> str:
-        regex = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-        return re.sub(regex, " ", text)
-
-    def white_space_fix(text: str) -> str:
-        return " ".join(text.split())
-
-    def remove_punc(text: str) -> str:
-        exclude = set(string.punctuation)
-        return "".join(ch for ch in text if ch not in exclude)
-
-    return white_space_fix(remove_articles(remove_punc(s.lower())))
-
-
-def squad_get_tokens(s: str) -> list[str]:
-    if not s:
-        return []
-    return squad_normalize_answer(s).split()
-
-
-def squad_compute_exact(a_gold: str, a_pred: str) -> int:
-    return int(squad_normalize_answer(a_gold) == squad_normalize_answer(a_pred))
-
-
-def squad_compute_f1(a_gold: str, a_pred: str) -> float:
-    gold_toks = squad_get_tokens(a_gold)
-    pred_toks = squad_get_tokens(a_pred)
-    common = Counter(gold_toks) & Counter(pred_toks)
-    num_same = sum(common.values())
-    if len(gold_toks) == 0 or len(pred_toks) == 0:
-        # If either is no-answer, then F1 is 1 if they agree, 0 otherwise
-        return int(gold_toks == pred_toks)
-    if num_same == 0:
-        return 0
-    precision = 1.0 * num_same / len(pred_toks)
-    recall = 1.0 * num_same / len(gold_toks)
-    return (2 * precision * recall) / (precision + recall)
-
 
 def squad_raw_scores(a_pred: str, answers: Sequence[str]) -> tuple[int, float]:
     """get_raw_scores for one question: gold answers that normalise to nothing are dropped, and an
