@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from speechgrpo.cli import main
-from speechgrpo.train.pipeline import load_pipeline_config
+from speechgrpo.train.pipeline import PipelineConfig, initial_model, load_pipeline_config
 
 TOY = {
     "sizes": {"train": 24, "dev": 4, "test": 6}, "base_steps": 4, "base_asr_repeats": 1,
@@ -33,6 +33,18 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
         load_pipeline_config(path, base_step=3)
     with pytest.raises(ValueError, match="base_steps must be an integer"):
         load_pipeline_config(path, base_steps="many")
+
+
+def test_initial_model_is_drawn_from_the_seed() -> None:
+    import torch
+
+    texts = ["What colour is the car?", "The car is red."]
+
+    def weights(seed: int) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in initial_model(PipelineConfig(seed=seed), texts).module.parameters()]
+
+    assert all(torch.equal(a, b) for a, b in zip(weights(1), weights(1), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(weights(1), weights(2), strict=True))
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

@@ -19,12 +19,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from speechgrpo.data import Example, build_synthetic, read_manifest, write_manifest
 from speechgrpo.train.config import TrainConfig, check_numbers
+
+if TYPE_CHECKING:
+    from speechgrpo.models import TinySpeechLM
 
 
 @dataclass
@@ -106,11 +109,20 @@ class Prepared:
     seconds: dict[str, float]
 
 
+def initial_model(config: PipelineConfig, texts: list[str]) -> TinySpeechLM:
+    """The untrained bundled model, its tokenizer built from ``texts``, its weights drawn from ``config.seed``."""
+    import torch
+
+    from speechgrpo.models import TinySpeechLM, TinySpeechLMConfig
+    from speechgrpo.models.word_tokenizer import build_tokenizer
+
+    torch.manual_seed(config.seed)
+    return TinySpeechLM.create(TinySpeechLMConfig(**config.model), build_tokenizer(texts))
+
+
 def prepare_base(config: PipelineConfig, show_progress: bool = True) -> Prepared:
     """Synthesize the data and train the base model (both skipped or resumed when already there)."""
     from speechgrpo.data.tts import DEFAULT_VOICES
-    from speechgrpo.models import TinySpeechLM, TinySpeechLMConfig
-    from speechgrpo.models.word_tokenizer import build_tokenizer
     from speechgrpo.train.trainer import read_examples
 
     started = time.perf_counter()
@@ -131,8 +143,7 @@ def prepare_base(config: PipelineConfig, show_progress: bool = True) -> Prepared
     if not (initial / "config.json").is_file():
         texts = [t for e in read_examples([str(p) for p in manifests.values()])
                  for t in (e.prompt, *e.references, str(e.meta.get("transcript", "")))]
-        model = TinySpeechLM.create(TinySpeechLMConfig(**config.model), build_tokenizer(texts))
-        model.save(initial)
+        initial_model(config, texts).save(initial)
     stage_started = time.perf_counter()
     base = run_stage("base", "sft", initial, [base_manifest], out / "runs", config.base, config.seed, config.reward,
                      steps=config.base_steps, show_progress=show_progress)
