@@ -33,6 +33,11 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
         load_pipeline_config(path, base_step=3)
     with pytest.raises(ValueError, match="base_steps must be an integer"):
         load_pipeline_config(path, base_steps="many")
+    merged = load_pipeline_config(None, grpo={"steps": 7}, sizes={"test": 9})
+    assert merged.grpo == {**PipelineConfig().grpo, "steps": 7}
+    assert merged.sizes == {**PipelineConfig().sizes, "test": 9}
+    from_file = load_pipeline_config(path, grpo={"steps": 7}).grpo  # defaults < file < overrides
+    assert from_file == {**PipelineConfig().grpo, **TOY["grpo"], "steps": 7}  # type: ignore[dict-item]
 
 
 def test_initial_model_is_drawn_from_the_seed() -> None:

@@ -64,10 +64,18 @@ class PipelineConfig:
 
 
 def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> PipelineConfig:
+    """The defaults, then the YAML file, then ``overrides``. Mapping fields (``sizes``, ``model``, ``base``,
+    ``sft``, ``grpo``) are merged key by key: ``grpo: {steps: 100}`` keeps the other GRPO settings."""
     values: dict[str, Any] = {}
-    if path is not None:
-        values.update(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    layers = [yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {} if path is not None else {},
+              {k: v for k, v in overrides.items() if v is not None}]
+    defaults = PipelineConfig()
+    for layer in layers:
+        if not isinstance(layer, dict):
+            raise ValueError(f"{path}: a demo config must be a YAML mapping, got {type(layer).__name__}")
+        for key, value in layer.items():
+            default = values.get(key, getattr(defaults, key, None))
+            values[key] = {**default, **value} if isinstance(default, dict) and isinstance(value, dict) else value
     known = {f.name for f in dataclasses.fields(PipelineConfig)}
     if set(values) - known:
         raise ValueError(f"unknown demo config keys {sorted(set(values) - known)}; known: {sorted(known)}")
