@@ -14,7 +14,6 @@ Errors name the file, the line number and the field.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from speechgrpo.jsonl import jsonl_records
 
 
 @dataclass(frozen=True)
@@ -83,17 +84,8 @@ def parse_group(record: Any, where: str, default_id: str) -> Group:
 def read_groups(path: str | Path) -> list[Group]:
     """Read a groups JSONL file (blank lines are skipped)."""
     path = Path(path)
-    groups = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise GroupFileError(f"{where}: invalid JSON ({err.msg} at column {err.colno})") from err
-            groups.append(parse_group(record, where, default_id=f"line-{number}"))
+    groups = [parse_group(record, where, default_id=f"line-{number}")
+              for number, where, record in jsonl_records(path, GroupFileError)]
     if not groups:
         raise GroupFileError(f"{path}: no groups found")
     return groups

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from speechgrpo.data.audio import SAMPLE_RATE, load_audio
+from speechgrpo.jsonl import jsonl_records
 
 if TYPE_CHECKING:
     from speechgrpo.models import SpeechPrompt
@@ -134,20 +135,12 @@ def read_manifest(path: str | Path) -> list[Example]:
     root = path.parent
     examples: list[Example] = []
     first_line: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ManifestError(f"{where}: invalid JSON ({err.msg} at column {err.colno})") from err
-            example = parse_example(record, where, root)
-            _check(example.id not in first_line, where,
-                   f"'id' {example.id!r} already used on line {first_line.get(example.id)}")
-            first_line[example.id] = number
-            examples.append(example)
+    for number, where, record in jsonl_records(path, ManifestError):
+        example = parse_example(record, where, root)
+        _check(example.id not in first_line, where,
+               f"'id' {example.id!r} already used on line {first_line.get(example.id)}")
+        first_line[example.id] = number
+        examples.append(example)
     if not examples:
         raise ManifestError(f"{path}: no examples found")
     return examples
