@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -66,20 +67,21 @@ class HFSpeechLM(SpeechLM):
         self._logits_to_keep = "logits_to_keep" in inspect.signature(type(transformers_model).forward).parameters
 
     # -- model-specific hooks -----------------------------------------------------------------------------------
+    @abstractmethod
     def _messages(self, prompt: SpeechPrompt) -> list[dict[str, Any]]:
         """The chat messages of one prompt (a single user turn)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _process(self, texts: list[str], audios: list[np.ndarray]) -> Mapping[str, torch.Tensor]:
         """Templated prompt texts and the prompts' audios (in prompt order) -> model input tensors."""
-        raise NotImplementedError
 
     def _before_forward(self, has_audio: bool) -> None:
         """Called before each generation and scoring forward with whether the batch has audio."""
 
     @classmethod
+    @abstractmethod
     def _load_processor(cls, directory: Path) -> Any:
-        raise NotImplementedError
+        """The processor or tokenizer saved in ``directory``."""
 
     # -- SpeechLM ---------------------------------------------------------------------------------------------------
     def encode_prompts(self, prompts: Sequence[SpeechPrompt]) -> PromptBatch:
