@@ -17,15 +17,14 @@ scores are not exactly equal floats (BERTScore: ``|diff| > 1e-6``).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import common
 
 from speechgrpo.bench.references import compare_scores
-from speechgrpo.bench.speed import side_by_side
+from speechgrpo.bench.speed import SideBySide, side_by_side
 from speechgrpo.text_corpus import STYLES, make_groups
 
 DEFAULT_METRICS = ",".join(common.SPECS)
@@ -36,22 +35,9 @@ DEFAULT_SUBSETS = "bertscore=64"
 @dataclass
 class Result:
     name: str
-    pairs: int
-    distinct: int
-    ours_times: list[float] = field(default_factory=list)
-    reference_times: list[float] = field(default_factory=list)
+    timing: SideBySide
     mismatches: int = 0
     max_diff: float = 0.0
-    reference_errors: int = 0
-    unstable: bool = False  # ours gave different numbers on different repeats
-
-    @property
-    def ours_s(self) -> float:
-        return statistics.median(self.ours_times)
-
-    @property
-    def reference_s(self) -> float:
-        return statistics.median(self.reference_times)
 
 
 def run_metric(name: str, hyps: list[str], refs: list[str], repeats: int) -> Result:
@@ -59,8 +45,7 @@ def run_metric(name: str, hyps: list[str], refs: list[str], repeats: int) -> Res
     timing = side_by_side(spec.ours().score, spec.reference(), hyps, refs, repeats)
     mismatches, max_diff = compare_scores(timing.ours_scores.tolist(), timing.reference_scores.tolist(),
                                           spec.tolerance)
-    return Result(name, len(hyps), len(set(zip(hyps, refs, strict=True))), timing.ours_times,
-                  timing.reference_times, mismatches, max_diff, timing.reference_errors, timing.unstable)
+    return Result(name, timing, mismatches, max_diff)
 
 
 def fmt_rate(pairs: int, seconds: float) -> str:
@@ -76,13 +61,14 @@ def table(results: list[Result], markdown: bool) -> str:
         mismatches = f"{r.mismatches}"
         if tolerance:
             mismatches += f" (tol {tolerance:g}" + (f"; max |diff| {r.max_diff:.2g})" if r.mismatches else ")")
-        if r.reference_errors:
-            mismatches += f", {r.reference_errors} ref errors"
-        if r.unstable:
+        t = r.timing
+        if t.reference_errors:
+            mismatches += f", {t.reference_errors} ref errors"
+        if t.unstable:
             mismatches += ", ours unstable!"
-        rows.append([r.name, f"{r.pairs:,}", f"{r.ours_s:.3f}", f"{r.reference_s:.3f}",
-                     fmt_rate(r.pairs, r.ours_s), fmt_rate(r.pairs, r.reference_s),
-                     f"{r.reference_s / r.ours_s:.2f}x", mismatches])
+        rows.append([r.name, f"{t.pairs:,}", f"{t.ours_s:.3f}", f"{t.reference_s:.3f}",
+                     fmt_rate(t.pairs, t.ours_s), fmt_rate(t.pairs, t.reference_s),
+                     f"{t.reference_s / t.ours_s:.2f}x", mismatches])
     return common.format_table(headers, rows, markdown)
 
 
@@ -120,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         n = min(args.groups, subsets.get(name, args.groups)) * args.pairs_per_group
         print(f"[{name}] {n} pairs x {args.repeats} repeats ...", file=sys.stderr, flush=True)
         result = run_metric(name, hyps[:n], refs[:n], args.repeats)
-        print(f"[{name}] ours {result.ours_s:.3f} s, reference {result.reference_s:.3f} s, "
+        print(f"[{name}] ours {result.timing.ours_s:.3f} s, reference {result.timing.reference_s:.3f} s, "
               f"{result.mismatches} mismatches (max |diff| {result.max_diff:.3g})", file=sys.stderr, flush=True)
         results.append(result)
 
