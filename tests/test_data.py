@@ -19,6 +19,7 @@ from doc_blocks import doc_block
 
 from speechgrpo.data import (
     ASR_PROMPTS,
+    AudioCache,
     AudioError,
     DatasetError,
     Example,
@@ -186,8 +187,26 @@ def test_example_loads_its_audio_and_builds_a_speech_prompt(tmp_path: Path) -> N
     example = read_manifest(tmp_path / "m.jsonl")[0]
     assert example.load_audio().shape == (8000,)
     pytest.importorskip("torch")
-    prompt = example.speech_prompt()
+    prompt = AudioCache().prompt(example)
     assert prompt.text == "Transcribe the audio." and prompt.audio is not None and prompt.audio.shape == (8000,)
+
+
+def test_audio_cache_keeps_the_most_recently_used_clips(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    examples = []
+    for i in range(3):
+        write_wav(tmp_path / f"{i}.wav", sine(200 + 100 * i, 16_000, 0.25))
+        examples.append(Example(str(i), f"{i}.wav", "Transcribe.", ("x",), "asr", root=tmp_path))
+    cache = AudioCache(size=2)
+    first = cache.prompt(examples[0]).audio
+    second = cache.prompt(examples[1]).audio
+    assert cache.prompt(examples[0]).audio is first  # a hit: the same array, now the most recent
+    cache.prompt(examples[2])  # evicts clip 1, the least recently used
+    assert len(cache) == 2 and cache.prompt(examples[0]).audio is first
+    assert cache.prompt(examples[1]).audio is not second  # decoded again
+    assert cache.prompt(Example("t", None, "Text only.", ("x",), "asr")).audio is None
+    with pytest.raises(ValueError, match="size"):
+        AudioCache(size=0)
 
 
 # ---------------------------------------------------------------------------------------- public datasets

@@ -169,7 +169,7 @@ def test_numbers_in_yaml_1_1_notation_and_wrong_types(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("model: m\ntrain_manifests: [t]\noutput_dir: o\nlearning_rate: 1e-5\n")
     assert load_config(path).learning_rate == 1e-5  # PyYAML reads 1e-5 as a string
-    assert load_config(path, off_policy_shaping="1e-1").off_policy_shaping == 0.1
+    assert load_config(path, stage="mp_grpo", off_policy_shaping="1e-1").off_policy_shaping == 0.1
     with pytest.raises(ValueError, match="learning_rate must be a number, got 'fast'"):
         load_config(path, learning_rate="fast")
     with pytest.raises(ValueError, match=r"steps must be an integer, got 2\.5"):

@@ -7,7 +7,7 @@ Importing this package needs only the core dependencies; ``soundfile``, ``scipy`
 
 from speechgrpo.data.audio import SAMPLE_RATE, AudioError, decode_audio, load_audio, resample, write_wav
 from speechgrpo.data.cli import add_cli
-from speechgrpo.data.manifest import Example, ManifestError, corpus_texts, read_manifest, write_manifest
+from speechgrpo.data.manifest import AudioCache, Example, ManifestError, corpus_texts, read_manifest, write_manifest
 from speechgrpo.data.prompts import ASR_PROMPTS, AST_PROMPTS, PROMPTS, SQA_PROMPTS, pick_prompt
 from speechgrpo.data.public_datasets import (
     DatasetError,
@@ -31,6 +31,7 @@ __all__ = [
     "PROMPTS",
     "SAMPLE_RATE",
     "SQA_PROMPTS",
+    "AudioCache",
     "AudioError",
     "DatasetError",
     "Example",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,12 +68,6 @@ class Example:
         """The audio as mono float32 at ``sample_rate`` Hz."""
         return load_audio(self.audio_path, sample_rate)
 
-    def speech_prompt(self) -> SpeechPrompt:
-        """The model input: the 16 kHz audio (``None`` if text-only) and the prompt text (imports torch)."""
-        from speechgrpo.models import SpeechPrompt
-
-        return SpeechPrompt(audio=None if self.audio is None else self.load_audio(), text=self.prompt)
-
     def record(self, manifest_dir: Path | None = None) -> dict[str, Any]:
         """The JSON object of this row; ``audio`` relative to ``manifest_dir`` when the file lies under it."""
         audio = self.audio
@@ -91,6 +86,35 @@ class Example:
         if self.meta:
             row["meta"] = dict(self.meta)
         return row
+
+
+class AudioCache:
+    """Model inputs of examples, their decoded 16 kHz audio kept for the ``size`` most recently used
+    clips (a GRPO run revisits its prompts every epoch; a large corpus does not fit in memory)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self.size = size
+        self._audio: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._audio)
+
+    def prompt(self, example: Example) -> SpeechPrompt:
+        """The model input of ``example``: its audio (``None`` if text-only) and its prompt text."""
+        from speechgrpo.models import SpeechPrompt
+
+        if example.audio is None:
+            return SpeechPrompt(None, example.prompt)
+        key = str(example.audio_path)
+        if key in self._audio:
+            self._audio.move_to_end(key)
+        else:
+            self._audio[key] = example.load_audio()
+            if len(self._audio) > self.size:
+                self._audio.popitem(last=False)
+        return SpeechPrompt(self._audio[key], example.prompt)
 
 
 def _check(condition: bool, where: str, message: str) -> None:

@@ -23,8 +23,9 @@ class PolicyLoss:
         loss: the scalar to call ``backward()`` on.
         per_token: the unaggregated loss, shape ``(batch, tokens)``, 0 at padding.
         stats: detached 0-d tensors for logging (no device sync): ``clip_frac_low``, ``clip_frac_high``,
-            ``clip_frac`` (on-policy tokens where the clip is active), ``ratio_mean``, ``tokens``, and
-            when they apply ``kl``, ``entropy``, ``off_policy_prob``.
+            ``clip_frac`` (on-policy tokens where the clip is active), ``ratio_mean``, ``tokens``,
+            ``pg_loss`` (the policy-gradient part of ``loss``), and when they apply ``kl``, ``kl_loss``
+            (``beta`` x KL, aggregated as ``loss``), ``entropy``, ``off_policy_prob``.
     """
 
     loss: torch.Tensor
@@ -57,8 +58,8 @@ def _check_shape(name: str, tensor: torch.Tensor | None, shape: tuple[int, ...])
 def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor | None, advantages: torch.Tensor,
                 mask: torch.Tensor, *, ref_logprobs: torch.Tensor | None = None,
                 off_policy: torch.Tensor | None = None, logits: torch.Tensor | None = None,
-                num_tokens: float | torch.Tensor | None = None, preset: str | LossConfig | None = None,
-                **overrides: Any) -> PolicyLoss:
+                num_tokens: float | torch.Tensor | None = None, num_sequences: float | torch.Tensor | None = None,
+                preset: str | LossConfig | None = None, **overrides: Any) -> PolicyLoss:
     """GRPO policy loss over a batch of completions.
 
     Args:
@@ -74,6 +75,8 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor | None, advan
         logits: ``(batch, tokens, vocab)`` for the entropy statistic and bonus.
         num_tokens: the token normalizer of ``"token_mean"`` when it must span more than this call
             (gradient accumulation or several ranks: pass the global count of completion tokens).
+        num_sequences: likewise the number of sequences that ``"sequence_mean"`` and ``"constant"``
+            divide by (default: this call's batch size).
         preset: a name from :data:`LOSS_PRESETS` (``"paper"``, ``"dapo"``, ``"grpo"``, ...) or a config.
         **overrides: :class:`LossConfig` fields changed on top of the preset.
     """
@@ -120,13 +123,25 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor | None, advan
             weight = torch.sigmoid(capped - torch.log(torch.tensor(config.off_policy_shaping, dtype=logp.dtype)))
         objective = torch.where(off_tokens, weight * adv, objective)
 
+    sequences = batch if num_sequences is None else num_sequences
+
+    def aggregate(values: torch.Tensor) -> torch.Tensor:
+        values = torch.where(valid, values, 0.0)
+        if config.aggregation == "sequence_mean":
+            return (values.sum(-1) / valid.sum(-1).clamp(min=1)).sum() / sequences
+        if config.aggregation == "token_mean":
+            return values.sum() / (valid.sum().clamp(min=1) if num_tokens is None else num_tokens)
+        return values.sum() / (sequences * (config.max_completion_length or width))
+
     per_token = -objective
-    stats: dict[str, torch.Tensor] = {}
+    stats: dict[str, torch.Tensor] = {"pg_loss": aggregate(per_token.detach())}
     if ref_logprobs is not None:
         kl = kl_penalty(logp, torch.where(valid, ref_logprobs, 0.0), config.kl_estimator, limit)
         kl_tokens = valid if config.off_policy_kl else on_tokens
         if config.beta > 0:
-            per_token = per_token + config.beta * torch.where(kl_tokens, kl, 0.0)
+            kl_term = config.beta * torch.where(kl_tokens, kl, 0.0)
+            per_token = per_token + kl_term
+            stats["kl_loss"] = aggregate(kl_term.detach())
         stats["kl"] = _masked_mean(kl.detach(), kl_tokens)
     if logits is not None:
         _check_shape("logits", logits, (*shape, logits.shape[-1]))
@@ -135,13 +150,7 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor | None, advan
             per_token = per_token - config.entropy_coef * entropy
         stats["entropy"] = _masked_mean(entropy.detach(), valid)
     per_token = torch.where(valid, per_token, 0.0)
-
-    if config.aggregation == "sequence_mean":
-        loss = (per_token.sum(-1) / valid.sum(-1).clamp(min=1)).mean()
-    elif config.aggregation == "token_mean":
-        loss = per_token.sum() / (valid.sum().clamp(min=1) if num_tokens is None else num_tokens)
-    else:
-        loss = per_token.sum() / (batch * (config.max_completion_length or width))
+    loss = aggregate(per_token)
 
     ratio_d, adv_d = ratio.detach(), adv.detach()
     low = (ratio_d < 1.0 - config.epsilon_low) & (adv_d < 0)

@@ -36,7 +36,7 @@ class GraniteSpeechLM(HFSpeechLM):
 
     model_class = GraniteSpeechForConditionalGeneration
     audio_feature_keys = ("input_features", "input_features_mask")
-    language_model_prefix = "model.language_model"
+    lora_prefix = "model.language_model"
 
     def encode_prompts(self, prompts: Sequence[SpeechPrompt]) -> PromptBatch:
         batch = super().encode_prompts(prompts)
@@ -63,6 +63,13 @@ class GraniteSpeechLM(HFSpeechLM):
                 model.enable_adapters()
             else:
                 model.disable_adapters()
+
+    def check_lora(self) -> None:
+        if self._has_builtin_adapter():
+            raise ValueError("this Granite Speech checkpoint carries its built-in audio LoRA adapter, which "
+                             "transformers switches on and off per batch; a second, trained LoRA on top of it is "
+                             "not supported: train all weights (lora_rank: 0) or start from a checkpoint whose "
+                             "built-in adapter is merged")
 
     def _has_builtin_adapter(self) -> bool:
         return bool(getattr(self.unwrapped(), "_hf_peft_config_loaded", False))

@@ -1,9 +1,9 @@
-"""The :class:`SpeechLM` logic shared by the transformers-based models, and LoRA for them.
+"""The :class:`SpeechLM` logic shared by the transformers-based models.
 
 A subclass says how to turn one prompt into chat messages (:meth:`HFSpeechLM._messages`), how to run its
 processor (:meth:`HFSpeechLM._process`), which processor outputs are per-audio tensors
-(``audio_feature_keys``), where the language model sits inside the model (``language_model_prefix``, for
-LoRA), and how to load its processor. Everything else (chat templating, left padding, sampling, scoring,
+(``audio_feature_keys``), where the language model sits inside the model (``lora_prefix``, for
+LoRA: :mod:`speechgrpo.models.lora`), and how to load its processor. Everything else (chat templating, left padding, sampling, scoring,
 saving) is here.
 
 Batches may mix prompts with and without audio: the processor gets the audios of the prompts that have one,
@@ -19,9 +19,8 @@ transformers' own ``num_return_sequences`` expansion for generation), not once p
 from __future__ import annotations
 
 import inspect
-import re
 from abc import abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -29,10 +28,8 @@ import numpy as np
 import torch
 from transformers import GenerationConfig
 
+from speechgrpo.models.lora import LORA_DIRECTORY, base_state_dict, has_lora, load_adapter, save_adapter
 from speechgrpo.models.speech_lm import SAMPLE_RATE, Completions, PromptBatch, SamplingConfig, SpeechLM, SpeechPrompt
-
-LORA_DIRECTORY = "lora_adapter"
-DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 Self = TypeVar("Self", bound="HFSpeechLM")
 
@@ -47,11 +44,10 @@ class HFSpeechLM(SpeechLM):
 
     model_class: ClassVar[Any]  # the transformers class that loads the checkpoint
     audio_feature_keys: ClassVar[tuple[str, ...]] = ()  # processor outputs indexed by audio (dim 0)
-    language_model_prefix: ClassVar[str] = ""  # module name of the LM inside the model ("" = the whole model)
     max_audio_seconds: ClassVar[float | None] = None  # longer audio is rejected (not silently truncated)
     min_audio_seconds: ClassVar[float] = 0.1  # shorter audio yields 0-1 audio tokens, which the models mishandle
 
-    def __init__(self, model: torch.nn.Module, processor: Any) -> None:
+    def __init__(self, model: Any, processor: Any) -> None:
         self.module = model
         self.processor = processor
         self.tokenizer: Any = getattr(processor, "tokenizer", processor)
@@ -61,10 +57,9 @@ class HFSpeechLM(SpeechLM):
         self.eos_token_id: int = self.tokenizer.eos_token_id
         self.pad_token_id: int = (self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
                                   else self.eos_token_id)
-        transformers_model = _transformers_model(model)
-        self.stop_token_ids = sorted({self.eos_token_id, *_as_ids(transformers_model.generation_config.eos_token_id)})
+        self.stop_token_ids = sorted({self.eos_token_id, *_as_ids(model.generation_config.eos_token_id)})
         # Keeping only the logits that score completions saves a (n, prompt length, vocab) tensor.
-        self._logits_to_keep = "logits_to_keep" in inspect.signature(type(transformers_model).forward).parameters
+        self._logits_to_keep = "logits_to_keep" in inspect.signature(type(model).forward).parameters
 
     # -- model-specific hooks -----------------------------------------------------------------------------------
     @abstractmethod
@@ -103,7 +98,7 @@ class HFSpeechLM(SpeechLM):
         own decoding defaults (top-k, repetition penalty, ...) are ignored, as an RL policy must."""
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        model = _transformers_model(self.unwrapped())
+        model: Any = self.unwrapped()
         copies = 1 if sampling.greedy else num_samples  # greedy samples are identical: decode once
         inputs = {key: value.repeat_interleave(copies, dim=0) for key, value in batch.inputs.items()}
         options: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not sampling.greedy,
@@ -174,15 +169,12 @@ class HFSpeechLM(SpeechLM):
 
     def save(self, directory: str | Path) -> None:
         """``save_pretrained`` of model and processor. A LoRA model writes its base weights in the usual
-        layout (loadable without peft) and the adapter under ``lora_adapter/`` (see :func:`apply_lora`)."""
+        layout (loadable without peft) and the adapter under ``lora_adapter/`` (:mod:`speechgrpo.models.lora`)."""
         directory = Path(directory)
         model: Any = self.unwrapped()
-        if _is_peft(model):
-            model.save_pretrained(directory / LORA_DIRECTORY)
-            base = model.get_base_model()
-            state = {key.replace(".base_layer", ""): value for key, value in base.state_dict().items()
-                     if ".lora_" not in key}
-            base.save_pretrained(directory, state_dict=state)
+        if has_lora(model):
+            model.save_pretrained(directory, state_dict=base_state_dict(model))
+            save_adapter(model, self.lora, directory / LORA_DIRECTORY)
         else:
             model.save_pretrained(directory)
         self.processor.save_pretrained(directory)
@@ -195,12 +187,13 @@ class HFSpeechLM(SpeechLM):
         directory = Path(directory)
         if not (directory / "config.json").is_file():
             raise FileNotFoundError(f"{directory} has no config.json (a local checkpoint directory is required)")
-        model = cls.model_class.from_pretrained(directory, dtype=dtype, local_files_only=True)
-        if (directory / LORA_DIRECTORY / "adapter_config.json").is_file():
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, directory / LORA_DIRECTORY, is_trainable=True)
-        return cls(model.to(device), cls._load_processor(directory))
+        model = cls.model_class.from_pretrained(directory, dtype=dtype, local_files_only=True).to(device)
+        lora = None
+        if (directory / LORA_DIRECTORY).is_dir():
+            model, lora = load_adapter(model, directory / LORA_DIRECTORY)
+        loaded = cls(model, cls._load_processor(directory))
+        loaded.lora = lora
+        return loaded
 
     # -- helpers ----------------------------------------------------------------------------------------------------
     def _render(self, messages: list[dict[str, Any]]) -> str:
@@ -228,42 +221,6 @@ class HFSpeechLM(SpeechLM):
             raise ValueError(f"audio is {audio.size / SAMPLE_RATE:.1f} s; {type(self).__name__} takes at most "
                              f"{self.max_audio_seconds:g} s")
         return audio
-
-
-def apply_lora(model: SpeechLM, r: int = 16, alpha: float = 32.0, dropout: float = 0.0,
-               target_modules: Iterable[str] = DEFAULT_LORA_TARGETS) -> SpeechLM:
-    """Wrap ``model.module`` in a peft LoRA model whose adapters sit on the ``target_modules`` (linear layer
-    names) of the language model only (not the audio encoder or projector); all other weights are frozen.
-
-    Call it before the trainer wraps ``module`` (DDP / accelerate). :meth:`HFSpeechLM.save` then writes the
-    unchanged base weights plus the adapter in ``lora_adapter/``; :meth:`HFSpeechLM.load` (and
-    ``load_speech_lm``) re-attaches the adapter, trainable, so a checkpoint resumes LoRA training. To ship a
-    plain model, merge first: ``model.module = model.module.merge_and_unload()``, then save.
-    """
-    from peft import LoraConfig, get_peft_model
-
-    if not isinstance(model, HFSpeechLM):
-        raise TypeError(f"apply_lora needs a transformers-based model, got {type(model).__name__}")
-    if model.unwrapped() is not model.module:
-        raise ValueError("apply LoRA before wrapping the module (DDP / accelerate)")
-    if _is_peft(model.module):
-        raise ValueError("the model already has LoRA adapters")
-    names = "|".join(re.escape(name) for name in target_modules)
-    prefix = f"{re.escape(model.language_model_prefix)}\\." if model.language_model_prefix else "(?:.*\\.)?"
-    config = LoraConfig(r=r, lora_alpha=alpha,  # type: ignore[arg-type]  # peft annotates int; floats work lora_dropout=dropout,
-                        target_modules=f"{prefix}(?:.*\\.)?(?:{names})")
-    model.module = get_peft_model(model.module, config)
-    return model
-
-
-def _is_peft(module: torch.nn.Module) -> bool:
-    """A peft wrapper (``PeftModel``), told apart without importing peft (an optional dependency)."""
-    return type(module).__module__.startswith("peft.")
-
-
-def _transformers_model(module: torch.nn.Module) -> Any:
-    """The transformers model itself, under a peft wrapper if there is one (LoRA layers are inside it)."""
-    return module.get_base_model() if _is_peft(module) else module  # type: ignore[operator]
 
 
 def _blank_generation_config() -> Any:

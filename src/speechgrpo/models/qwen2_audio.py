@@ -30,7 +30,7 @@ class Qwen2AudioLM(HFSpeechLM):
 
     model_class = Qwen2AudioForConditionalGeneration
     audio_feature_keys = ("input_features", "feature_attention_mask")
-    language_model_prefix = "model.language_model"
+    lora_prefix = "model.language_model"
     max_audio_seconds = 30.0
 
     def _messages(self, prompt: SpeechPrompt) -> list[dict[str, Any]]:

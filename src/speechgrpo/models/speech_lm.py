@@ -77,6 +77,8 @@ class SpeechLM(ABC):
 
     module: torch.nn.Module
     has_ctc_head: bool = False  # True where transcript_ctc_losses is implemented
+    lora_prefix: str = ""  # module path of the language model inside ``module`` (where LoRA goes; "" = anywhere)
+    lora: Any = None  # peft LoraConfig of the injected adapter (see speechgrpo.models.lora), or None
 
     @property
     def device(self) -> torch.device:
@@ -106,6 +108,41 @@ class SpeechLM(ABC):
     def completion_logits(self, batch: PromptBatch, completions: Completions) -> torch.Tensor:
         """Next-token logits at each completion position, ``(n, length, vocab)``, through ``self.module``
         (so gradients flow and a DDP wrapper sees the forward)."""
+
+    def apply_lora(self, rank: int, alpha: float | None = None, dropout: float = 0.0,
+                   target_modules: Sequence[str] | None = None) -> None:
+        """Inject a LoRA adapter (rank ``rank``, scale ``alpha / rank``; alpha defaults to ``2 * rank``) into
+        the language model's ``target_modules`` (default: its attention and MLP projections) and freeze
+        every other weight. Call it before the trainer wraps ``module``."""
+        from speechgrpo.models.lora import DEFAULT_LORA_TARGETS, inject_lora, lora_config
+
+        if self.unwrapped() is not self.module:
+            raise ValueError("apply LoRA before wrapping the module (DDP / accelerate)")
+        self.check_lora()
+        config = lora_config(rank, alpha, dropout, target_modules or DEFAULT_LORA_TARGETS, self.lora_prefix)
+        self.module = inject_lora(self.module, config)
+        self.lora = config
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute activations in the backward pass instead of storing them (transformers' own
+        gradient checkpointing on the outermost transformers model in ``module``)."""
+        from transformers import PreTrainedModel
+
+        models: list[Any] = [m for m in self.unwrapped().modules() if isinstance(m, PreTrainedModel)]
+        if not models or not models[0].supports_gradient_checkpointing:
+            raise ValueError(f"{type(self).__name__} does not support gradient checkpointing")
+        models[0].gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    def check_lora(self) -> None:  # noqa: B027  (a hook: most models take LoRA as they are)
+        """Raise where this model cannot take speechgrpo's LoRA adapter."""
+
+    def reference_mode(self) -> Any:
+        """A context in which the model is its reference policy: the adapter off (LoRA models only)."""
+        from speechgrpo.models.lora import adapter_disabled
+
+        if self.lora is None:
+            raise ValueError("the model has no LoRA adapter: its reference policy is a separate copy")
+        return adapter_disabled(self.unwrapped())
 
     def completion_log_probs(self, batch: PromptBatch, completions: Completions,
                              temperature: float = 1.0) -> torch.Tensor:

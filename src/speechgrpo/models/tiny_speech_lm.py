@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from speechgrpo.models.log_mel import log_mel
+from speechgrpo.models.lora import LORA_DIRECTORY, base_state_dict, has_lora, load_adapter, save_adapter
 from speechgrpo.models.speech_lm import Completions, PromptBatch, SamplingConfig, SpeechLM, SpeechPrompt
 from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig, TinySpeechNet
 from speechgrpo.models.word_tokenizer import WordTokenizer
@@ -74,6 +75,7 @@ class TinySpeechLM(SpeechLM):
     """:class:`TinySpeechNet` with its tokenizer; ``module`` is the net (the trainer may wrap it)."""
 
     has_ctc_head = True
+    lora_prefix = "lm"
 
     def __init__(self, module: TinySpeechNet, tokenizer: WordTokenizer, config: TinySpeechLMConfig) -> None:
         self.module: torch.nn.Module = module
@@ -199,7 +201,15 @@ class TinySpeechLM(SpeechLM):
         directory.mkdir(parents=True, exist_ok=True)
         config = {"model_type": MODEL_TYPE, **asdict(self.config)}
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        save_model(self.net(), str(directory / WEIGHTS_FILE))
+        net = self.net()
+        if has_lora(net):  # base weights as a plain net (so they load without peft), the adapter beside them
+            plain = TinySpeechNet(self.config, self.tokenizer.vocab_size, self.tokenizer.pad_id, self.tokenizer.bos_id,
+                                  self.tokenizer.eos_id).to(self.dtype)
+            plain.load_state_dict({k: v.cpu() for k, v in base_state_dict(net).items()})
+            save_model(plain, str(directory / WEIGHTS_FILE))
+            save_adapter(net, self.lora, directory / LORA_DIRECTORY)
+        else:
+            save_model(net, str(directory / WEIGHTS_FILE))
         self.tokenizer.save(directory / TOKENIZER_FILE)
 
     @classmethod
@@ -214,4 +224,6 @@ class TinySpeechLM(SpeechLM):
         model = cls.create(TinySpeechLMConfig(**config), WordTokenizer.load(directory / TOKENIZER_FILE))
         load_model(model.net(), str(directory / WEIGHTS_FILE))
         model.module.to(device=device, dtype=dtype)
+        if (directory / LORA_DIRECTORY).is_dir():
+            model.module, model.lora = load_adapter(model.module, directory / LORA_DIRECTORY)
         return model

@@ -51,6 +51,11 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     evaluation.add_argument("--metrics", default="bleu,bertscore,rouge1,rouge2,rougeL,meteor",
                             help="comma-separated (bleu, bertscore, rouge1, rouge2, rougeL, meteor, wer)")
     evaluation.add_argument("--max-new-tokens", type=int, default=200)
+    evaluation.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (default 16)")
+    evaluation.add_argument("--device", default=None, help="torch device, e.g. cuda or cuda:1 (default: cuda when "
+                            "available, else cpu)")
+    evaluation.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                            help="weights' dtype (default float32)")
     evaluation.add_argument("--output", help="write the results as JSON here")
     evaluation.set_defaults(run=_eval)
 
@@ -73,12 +78,17 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    import torch
+
     from speechgrpo.models.loading import load_speech_lm
     from speechgrpo.train.evaluation import EvalConfig, evaluate_model
     from speechgrpo.train.trainer import read_examples
 
-    model = load_speech_lm(args.model)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+    model = load_speech_lm(args.model, device=device, dtype=dtype)
     config = EvalConfig(seeds=tuple(range(args.seeds)), max_new_tokens=args.max_new_tokens,
+                        batch_size=args.batch_size,
                         metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()))
     results = evaluate_model(model, read_examples(args.manifest), config, progress=True)
     text = json.dumps(results, indent=2)

@@ -13,81 +13,157 @@ import yaml
 Stage = Literal["sft", "grpo", "mp_grpo"]
 
 
+Precision = Literal["no", "bf16", "fp16"]
+DType = Literal["float32", "bfloat16"]
+KLEstimator = Literal["k1", "k2", "k3"]
+
+
 @dataclass
 class TrainConfig:
-    """Everything a run depends on (saved next to its checkpoints).
+    """Everything a run depends on (saved next to its checkpoints). Names follow TRL's ``GRPOConfig`` where
+    TRL has the same option.
 
     ``stage`` is ``"sft"`` (cross-entropy on the references), ``"grpo"`` (G sampled completions per prompt,
     reward, group advantages, policy loss) or ``"mp_grpo"`` (G-1 samples plus the reference as one
     off-policy sample per group, behaviour probability 1, no clipping). GRPO defaults are the paper's:
-    G=8, beta=0.02 with a reference model, rollout temperature 1.0, at most 200 new tokens, token-level
-    (DAPO) loss, group z-score advantages.
+    G=8, rollout temperature 1.0, at most 200 new tokens, and the ``paper`` presets (token-level loss,
+    clip 0.2, k3 KL with beta 0.02, group z-score advantages). The loss fields left at ``None`` take the
+    loss preset's value. Every field is described in ``docs/trainer.md``.
     """
 
     model: str  # local checkpoint directory
     train_manifests: list[str]
     output_dir: str
     stage: Stage = "grpo"
-    eval_manifests: list[str] = field(default_factory=list)
     # optimization
-    steps: int = 100
+    steps: int = 100  # optimizer steps (a GRPO rollout serves num_iterations of them)
     prompts_per_step: int = 4  # per process
-    micro_batch_size: int = 8  # completions per forward/backward (gradient accumulation over the rest)
+    micro_batch_size: int = 8  # completions (SFT: prompts) per forward/backward; accumulated to one step
     learning_rate: float = 1e-5
     weight_decay: float = 0.0
     warmup_steps: int = 0  # linear warm-up from 1/warmup_steps of the rate
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay to 0 over the steps after warm-up
     max_grad_norm: float = 1.0
     seed: int = 0
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    # precision: dtype is what the weights are loaded (and, with mixed_precision "no", trained) in;
+    # mixed_precision keeps float32 master weights and runs forwards under autocast (accelerate)
+    dtype: DType = "float32"
+    mixed_precision: Precision = "no"
+    reference_dtype: DType | None = None  # the separate reference model's weights (None: as dtype)
+    gradient_checkpointing: bool = False
+    disable_dropout: bool | None = None  # None: on for GRPO/MP-GRPO (as TRL recommends), off for SFT
+    # LoRA (peft) on the language model's linear layers; 0 trains all weights
+    lora_rank: int = 0
+    lora_alpha: float | None = None  # None: 2 x lora_rank
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] | None = None  # None: attention and MLP projections of the LM
+    merge_lora: bool = False  # final/ holds the adapter merged into the weights (for export) instead of both
     # SFT loss: ce_weight x cross-entropy on the references + ctc_weight x CTC loss of the spoken prompts'
     # transcripts (models with a CTC head); ce_weight 0 trains the audio encoder alone
     ce_weight: float = 1.0
     ctc_weight: float = 0.0
-    # GRPO
+    # GRPO rollouts
     reward: str = "bleu"
     num_generations: int = 8
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 200
+    generation_batch_size: int | None = None  # completions per generate() call, a multiple of num_generations
+    num_iterations: int = 1  # optimizer steps per rollout (TRL's mu): > 1 makes the ratio and the clip act
     advantage_preset: str = "paper"
+    # GRPO loss: the preset, then these fields on top of it (None: the preset's value)
     loss_preset: str = "paper"
-    beta: float = 0.02
+    beta: float | None = None
+    epsilon_low: float | None = None
+    epsilon_high: float | None = None
+    kl_estimator: KLEstimator | None = None
+    off_policy_kl: bool | None = None
+    entropy_coef: float | None = None
     off_policy_shaping: float | None = None  # LUFFY's gamma for MP-GRPO
+    # validation during training and best-checkpoint selection
+    eval_manifests: list[str] = field(default_factory=list)
+    eval_every: int = 0  # steps between validations (0: none); the last step is always validated
+    eval_metrics: list[str] = field(default_factory=lambda: ["bleu", "rouge1", "rouge2", "rougeL"])
+    eval_seeds: int = 1  # sampled passes at the paper's T=0.9, top-p 0.9, averaged
+    eval_batch_size: int = 16
+    eval_max_examples: int | None = None  # the first N of the eval manifests (None: all)
+    best_metric: str | None = None  # None: the reward's metric when it is one of eval_metrics, else "reward"
     # bookkeeping
+    audio_cache_size: int = 4096  # decoded audio clips kept in memory (least recently used dropped)
     log_every: int = 1
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
     tensorboard: bool = False
     save_rollouts: bool = False  # GRPO: every group to rollouts.jsonl (groups format; `speechgrpo bench signal`)
-    lora_rank: int = 0  # > 0: train LoRA adapters (peft) instead of all weights
-    lora_alpha: float = 32.0
 
     def __post_init__(self) -> None:
         check_numbers(self)
-        if self.stage not in ("sft", "grpo", "mp_grpo"):
-            raise ValueError(f"stage must be 'sft', 'grpo' or 'mp_grpo', got {self.stage!r}")
+        _check_choice("stage", self.stage, ("sft", "grpo", "mp_grpo"))
+        _check_choice("lr_schedule", self.lr_schedule, ("constant", "linear", "cosine"))
+        _check_choice("dtype", self.dtype, ("float32", "bfloat16"))
+        _check_choice("reference_dtype", self.reference_dtype, ("float32", "bfloat16", None))
+        _check_choice("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))
+        _check_choice("kl_estimator", self.kl_estimator, ("k1", "k2", "k3", None))
         if not self.train_manifests:
             raise ValueError("train_manifests is empty")
         if self.stage != "sft" and self.num_generations < 2:
             raise ValueError(f"num_generations must be >= 2 for {self.stage}, got {self.num_generations}")
         for name in ("steps", "prompts_per_step", "micro_batch_size", "max_new_tokens", "log_every",
-                     "checkpoint_every", "keep_checkpoints"):
+                     "checkpoint_every", "keep_checkpoints", "num_iterations", "eval_seeds", "eval_batch_size",
+                     "audio_cache_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lora_rank", "eval_every", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.ce_weight < 0 or self.ctc_weight < 0 or self.ce_weight + self.ctc_weight == 0:
             raise ValueError(f"ce_weight and ctc_weight must be >= 0 and not both 0, got {self.ce_weight} and "
                              f"{self.ctc_weight}")
-        if self.lr_schedule not in ("constant", "linear", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant', 'linear' or 'cosine', got {self.lr_schedule!r}")
-        if self.dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {self.dtype!r}")
+        if self.mixed_precision != "no" and self.dtype != "float32":
+            raise ValueError(f"mixed_precision {self.mixed_precision!r} keeps float32 master weights: load them "
+                             f"with dtype 'float32', not {self.dtype!r}")
+        if self.lora_rank == 0 and (self.lora_alpha is not None or self.lora_dropout or self.lora_target_modules
+                                    or self.merge_lora):
+            raise ValueError("lora_alpha, lora_dropout, lora_target_modules and merge_lora need lora_rank > 0")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.stage == "sft":
+            rl_only = ("generation_batch_size", "beta", "epsilon_low", "epsilon_high", "kl_estimator",
+                       "off_policy_kl", "entropy_coef", "off_policy_shaping")
+            set_fields = [name for name in rl_only if getattr(self, name) is not None]
+            if set_fields or self.num_iterations != 1:
+                raise ValueError(f"{', '.join(set_fields) or 'num_iterations'} only apply to GRPO stages, not sft")
+        elif self.ctc_weight > 0 or self.ce_weight != 1.0:
+            raise ValueError("ce_weight and ctc_weight only apply to the sft stage")
+        if self.off_policy_shaping is not None and self.stage != "mp_grpo":
+            raise ValueError("off_policy_shaping only applies to mp_grpo (it shapes the off-policy reference)")
+        if self.generation_batch_size is not None and (self.generation_batch_size < self.num_generations
+                                                       or self.generation_batch_size % self.num_generations):
+            raise ValueError(f"generation_batch_size must be a multiple of num_generations ({self.num_generations}),"
+                             f" got {self.generation_batch_size}")
+        if self.checkpoint_every % self.num_iterations:
+            raise ValueError(f"checkpoint_every ({self.checkpoint_every}) must be a multiple of num_iterations "
+                             f"({self.num_iterations}): a checkpoint is taken between rollouts")
+        if self.eval_every and not self.eval_manifests:
+            raise ValueError("eval_every needs eval_manifests")
+        if self.best_metric is not None and self.best_metric not in (*self.eval_metrics, "reward"):
+            raise ValueError(f"best_metric must be one of eval_metrics {self.eval_metrics} or 'reward', got "
+                             f"{self.best_metric!r}")
+
+    @property
+    def dropout_off(self) -> bool:
+        return self.stage != "sft" if self.disable_dropout is None else self.disable_dropout
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
 
 
 def check_numbers(config: Any) -> None:
@@ -105,7 +181,8 @@ def check_numbers(config: Any) -> None:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{f.name} must be a number, got {value!r}")
             setattr(config, f.name, float(value))
-        elif hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        elif hint in (int, int | None) and value is not None and (isinstance(value, bool)
+                                                                   or not isinstance(value, int)):
             raise ValueError(f"{f.name} must be an integer, got {value!r}")
 
 

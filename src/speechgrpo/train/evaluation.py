@@ -13,10 +13,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from speechgrpo.data import Example
+from speechgrpo.data import AudioCache, Example
 from speechgrpo.metrics import BLEU, METEOR, ROUGE, WER, BERTScore, Metric
 from speechgrpo.models import SamplingConfig, SpeechLM
-from speechgrpo.train.trainer import AudioCache
 
 DEFAULT_METRICS = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")
 
@@ -46,6 +45,11 @@ def generate_answers(model: SpeechLM, examples: Sequence[Example], sampling: Sam
             batch = model.encode_prompts([audio.prompt(e) for e in part])
             answers += model.generate(batch, 1, sampling, generator).texts
     return answers
+
+
+def higher_is_better(metric: str) -> bool:
+    """Every evaluation metric but the error rate (and the training reward, ``"reward"``) rises with quality."""
+    return metric != "wer"
 
 
 def _metric(name: str) -> Metric:

@@ -163,9 +163,9 @@ def evaluate_on_tasks(models: dict[str, Path], test: list[Example], config: Pipe
                       ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Score rows (model, task, decoding, metrics...) of every model on every task of ``config``, and the
     greedy answers of each model on the first ``examples_shown`` test examples of each task."""
+    from speechgrpo.data import AudioCache
     from speechgrpo.models import SamplingConfig, TinySpeechLM
     from speechgrpo.train.evaluation import EvalConfig, evaluate_model, generate_answers
-    from speechgrpo.train.trainer import AudioCache
 
     eval_config = EvalConfig(seeds=tuple(range(config.eval_seeds)), max_new_tokens=config.eval_max_new_tokens)
     rows, shown = [], []

@@ -1,24 +1,34 @@
 """The reference trainer: SFT, GRPO and MP-GRPO for speech LLMs, readable top to bottom.
 
-One step of GRPO (the paper's recipe, every formula from speechgrpo's own modules):
+One GRPO rollout (the paper's recipe, every formula from speechgrpo's own modules):
 
-1. take ``prompts_per_step`` prompts (audio + question) and sample G completions each at temperature T;
-   for MP-GRPO sample G-1 and add the reference answer as the group's off-policy sample;
+1. take ``prompts_per_step`` prompts (audio + question) and sample G completions each at temperature T
+   (dropout off, ``generation_batch_size`` completions per call); for MP-GRPO sample G-1 and add the
+   reference answer as the group's off-policy sample;
 2. score them with the reward (``speechgrpo.rewards``; any spec string), in one batched call;
 3. group advantages (``speechgrpo.advantages``, preset ``paper``: z-score over the whole mixed group);
-4. log-probs of the completions under the policy (with gradient) and the frozen reference model;
-5. policy loss (``speechgrpo.losses``, preset ``paper``: token-level DAPO loss, clip 0.2, k3 KL with
-   beta 0.02; off-policy tokens use ratio p/1 without clipping), accumulated over micro-batches;
-6. optimizer step; log; checkpoint.
+4. without gradient: the behaviour log-probs (when ``num_iterations`` > 1) and the reference policy's
+   (the frozen copy, or the same model with its LoRA adapter off), all at temperature T.
 
-SFT is steps 1 and 4 with the references as targets and cross-entropy as the loss. Scaling out goes
-through ``accelerate launch`` (DDP, or DeepSpeed through accelerate's config): each process takes its
-own prompts, whole groups stay on one process, and gradients are averaged by the wrapper.
+Then ``num_iterations`` optimizer steps on that rollout, each one:
+
+5. log-probs of the completions under the policy (with gradient) at temperature T, micro-batch by
+   micro-batch inside ``accelerator.accumulate`` (DDP syncs and DeepSpeed steps once per step);
+6. the policy loss (``speechgrpo.losses``, preset ``paper``: token-level loss, clip 0.2, k3 KL with
+   beta 0.02; off-policy tokens use ratio p/1 without clipping), normalized by the step's global token
+   or sequence count over all micro-batches and processes, so the gradient is the same for any
+   micro-batch size and process count;
+7. optimizer step; log; validate; checkpoint.
+
+SFT is the same loop with the references as targets and cross-entropy as the loss. Scaling out goes
+through ``accelerate launch`` (DDP, FSDP or DeepSpeed through accelerate's config): each process takes its
+own prompts, whole groups stay on one process.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -31,9 +41,9 @@ import torch
 from tqdm.auto import tqdm
 
 from speechgrpo.advantages import group_advantages
-from speechgrpo.data import Example, load_audio, read_manifest
-from speechgrpo.losses import policy_loss
-from speechgrpo.models import Completions, PromptBatch, SamplingConfig, SpeechLM, SpeechPrompt
+from speechgrpo.data import AudioCache, Example, read_manifest
+from speechgrpo.losses import LossConfig, loss_config, policy_loss, token_log_probs
+from speechgrpo.models import Completions, SamplingConfig, SpeechLM, SpeechPrompt
 from speechgrpo.models.loading import load_speech_lm
 from speechgrpo.rewards import Reward, as_reward
 from speechgrpo.train.checkpoint import (
@@ -44,8 +54,16 @@ from speechgrpo.train.checkpoint import (
     set_rng_state,
 )
 from speechgrpo.train.config import TrainConfig
+from speechgrpo.train.evaluation import generate_answers, higher_is_better, score_answers
 from speechgrpo.train.rollout_log import RolloutLog, rollout_file, rollout_groups
 from speechgrpo.train.run_log import RunLog
+
+# TrainConfig fields that override the loss preset when set (None: the preset's value).
+LOSS_FIELDS = ("beta", "epsilon_low", "epsilon_high", "kl_estimator", "off_policy_kl", "entropy_coef",
+               "off_policy_shaping")
+# Metrics that add up over processes (each process holds its share of the global normalization).
+ADDITIVE_METRICS = ("loss", "pg_loss", "kl_loss", "ce_loss", "ctc_loss")
+DROPOUT_ATTRIBUTES = ("dropout", "attention_dropout", "activation_dropout", "hidden_dropout", "layerdrop")
 
 
 # -- data --------------------------------------------------------------------------------------------------
@@ -77,22 +95,6 @@ class PromptSampler:
         self.epoch, self.position = state["epoch"], state["position"]
 
 
-class AudioCache:
-    """Decoded 16 kHz audio per path, loaded once (the bundled task fits in memory many times over)."""
-
-    def __init__(self) -> None:
-        self._audio: dict[str, np.ndarray] = {}
-
-    def prompt(self, example: Example) -> SpeechPrompt:
-        """The model input of ``example`` (text-only when its ``audio`` is ``None``)."""
-        if example.audio is None:
-            return SpeechPrompt(None, example.prompt)
-        key = str(example.audio_path)
-        if key not in self._audio:
-            self._audio[key] = load_audio(key)
-        return SpeechPrompt(self._audio[key], example.prompt)
-
-
 def read_examples(paths: Sequence[str]) -> list[Example]:
     examples = [example for path in paths for example in read_manifest(path)]
     if not examples:
@@ -101,6 +103,14 @@ def read_examples(paths: Sequence[str]) -> list[Example]:
 
 
 # -- completions ---------------------------------------------------------------------------------------------
+def chunks(size: int, chunk: int) -> list[list[int]]:
+    return [list(range(start, min(start + chunk, size))) for start in range(0, size, chunk)]
+
+
+def _padded(tensor: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.nn.functional.pad(tensor, (0, width - tensor.shape[1]))
+
+
 def select(completions: Completions, index: Sequence[int]) -> Completions:
     """Rows ``index`` of ``completions``, padding trimmed to the longest selected row."""
     rows = torch.as_tensor(index, dtype=torch.long, device=completions.ids.device)
@@ -110,135 +120,223 @@ def select(completions: Completions, index: Sequence[int]) -> Completions:
                        completions.prompt_index[rows])
 
 
+def concatenate(parts: Sequence[Completions]) -> Completions:
+    """The rows of ``parts`` in order (``prompt_index`` values are kept as given)."""
+    width = max(part.ids.shape[1] for part in parts)
+    return Completions(torch.cat([_padded(p.ids, width) for p in parts]), torch.cat([_padded(p.mask, width)
+                                                                                    for p in parts]),
+                       [text for p in parts for text in p.texts], torch.cat([p.prompt_index for p in parts]))
+
+
 def with_references(sampled: Completions, references: Completions, per_prompt: int) -> tuple[Completions,
                                                                                               torch.Tensor]:
     """MP-GRPO groups: each prompt's ``per_prompt`` samples followed by its reference; and the off-policy mask."""
     rows, off = [], []
-    n_prompts = len(references)
-    for p in range(n_prompts):
-        rows += [("s", p * per_prompt + j) for j in range(per_prompt)] + [("r", p)]
+    for p in range(len(references)):
+        rows += [(sampled, p * per_prompt + j) for j in range(per_prompt)] + [(references, p)]
         off += [False] * per_prompt + [True]
     width = max(sampled.ids.shape[1], references.ids.shape[1])
-
-    def padded(tensor: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.pad(tensor, (0, width - tensor.shape[1]))
-
-    ids_s, ids_r, mask_s, mask_r = padded(sampled.ids), padded(references.ids), padded(sampled.mask), padded(
-        references.mask)
-    ids = torch.stack([ids_s[i] if kind == "s" else ids_r[i] for kind, i in rows])
-    mask = torch.stack([mask_s[i] if kind == "s" else mask_r[i] for kind, i in rows])
-    texts = [sampled.texts[i] if kind == "s" else references.texts[i] for kind, i in rows]
-    prompt_index = torch.stack([sampled.prompt_index[i] if kind == "s" else references.prompt_index[i]
-                                for kind, i in rows])
+    ids = torch.stack([_padded(source.ids[i:i + 1], width)[0] for source, i in rows])
+    mask = torch.stack([_padded(source.mask[i:i + 1], width)[0] for source, i in rows])
+    texts = [source.texts[i] for source, i in rows]
+    prompt_index = torch.stack([source.prompt_index[i] for source, i in rows])
     return Completions(ids, mask, texts, prompt_index), torch.tensor(off, device=ids.device)
 
 
-def log_probs_in_chunks(model: SpeechLM, batch: PromptBatch, completions: Completions, chunk: int) -> torch.Tensor:
-    """Per-token log-probs without gradient, ``chunk`` completions per forward, padded to the full width."""
+def score(model: SpeechLM, prompts: Sequence[SpeechPrompt], part: Completions,
+          temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log-probs of ``part`` at ``temperature`` (0 at padding) and the tempered logits, with the
+    audio of each of its prompts encoded once (its rows' prompts only, not the whole step's)."""
+    used = sorted(set(part.prompt_index.tolist()))
+    where = {p: i for i, p in enumerate(used)}
+    batch = model.encode_prompts([prompts[p] for p in used])
+    local = Completions(part.ids, part.mask, part.texts,
+                        torch.tensor([where[int(p)] for p in part.prompt_index], device=part.prompt_index.device))
+    logits = model.completion_logits(batch, local).float() / temperature
+    log_probs = token_log_probs(logits, local.ids)
+    return torch.where(local.mask, log_probs, 0.0), logits
+
+
+def no_grad_log_probs(model: SpeechLM, prompts: Sequence[SpeechPrompt], completions: Completions,
+                      micro_batches: list[list[int]], temperature: float, accelerator: Any) -> torch.Tensor:
+    """:func:`score` without gradient over ``micro_batches``, padded to the completions' full width."""
     out = torch.zeros(completions.ids.shape, dtype=torch.float32, device=completions.ids.device)
-    with torch.no_grad():
-        for start in range(0, len(completions), chunk):
-            index = list(range(start, min(start + chunk, len(completions))))
+    with torch.no_grad(), accelerator.autocast():
+        for index in micro_batches:
             part = select(completions, index)
-            out[start:start + len(index), :part.ids.shape[1]] = model.completion_log_probs(batch, part).float()
+            out[index, :part.ids.shape[1]] = score(model, prompts, part, temperature)[0]
     return out
 
 
-# -- one step ------------------------------------------------------------------------------------------------
-@dataclass
-class StepOutput:
-    metrics: dict[str, float]
-    samples: int
-    groups: list[dict[str, Any]] = field(default_factory=list)  # GRPO: the step's rollouts (see rollout_log)
+# -- set-up helpers ------------------------------------------------------------------------------------------
+def disable_dropout(module: torch.nn.Module) -> None:
+    """Dropout probabilities to 0 (modules and the float attributes transformers layers read), so that the
+    policy that samples and the policy that is scored are the same function, in train mode too."""
+    for child in module.modules():
+        if isinstance(child, torch.nn.Dropout):
+            child.p = 0.0
+        for name in DROPOUT_ATTRIBUTES:
+            if isinstance(getattr(child, name, None), float):
+                setattr(child, name, 0.0)
 
 
-def sft_step(model: SpeechLM, batch: PromptBatch, examples: Sequence[Example], config: TrainConfig,
-             accelerator: Any) -> StepOutput:
-    """Cross-entropy on the first reference of each prompt, token-averaged over the whole step (weighted by
-    ``ce_weight``), plus ``ctc_weight`` x the transcripts' CTC loss."""
-    metrics: dict[str, float] = {}
-    if config.ce_weight > 0:
-        targets = model.encode_completions([e.references[0] for e in examples],
-                                           torch.arange(len(examples), device=batch_device(batch)))
-        tokens = targets.mask.sum()
-        total = 0.0
-        for index in chunks(len(targets), config.micro_batch_size):
-            part = select(targets, index)
-            log_probs = model.completion_log_probs(batch, part)
-            loss = -torch.where(part.mask, log_probs, 0.0).sum() / tokens
-            accelerator.backward(config.ce_weight * loss)
-            total += float(loss.detach())
-        metrics.update(loss=total, tokens=float(tokens))
-    if config.ctc_weight > 0:
-        metrics["ctc_loss"] = transcript_ctc_step(model, batch, examples, config.ctc_weight, accelerator)
-    return StepOutput(metrics, len(examples))
+def loss_settings(config: TrainConfig) -> LossConfig:
+    """The loss preset with the config's non-None loss fields on top; ``"constant"`` divides by
+    ``max_new_tokens`` (Dr. GRPO's max completion length) unless the preset fixes it."""
+    overrides = {name: getattr(config, name) for name in LOSS_FIELDS if getattr(config, name) is not None}
+    preset = loss_config(config.loss_preset, **overrides)
+    if preset.aggregation == "constant" and preset.max_completion_length is None:
+        return loss_config(preset, max_completion_length=config.max_new_tokens)
+    return preset
 
 
-def transcript_ctc_step(model: SpeechLM, batch: PromptBatch, examples: Sequence[Example], weight: float,
-                        accelerator: Any) -> float:
-    """Backpropagate ``weight`` x the CTC loss of each spoken prompt's transcript (``meta["transcript"]``),
-    per transcript word; returns that per-word loss (0 when no prompt of the step has both)."""
+def rows_per_step(config: TrainConfig) -> int:
+    """Rows one optimizer step trains on per process: completions (GRPO) or targets (SFT)."""
+    return config.prompts_per_step * (1 if config.stage == "sft" else config.num_generations)
+
+
+def global_sum(accelerator: Any, *values: float) -> list[float]:
+    """Each value summed over processes."""
+    local = torch.tensor(values, dtype=torch.float64, device=accelerator.device)
+    return [float(v) for v in (accelerator.reduce(local, "sum") if accelerator.num_processes > 1 else local)]
+
+
+def backward_scale(accelerator: Any) -> float:
+    """What the trainer multiplies a micro-batch loss by before ``accelerator.backward``: that divides by
+    the accumulation steps and the wrapper averages over processes, while our losses are already
+    normalized by the global counts (a sum over micro-batches and processes is the step's loss)."""
+    return float(accelerator.gradient_accumulation_steps * accelerator.num_processes)
+
+
+class Averages:
+    """Token-weighted means of per-micro-batch statistics, and plain sums of the additive ones."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.weights: dict[str, float] = {}
+
+    def add(self, stats: dict[str, torch.Tensor | float], weight: float) -> None:
+        for key, value in stats.items():
+            additive = key in ADDITIVE_METRICS
+            self.sums[key] = self.sums.get(key, 0.0) + float(value) * (1.0 if additive else weight)
+            self.weights[key] = self.weights.get(key, 0.0) + (1.0 if additive else weight)
+
+    def result(self) -> dict[str, float]:
+        return {k: self.sums[k] if k in ADDITIVE_METRICS else self.sums[k] / max(self.weights[k], 1e-12)
+                for k in self.sums}
+
+
+# -- SFT -----------------------------------------------------------------------------------------------------
+def sft_step(model: SpeechLM, prompts: Sequence[SpeechPrompt], examples: Sequence[Example], config: TrainConfig,
+             accelerator: Any) -> dict[str, float]:
+    """Cross-entropy on the first reference of each prompt (``ce_weight``) plus the transcripts' CTC loss
+    (``ctc_weight``), each normalized by its global token/word count, micro-batch by micro-batch."""
+    device = model.device
+    targets = model.encode_completions([e.references[0] for e in examples], torch.arange(len(examples),
+                                                                                         device=device))
     transcripts = [str(e.meta.get("transcript") or "") if e.audio is not None else "" for e in examples]
-    words = sum(len(t.split()) for t in transcripts)
-    if not words:
-        return 0.0
-    loss = model.transcript_ctc_losses(batch, transcripts).sum() / words
-    accelerator.backward(weight * loss)
-    return float(loss.detach())
+    tokens, words = global_sum(accelerator, float(targets.mask.sum()), sum(len(t.split()) for t in transcripts))
+    scale = backward_scale(accelerator)
+    totals = Averages()
+    for index in chunks(len(examples), config.micro_batch_size):
+        with accelerator.accumulate(model.module), accelerator.autocast():
+            part = select(targets, index)
+            batch = model.encode_prompts([prompts[i] for i in index])
+            part.prompt_index = torch.arange(len(index), device=device)
+            loss = torch.zeros((), device=device)
+            stats: dict[str, torch.Tensor | float] = {}
+            if config.ce_weight > 0:
+                log_probs = model.completion_log_probs(batch, part)
+                ce = -torch.where(part.mask, log_probs, 0.0).sum() / tokens
+                loss = loss + config.ce_weight * ce
+                stats["ce_loss"] = ce.detach()
+            if config.ctc_weight > 0 and words > 0:
+                ctc = model.transcript_ctc_losses(batch, [transcripts[i] for i in index]).sum() / words
+                loss = loss + config.ctc_weight * ctc
+                stats["ctc_loss"] = ctc.detach()
+            accelerator.backward(loss * scale)
+        totals.add({"loss": loss.detach(), **stats}, 1.0)
+    metrics = totals.result()
+    metrics["tokens"] = tokens
+    return metrics
 
 
-def grpo_step(model: SpeechLM, reference: SpeechLM | None, batch: PromptBatch, examples: Sequence[Example],
-              reward: Reward, config: TrainConfig, generator: torch.Generator, accelerator: Any,
-              step: int = 0) -> StepOutput:
-    """One GRPO / MP-GRPO step (see the module docstring); returns the metrics to log."""
-    device = batch_device(batch)
-    per_prompt = config.num_generations - 1 if config.stage == "mp_grpo" else config.num_generations
+# -- GRPO ----------------------------------------------------------------------------------------------------
+@dataclass
+class Rollout:
+    """One rollout: completions with their advantages and the log-probs that do not change while the policy
+    is updated on it (behaviour, reference), plus what it logs."""
+
+    prompts: list[SpeechPrompt]
+    completions: Completions
+    off_policy: torch.Tensor  # bool per row: MP-GRPO's reference answers
+    advantages: torch.Tensor
+    micro_batches: list[list[int]]
+    old_log_probs: torch.Tensor | None
+    ref_log_probs: torch.Tensor | None
+    metrics: dict[str, float]
+    groups: list[dict[str, Any]] = field(default_factory=list)  # the rollouts file's records (save_rollouts)
+
+
+def sample(model: SpeechLM, prompts: Sequence[SpeechPrompt], per_prompt: int, config: TrainConfig,
+           generator: torch.Generator) -> Completions:
+    """``per_prompt`` completions of each prompt, ``generation_batch_size`` completions per generate call."""
     sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
+    prompts_per_call = len(prompts) if config.generation_batch_size is None else max(
+        1, config.generation_batch_size // config.num_generations)
+    parts = []
+    with torch.no_grad():
+        for index in chunks(len(prompts), prompts_per_call):
+            part = model.generate(model.encode_prompts([prompts[i] for i in index]), per_prompt, sampling, generator)
+            part.prompt_index = part.prompt_index + index[0]
+            parts.append(part)
+    return concatenate(parts)
+
+
+def make_rollout(model: SpeechLM, reference: SpeechLM | None, prompts: list[SpeechPrompt],
+                 examples: Sequence[Example], reward: Reward, config: TrainConfig, loss: LossConfig,
+                 generator: torch.Generator, accelerator: Any, step: int) -> Rollout:
+    """Steps 1-4 of the module docstring."""
+    mp_grpo = config.stage == "mp_grpo"
+    per_prompt = config.num_generations - 1 if mp_grpo else config.num_generations
+    device = model.device
     model.unwrapped().eval()
     started = time.perf_counter()
-    with torch.no_grad():
-        completions = model.generate(batch, per_prompt, sampling, generator)
+    completions = sample(model, prompts, per_prompt, config, generator)
     generation_time = time.perf_counter() - started
-    model.unwrapped().train()
     sampled_lengths = completions.mask.sum(1).float()
-    off_policy = torch.zeros(len(completions), dtype=torch.bool, device=device)
-    if config.stage == "mp_grpo":
+    if mp_grpo:
         references = model.encode_completions([e.references[0] for e in examples],
                                               torch.arange(len(examples), device=device))
         completions, off_policy = with_references(completions, references, per_prompt)
+    else:
+        off_policy = torch.zeros(len(completions), dtype=torch.bool, device=device)
+    off = off_policy.cpu().numpy()
 
     prompt_index = completions.prompt_index.cpu().numpy()
     started = time.perf_counter()
     result = reward(completions.texts, [examples[i].references for i in prompt_index], group_ids=prompt_index,
-                    off_policy=off_policy.cpu().numpy())
+                    off_policy=off)
     reward_time = time.perf_counter() - started
-    advantages = group_advantages(result.scores, prompt_index, preset=config.advantage_preset,
-                                  off_policy=off_policy.cpu().numpy())
+    options: dict[str, Any] = {}
+    if mp_grpo and not result.in_group_stats[off].all():  # the reward leaves its off-policy samples out
+        options["off_policy_in_stats"] = False
+    advantages = group_advantages(result.scores, prompt_index, preset=config.advantage_preset, off_policy=off,
+                                  **options)
 
-    ref_log_probs = None
-    if reference is not None:
-        ref_log_probs = log_probs_in_chunks(reference, batch, completions, config.micro_batch_size)
-    advantage_tensor = torch.as_tensor(advantages.advantages, dtype=torch.float32, device=device)
-    tokens = completions.mask.sum()
-    sums: dict[str, float] = {}
-    for index in chunks(len(completions), config.micro_batch_size):
-        part = select(completions, index)
-        log_probs = model.completion_log_probs(batch, part)
-        out = policy_loss(log_probs, None, advantage_tensor[index], part.mask,
-                          ref_logprobs=None if ref_log_probs is None else ref_log_probs[index, :part.ids.shape[1]],
-                          off_policy=off_policy[index] if config.stage == "mp_grpo" else None,
-                          num_tokens=tokens, preset=config.loss_preset,
-                          beta=config.beta, off_policy_shaping=config.off_policy_shaping)
-        accelerator.backward(out.loss)
-        weight = float(part.mask.sum()) / float(tokens)
-        sums["loss"] = sums.get("loss", 0.0) + float(out.loss.detach())
-        for key, value in out.stats.items():
-            if key != "tokens":
-                sums[key] = sums.get(key, 0.0) + weight * float(value)
-
-    on_policy = result.scores[~off_policy.cpu().numpy()]
+    micro_batches = chunks(len(completions), config.micro_batch_size)
+    old = None
+    if config.num_iterations > 1:
+        old = no_grad_log_probs(model, prompts, completions, micro_batches, config.temperature, accelerator)
+    ref = None
+    if loss.beta > 0:
+        if reference is None:
+            with model.reference_mode():
+                ref = no_grad_log_probs(model, prompts, completions, micro_batches, config.temperature, accelerator)
+        else:
+            ref = no_grad_log_probs(reference, prompts, completions, micro_batches, config.temperature, accelerator)
+    on_policy = result.scores[~off]
     metrics = {
-        **sums,
         "reward_mean": float(on_policy.mean()),
         "reward_std": float(on_policy.std()),
         "frac_zero_std_groups": advantages.stats["frac_zero_std_groups"],
@@ -247,17 +345,77 @@ def grpo_step(model: SpeechLM, reference: SpeechLM | None, batch: PromptBatch, e
         "generation_s": generation_time,
         "reward_s": reward_time,
     }
-    groups = (rollout_groups(step, examples, completions.texts, prompt_index.tolist(), off_policy.tolist(),
+    groups = (rollout_groups(step, examples, completions.texts, prompt_index.tolist(), off.tolist(),
                              result.scores.tolist()) if config.save_rollouts else [])
-    return StepOutput(metrics, len(completions), groups)
+    return Rollout(prompts, completions, off_policy,
+                   torch.as_tensor(advantages.advantages, dtype=torch.float32, device=device), micro_batches,
+                   old, ref, metrics, groups)
 
 
-def batch_device(batch: PromptBatch) -> torch.device:
-    return next(iter(batch.inputs.values())).device
+def policy_update(model: SpeechLM, rollout: Rollout, config: TrainConfig, loss: LossConfig,
+                  accelerator: Any) -> dict[str, float]:
+    """Steps 5-6: backpropagate the policy loss of ``rollout`` over its micro-batches (one optimizer step)."""
+    completions = rollout.completions
+    tokens, sequences = global_sum(accelerator, float(completions.mask.sum()), float(len(completions)))
+    local_tokens = float(completions.mask.sum())
+    scale = backward_scale(accelerator)
+    mp_grpo = config.stage == "mp_grpo"
+    model.unwrapped().train()
+    totals = Averages()
+    for index in rollout.micro_batches:
+        part = select(completions, index)
+        width = part.ids.shape[1]
+        with accelerator.accumulate(model.module), accelerator.autocast():
+            log_probs, logits = score(model, rollout.prompts, part, config.temperature)
+            old = None if rollout.old_log_probs is None else rollout.old_log_probs[index, :width]
+            ref = None if rollout.ref_log_probs is None else rollout.ref_log_probs[index, :width]
+            out = policy_loss(log_probs, old, rollout.advantages[index], part.mask, ref_logprobs=ref,
+                              off_policy=rollout.off_policy[index] if mp_grpo else None, logits=logits,
+                              num_tokens=tokens, num_sequences=sequences, preset=loss)
+            accelerator.backward(out.loss * scale)
+        stats = {k: v for k, v in out.stats.items() if k != "tokens"}
+        totals.add({"loss": out.loss.detach(), **stats}, float(part.mask.sum()) / local_tokens)
+    return totals.result()
 
 
-def chunks(size: int, chunk: int) -> list[list[int]]:
-    return [list(range(start, min(start + chunk, size))) for start in range(0, size, chunk)]
+# -- validation ----------------------------------------------------------------------------------------------
+VALIDATION_SAMPLING = SamplingConfig(temperature=0.9, top_p=0.9)  # the paper's evaluation decoding
+
+
+def validate(model: SpeechLM, examples: Sequence[Example], reward: Reward, config: TrainConfig, audio: AudioCache,
+             accelerator: Any) -> dict[str, float]:
+    """Dev metrics (0-100) and the mean training reward of ``eval_seeds`` sampled passes; each process
+    answers its share of the examples, and every process gets the same numbers."""
+    from accelerate.utils import gather_object
+
+    rank, world = accelerator.process_index, accelerator.num_processes
+    mine = list(range(rank, len(examples), world))
+    sampling = SamplingConfig(config.max_new_tokens, VALIDATION_SAMPLING.temperature, VALIDATION_SAMPLING.top_p)
+    passes: list[dict[str, float]] = []
+    for seed in range(config.eval_seeds):
+        with accelerator.autocast():
+            answers = generate_answers(model, [examples[i] for i in mine], sampling, seed * 1000 + rank,
+                                       config.eval_batch_size, audio)
+        pairs = gather_object(list(zip(mine, answers, strict=True))) if world > 1 else list(zip(mine, answers,
+                                                                                               strict=True))
+        ordered = [answer for _, answer in sorted(pairs)]
+        scores = score_answers(ordered, examples, config.eval_metrics)
+        scores["reward"] = 100 * float(reward(ordered, [e.references for e in examples]).scores.mean())
+        passes.append(scores)
+    model.unwrapped().train()
+    return {key: float(np.mean([p[key] for p in passes])) for key in passes[0]}
+
+
+def best_metric(config: TrainConfig) -> str:
+    """``best_metric``, else the reward's own name when it is an evaluation metric, else ``"reward"``."""
+    if config.best_metric is not None:
+        return config.best_metric
+    return config.reward.strip() if config.reward.strip() in config.eval_metrics else "reward"
+
+
+def read_best(output: Path) -> dict[str, Any] | None:
+    path = output / "best" / "best.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 # -- the run -------------------------------------------------------------------------------------------------
@@ -273,27 +431,89 @@ def learning_rate_factor(step: int, config: TrainConfig) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def torch_dtype(name: str) -> torch.dtype:
+    return torch.bfloat16 if name == "bfloat16" else torch.float32
+
+
+def load_policy(config: TrainConfig, resume: Path | None, device: torch.device) -> SpeechLM:
+    """The model to train: the resumed checkpoint (its LoRA adapter re-attached) or ``config.model`` with a
+    fresh adapter when ``lora_rank`` > 0; dropout off and gradient checkpointing on as configured."""
+    model = load_speech_lm(resume / "model" if resume else config.model, device=device,
+                           dtype=torch_dtype(config.dtype))
+    if config.lora_rank and model.lora is None:
+        model.apply_lora(config.lora_rank, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
+    elif not config.lora_rank and model.lora is not None:
+        raise ValueError(f"{resume or config.model} holds a LoRA adapter but lora_rank is 0")
+    if config.ctc_weight > 0 and not model.has_ctc_head:
+        raise ValueError(f"ctc_weight is {config.ctc_weight} but {type(model).__name__} has no CTC head; set it to 0")
+    if config.dropout_off:
+        disable_dropout(model.module)
+    if config.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
+    return model
+
+
+def gather_metrics(accelerator: Any, metrics: dict[str, float]) -> dict[str, float]:
+    """Metrics over processes: sums for :data:`ADDITIVE_METRICS`, means for the others."""
+    if accelerator.num_processes == 1:
+        return metrics
+    keys = sorted(metrics)
+    values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=accelerator.device)
+    gathered = accelerator.gather(values[None])
+    return {k: float(gathered[:, i].sum() if k in ADDITIVE_METRICS else gathered[:, i].mean())
+            for i, k in enumerate(keys) if math.isfinite(float(gathered[:, i].sum()))}
+
+
+def save_model(accelerator: Any, model: SpeechLM, directory: Path, merge: bool = False) -> None:
+    """Write the model from the main process; ``merge`` folds a LoRA adapter into the weights (a plain
+    model for export)."""
+    from speechgrpo.models.lora import merge_lora
+
+    if accelerator.is_main_process:
+        if merge and model.lora is not None:
+            merge_lora(model.unwrapped())
+            model.lora = None
+        model.save(directory)
+    accelerator.wait_for_everyone()
+
+
+def save_state(accelerator: Any, output: Path, step: int, model: SpeechLM, optimizer: Any, scheduler: Any,
+               sampler: PromptSampler, generator: torch.Generator, config: TrainConfig) -> None:
+    """Gather every process's sampler and RNG state, then the main process writes the checkpoint."""
+    from accelerate.utils import gather_object
+
+    samplers = gather_object([sampler.state()])
+    rngs = gather_object([rng_state(generator)])
+    if accelerator.is_main_process:
+        save_checkpoint(output, step, model, {"step": step, "optimizer": optimizer.state_dict(),
+                                              "scheduler": scheduler.state_dict(), "sampler": samplers,
+                                              "rng": rngs}, config.keep_checkpoints)
+    accelerator.wait_for_everyone()
+
+
 def train(config: TrainConfig, show_progress: bool = True) -> Path:
     """Run ``config`` (resuming from its output directory's latest checkpoint); returns the final model dir."""
     from accelerate import Accelerator
 
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    micro_batches = math.ceil(rows_per_step(config) / config.micro_batch_size)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
+                              gradient_accumulation_steps=micro_batches)
     output = Path(config.output_dir)
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
         config.save(output / "config.yaml")
-    dtype = torch.bfloat16 if config.dtype == "bfloat16" else torch.float32
     resume = latest_checkpoint(output)
-    model = load_speech_lm(resume / "model" if resume else config.model, device=accelerator.device, dtype=dtype)
-    if config.ctc_weight > 0 and not model.has_ctc_head:
-        raise ValueError(f"ctc_weight is {config.ctc_weight} but {type(model).__name__} has no CTC head; set it to 0")
+    model = load_policy(config, resume, accelerator.device)
+    loss = loss_settings(config)
     reference = None
-    if config.stage != "sft" and config.beta > 0:
-        reference = load_speech_lm(config.model, device=accelerator.device, dtype=dtype)
+    if config.stage != "sft" and loss.beta > 0 and model.lora is None:
+        reference = load_speech_lm(config.model, device=accelerator.device,
+                                   dtype=torch_dtype(config.reference_dtype or config.dtype))
         reference.module.requires_grad_(False).eval()
     examples = read_examples(config.train_manifests)
+    dev = read_examples(config.eval_manifests)[:config.eval_max_examples] if config.eval_manifests else []
     sampler = PromptSampler(len(examples), config.seed, accelerator.process_index, accelerator.num_processes)
-    audio = AudioCache()
+    audio = AudioCache(config.audio_cache_size)
     reward = as_reward(config.reward)
 
     parameters = [p for p in model.module.parameters() if p.requires_grad]
@@ -316,64 +536,59 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     rollouts = None
     if config.save_rollouts and config.stage != "sft":
         rollouts = RolloutLog(rollout_file(output, accelerator.process_index, accelerator.num_processes), start)
+    best_name, best = best_metric(config), read_best(output)
 
     progress = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=config.stage,
                     disable=not (show_progress and accelerator.is_main_process))
+    rollout: Rollout | None = None
     for step in progress:
         started = time.perf_counter()
-        chosen = [examples[i] for i in sampler.take(config.prompts_per_step)]
-        batch = model.encode_prompts([audio.prompt(e) for e in chosen])
         if config.stage == "sft":
-            out = sft_step(model, batch, chosen, config, accelerator)
+            chosen = [examples[i] for i in sampler.take(config.prompts_per_step)]
+            model.unwrapped().train()
+            metrics = sft_step(model, [audio.prompt(e) for e in chosen], chosen, config, accelerator)
+            samples = len(chosen)
         else:
-            out = grpo_step(model, reference, batch, chosen, reward, config, generator, accelerator, step + 1)
-            if rollouts is not None:
-                rollouts.log(out.groups)
+            if step % config.num_iterations == 0 or rollout is None:
+                chosen = [examples[i] for i in sampler.take(config.prompts_per_step)]
+                rollout = make_rollout(model, reference, [audio.prompt(e) for e in chosen], chosen, reward, config,
+                                       loss, generator, accelerator, step + 1)
+                if rollouts is not None:
+                    rollouts.log(rollout.groups)
+            metrics = {**rollout.metrics, **policy_update(model, rollout, config, loss, accelerator)}
+            samples = len(rollout.completions)
+        if not accelerator.sync_gradients:
+            raise RuntimeError("gradient accumulation is out of step with the micro-batches")
         grad_norm = accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step_time = time.perf_counter() - started
 
-        metrics = {k: float(v) for k, v in gather_mean(accelerator, out.metrics).items()}
+        metrics = gather_metrics(accelerator, metrics)
         metrics.update(grad_norm=float(grad_norm), step_time_s=step_time,
                        learning_rate=float(scheduler.get_last_lr()[0]),
-                       samples_per_s=out.samples * accelerator.num_processes / step_time)
+                       samples_per_s=samples * accelerator.num_processes / step_time)
         if "reward_s" in metrics:
             metrics["reward_share"] = metrics["reward_s"] / step_time
-        if log is not None and ((step + 1) % config.log_every == 0 or step + 1 == config.steps):
+        last = step + 1 == config.steps
+        if dev and ((config.eval_every and (step + 1) % config.eval_every == 0) or last):
+            scores = validate(model, dev, reward, config, audio, accelerator)
+            metrics.update({f"eval_{k}": v for k, v in scores.items()})
+            value = scores[best_name]
+            if best is None or (value > best["value"] if higher_is_better(best_name) else value < best["value"]):
+                best = {"step": step + 1, "metric": best_name, "value": value}
+                save_model(accelerator, model, output / "best")
+                if accelerator.is_main_process:
+                    (output / "best" / "best.json").write_text(json.dumps(best) + "\n", encoding="utf-8")
+        if log is not None and ((step + 1) % config.log_every == 0 or last or any(k.startswith("eval_")
+                                                                                    for k in metrics)):
             log.log({"step": step + 1, **metrics})
             progress.set_postfix({k: f"{metrics[k]:.3g}" for k in ("loss", "reward_mean") if k in metrics})
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+        if (step + 1) % config.checkpoint_every == 0 or last:
             save_state(accelerator, output, step + 1, model, optimizer, scheduler, sampler, generator, config)
 
     final = output / "final"
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        model.save(final)
-    accelerator.wait_for_everyone()
+    save_model(accelerator, model, final, merge=config.merge_lora)
     return final
-
-
-def gather_mean(accelerator: Any, metrics: dict[str, float]) -> dict[str, float]:
-    """Metrics averaged over processes (every process logs the same keys)."""
-    if accelerator.num_processes == 1:
-        return metrics
-    keys = sorted(metrics)
-    values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=accelerator.device)
-    gathered = accelerator.gather(values[None]).mean(0)
-    return {k: float(v) for k, v in zip(keys, gathered.tolist(), strict=True) if math.isfinite(float(v))}
-
-
-def save_state(accelerator: Any, output: Path, step: int, model: SpeechLM, optimizer: Any, scheduler: Any,
-               sampler: PromptSampler, generator: torch.Generator, config: TrainConfig) -> None:
-    """Gather every process's sampler and RNG state, then the main process writes the checkpoint."""
-    from accelerate.utils import gather_object
-
-    samplers = gather_object([sampler.state()])
-    rngs = gather_object([rng_state(generator)])
-    if accelerator.is_main_process:
-        save_checkpoint(output, step, model, {"step": step, "optimizer": optimizer.state_dict(),
-                                              "scheduler": scheduler.state_dict(), "sampler": samplers,
-                                              "rng": rngs}, config.keep_checkpoints)
-    accelerator.wait_for_everyone()

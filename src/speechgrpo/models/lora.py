@@ -1,0 +1,153 @@
+"""LoRA for every :class:`SpeechLM`: adapters injected into the language model's linear layers (peft).
+
+The adapter is injected in place (``peft.inject_adapter_in_model``), so ``model.module`` keeps its own class
+and its forward: the trainer, DDP and ``save`` see the same model with a few extra trainable matrices. All
+other weights are frozen. The reference policy of GRPO is the same module with the adapter switched off
+(:func:`adapter_disabled`), so no second copy of the model is held.
+
+A saved model with LoRA holds its base weights in the usual layout (loadable without peft) and the adapter
+in ``lora_adapter/`` (peft's ``adapter_config.json`` + ``adapter_model.safetensors``); loading re-attaches it,
+trainable, so a checkpoint resumes LoRA training. :func:`merge_lora` folds the adapter into the weights
+for export.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ADAPTER_NAME = "speechgrpo"
+LORA_DIRECTORY = "lora_adapter"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+# The attention and MLP projections of Llama-style decoders (Qwen2, Granite, the bundled model's Llama).
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def _tuner_layers(module: torch.nn.Module) -> list[Any]:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [m for m in module.modules() if isinstance(m, BaseTunerLayer)]
+
+
+def has_lora(module: torch.nn.Module) -> bool:
+    """Whether speechgrpo's adapter is injected in ``module``."""
+    return any(".lora_A." + ADAPTER_NAME + "." in name for name, _ in module.named_parameters())
+
+
+def lora_config(rank: int, alpha: float | None, dropout: float, target_modules: Iterable[str],
+                prefix: str) -> Any:
+    """peft's ``LoraConfig`` for linear layers named ``target_modules`` under ``prefix`` (the LM's module path)."""
+    from peft import LoraConfig
+
+    names = sorted(set(target_modules))
+    if rank < 1 or not names:
+        raise ValueError(f"LoRA needs rank >= 1 and target modules, got rank {rank} and {names}")
+    pattern = "|".join(re.escape(name) for name in names)
+    scope = f"{re.escape(prefix)}\\." if prefix else "(?:.*\\.)?"
+    config_class: Any = LoraConfig  # peft annotates lora_alpha as int; floats work
+    return config_class(r=rank, lora_alpha=float(2 * rank if alpha is None else alpha), lora_dropout=dropout,
+                        target_modules=f"{scope}(?:.*\\.)?(?:{pattern})")
+
+
+def inject_lora(module: torch.nn.Module, config: Any) -> torch.nn.Module:
+    """Inject the adapter described by ``config`` into ``module`` (in place); only the adapter stays trainable."""
+    from peft import inject_adapter_in_model
+
+    if has_lora(module):
+        raise ValueError("the model already has LoRA adapters")
+    before = {name for name, _ in module.named_parameters()}
+    module = inject_adapter_in_model(config, module, adapter_name=ADAPTER_NAME)
+    if not any(name not in before for name, _ in module.named_parameters()):
+        raise ValueError(f"no linear layer matches the LoRA target modules {config.target_modules!r}")
+    for name, parameter in module.named_parameters():
+        parameter.requires_grad_(f".lora_A.{ADAPTER_NAME}." in name or f".lora_B.{ADAPTER_NAME}." in name)
+    return module
+
+
+@contextmanager
+def adapter_disabled(module: torch.nn.Module) -> Iterator[None]:
+    """Run ``module`` without speechgrpo's adapter (the base model: GRPO's reference policy)."""
+    layers = [layer for layer in _tuner_layers(module) if ADAPTER_NAME in layer.active_adapters]
+    trainable = {name: p.requires_grad for name, p in module.named_parameters()}
+    saved = [(layer, list(layer.active_adapters)) for layer in layers]
+    for layer, active in saved:
+        rest = [name for name in active if name != ADAPTER_NAME]
+        if rest:
+            layer.set_adapter(rest)
+        else:
+            layer.enable_adapters(False)
+    try:
+        yield
+    finally:
+        for layer, active in saved:
+            layer.enable_adapters(True)
+            layer.set_adapter(active)
+        for name, parameter in module.named_parameters():  # peft's switches also flip requires_grad
+            parameter.requires_grad_(trainable[name])
+
+
+def base_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights without the adapter, under their names in the model without peft."""
+    return {key.replace(".base_layer", ""): value for key, value in module.state_dict().items()
+            if ".lora_" not in key}
+
+
+def save_adapter(module: torch.nn.Module, config: Any, directory: Path) -> None:
+    """The adapter's config and weights in peft's layout (``adapter_config.json``, ``adapter_model.safetensors``)."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    state = get_peft_model_state_dict(module, adapter_name=ADAPTER_NAME)
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(directory / ADAPTER_WEIGHTS))
+    values = config.to_dict()
+    values["target_modules"] = config.target_modules  # to_dict turns a set into a list; a regex stays a string
+    (directory / ADAPTER_CONFIG).write_text(json.dumps(values, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def load_adapter(module: torch.nn.Module, directory: Path) -> tuple[torch.nn.Module, Any]:
+    """Inject the adapter saved in ``directory`` into ``module`` (trainable) and load its weights."""
+    from peft import LoraConfig, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    values = json.loads((directory / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    known = set(LoraConfig.__dataclass_fields__)
+    config = LoraConfig(**{k: v for k, v in values.items() if k in known and k not in ("peft_type", "task_type")})
+    module = inject_lora(module, config)
+    device = next(module.parameters()).device
+    state = load_file(str(directory / ADAPTER_WEIGHTS), device=str(device))
+    result = set_peft_model_state_dict(module, state, adapter_name=ADAPTER_NAME)
+    missing = [k for k in getattr(result, "unexpected_keys", []) if ".lora_" in k]
+    if missing:
+        raise ValueError(f"{directory}: adapter weights {missing[:3]} match no layer of the model")
+    return module, config
+
+
+def merge_lora(module: torch.nn.Module) -> torch.nn.Module:
+    """Fold the adapter into the base weights and remove it: a plain model with the same outputs."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    targets: list[tuple[str, Any]] = [
+        (name, layer) for name, layer in module.named_modules()
+        if isinstance(layer, BaseTunerLayer) and ADAPTER_NAME in getattr(layer, "lora_A", {})]
+    for name, layer in targets:
+        layer.merge(adapter_names=[ADAPTER_NAME])
+        if [other for other in layer.lora_A if other != ADAPTER_NAME]:
+            layer.delete_adapter(ADAPTER_NAME)
+            continue
+        parent_name, _, attribute = name.rpartition(".")
+        setattr(module.get_submodule(parent_name) if parent_name else module, attribute, layer.get_base_layer())
+    return module
+
+
+def trainable_fraction(module: torch.nn.Module) -> float:
+    """Trainable parameters / all parameters."""
+    total = sum(p.numel() for p in module.parameters())
+    return sum(p.numel() for p in module.parameters() if p.requires_grad) / max(total, 1)
