@@ -3,8 +3,8 @@
 A subclass says how to turn one prompt into chat messages (:meth:`HFSpeechLM._messages`), how to run its
 processor (:meth:`HFSpeechLM._process`), which processor outputs are per-audio tensors
 (``audio_feature_keys``), where the language model sits inside the model (``lora_prefix``, for
-LoRA: :mod:`speechgrpo.models.lora`), and how to load its processor. Everything else (chat templating, left padding, sampling, scoring,
-saving) is here.
+LoRA: :mod:`speechgrpo.models.lora`), and how to load its processor. Everything else (chat templating,
+left padding, sampling, scoring, saving) is here.
 
 Batches may mix prompts with and without audio: the processor gets the audios of the prompts that have one,
 and ``PromptBatch.extra["audio_row"]`` maps each prompt to its row in the per-audio tensors (-1: none).
