@@ -24,7 +24,8 @@ from speechgrpo.models import Completions, SamplingConfig, SpeechPrompt  # noqa:
 from speechgrpo.models.causal_lm import CausalLM  # noqa: E402
 from speechgrpo.models.granite_features import TorchGraniteSpeechFeatureExtractor, TorchMelSpectrogram  # noqa: E402
 from speechgrpo.models.granite_speech import GraniteSpeechLM  # noqa: E402
-from speechgrpo.models.hf_speech_lm import LORA_DIRECTORY, HFSpeechLM, apply_lora  # noqa: E402
+from speechgrpo.models.hf_speech_lm import HFSpeechLM  # noqa: E402
+from speechgrpo.models.lora import LORA_DIRECTORY  # noqa: E402
 from speechgrpo.models.loading import MODEL_TYPES, load_speech_lm  # noqa: E402
 from speechgrpo.models.qwen2_audio import Qwen2AudioLM  # noqa: E402
 
@@ -292,7 +293,7 @@ def test_lora_trains_only_language_model_adapters_and_round_trips(checkpoints: d
     targets = model.encode_completions(["ein hund", "der baum", "rot"], torch.tensor([0, 1, 2]))
     with torch.no_grad():
         base_logits = model.completion_logits(batch, targets)
-    apply_lora(model, r=4, alpha=8, target_modules=("q_proj", "v_proj"))
+    model.apply_lora(4, alpha=8, target_modules=("q_proj", "v_proj"))
     trainable = [name for name, p in model.module.named_parameters() if p.requires_grad]
     assert trainable and all(".lora_" in name and ".language_model." in name for name in trainable)
     assert len(trainable) == 2 * 2 * 2  # 2 layers x (q, v) x (A, B)
@@ -313,7 +314,7 @@ def test_lora_trains_only_language_model_adapters_and_round_trips(checkpoints: d
     with torch.no_grad():
         torch.testing.assert_close(type(model)(base, model.processor).completion_logits(batch, targets), base_logits)
     with pytest.raises(ValueError, match="already has LoRA"):
-        apply_lora(model)
+        model.apply_lora(4)
 
 
 def test_granite_builtin_audio_adapter(checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:

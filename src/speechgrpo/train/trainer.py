@@ -62,7 +62,7 @@ from speechgrpo.train.run_log import RunLog
 LOSS_FIELDS = ("beta", "epsilon_low", "epsilon_high", "kl_estimator", "off_policy_kl", "entropy_coef",
                "off_policy_shaping")
 # Metrics that add up over processes (each process holds its share of the global normalization).
-ADDITIVE_METRICS = ("loss", "pg_loss", "kl_loss", "ce_loss", "ctc_loss")
+ADDITIVE_METRICS = ("loss", "pg_loss", "kl_loss", "ctc_loss")
 DROPOUT_ATTRIBUTES = ("dropout", "attention_dropout", "activation_dropout", "hidden_dropout", "layerdrop")
 
 
@@ -249,15 +249,18 @@ def sft_step(model: SpeechLM, prompts: Sequence[SpeechPrompt], examples: Sequenc
                 log_probs = model.completion_log_probs(batch, part)
                 ce = -torch.where(part.mask, log_probs, 0.0).sum() / tokens
                 loss = loss + config.ce_weight * ce
-                stats["ce_loss"] = ce.detach()
+                stats["loss"] = ce.detach()
             if config.ctc_weight > 0 and words > 0:
                 ctc = model.transcript_ctc_losses(batch, [transcripts[i] for i in index]).sum() / words
                 loss = loss + config.ctc_weight * ctc
                 stats["ctc_loss"] = ctc.detach()
+            if not loss.requires_grad:  # nothing to learn here (no transcript): a zero that reaches the weights,
+                loss = loss + sum(p.sum() * 0.0 for p in model.module.parameters() if p.requires_grad)  # for DDP
             accelerator.backward(loss * scale)
-        totals.add({"loss": loss.detach(), **stats}, 1.0)
+        totals.add(stats, 1.0)
     metrics = totals.result()
-    metrics["tokens"] = tokens
+    if config.ce_weight > 0:
+        metrics["tokens"] = tokens
     return metrics
 
 
