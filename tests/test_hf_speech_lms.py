@@ -25,8 +25,8 @@ from speechgrpo.models.causal_lm import CausalLM  # noqa: E402
 from speechgrpo.models.granite_features import TorchGraniteSpeechFeatureExtractor, TorchMelSpectrogram  # noqa: E402
 from speechgrpo.models.granite_speech import GraniteSpeechLM  # noqa: E402
 from speechgrpo.models.hf_speech_lm import HFSpeechLM  # noqa: E402
-from speechgrpo.models.lora import LORA_DIRECTORY  # noqa: E402
 from speechgrpo.models.loading import MODEL_TYPES, load_speech_lm  # noqa: E402
+from speechgrpo.models.lora import LORA_DIRECTORY  # noqa: E402
 from speechgrpo.models.qwen2_audio import Qwen2AudioLM  # noqa: E402
 
 FAMILIES = ["qwen2_audio", "granite_speech"]

@@ -34,16 +34,14 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def rng_state(generator: torch.Generator) -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "generator": generator.get_state()}
+def rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
 
 
-def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    generator.set_state(state["generator"])
 
 
 def save_checkpoint(output_dir: str | Path, step: int, model: SpeechLM, trainer_state: dict[str, Any],

@@ -281,8 +281,16 @@ class Rollout:
     groups: list[dict[str, Any]] = field(default_factory=list)  # the rollouts file's records (save_rollouts)
 
 
-def sample(model: SpeechLM, prompts: Sequence[SpeechPrompt], per_prompt: int, config: TrainConfig,
-           generator: torch.Generator) -> Completions:
+def sampling_generator(seed: int, step: int, example: int) -> torch.Generator:
+    """The random stream of one generate call, from the run's seed, the step and the call's first example
+    (its index in the training set): with ``generation_batch_size = num_generations`` a prompt's samples
+    are the same whatever the number of processes."""
+    state = np.random.SeedSequence([seed, step, example]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+
+
+def sample(model: SpeechLM, prompts: Sequence[SpeechPrompt], indices: Sequence[int], per_prompt: int,
+           config: TrainConfig, step: int) -> Completions:
     """``per_prompt`` completions of each prompt, ``generation_batch_size`` completions per generate call."""
     sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
     prompts_per_call = len(prompts) if config.generation_batch_size is None else max(
@@ -290,22 +298,23 @@ def sample(model: SpeechLM, prompts: Sequence[SpeechPrompt], per_prompt: int, co
     parts = []
     with torch.no_grad():
         for index in chunks(len(prompts), prompts_per_call):
-            part = model.generate(model.encode_prompts([prompts[i] for i in index]), per_prompt, sampling, generator)
+            part = model.generate(model.encode_prompts([prompts[i] for i in index]), per_prompt, sampling,
+                                  sampling_generator(config.seed, step, indices[index[0]]))
             part.prompt_index = part.prompt_index + index[0]
             parts.append(part)
     return concatenate(parts)
 
 
 def make_rollout(model: SpeechLM, reference: SpeechLM | None, prompts: list[SpeechPrompt],
-                 examples: Sequence[Example], reward: Reward, config: TrainConfig, loss: LossConfig,
-                 generator: torch.Generator, accelerator: Any, step: int) -> Rollout:
-    """Steps 1-4 of the module docstring."""
+                 examples: Sequence[Example], indices: Sequence[int], reward: Reward, config: TrainConfig,
+                 loss: LossConfig, accelerator: Any, step: int) -> Rollout:
+    """Steps 1-4 of the module docstring for the training examples ``indices`` (``examples``, ``prompts``)."""
     mp_grpo = config.stage == "mp_grpo"
     per_prompt = config.num_generations - 1 if mp_grpo else config.num_generations
     device = model.device
     model.unwrapped().eval()
     started = time.perf_counter()
-    completions = sample(model, prompts, per_prompt, config, generator)
+    completions = sample(model, prompts, indices, per_prompt, config, step)
     generation_time = time.perf_counter() - started
     sampled_lengths = completions.mask.sum(1).float()
     if mp_grpo:
@@ -481,12 +490,12 @@ def save_model(accelerator: Any, model: SpeechLM, directory: Path, merge: bool =
 
 
 def save_state(accelerator: Any, output: Path, step: int, model: SpeechLM, optimizer: Any, scheduler: Any,
-               sampler: PromptSampler, generator: torch.Generator, config: TrainConfig) -> None:
+               sampler: PromptSampler, config: TrainConfig) -> None:
     """Gather every process's sampler and RNG state, then the main process writes the checkpoint."""
     from accelerate.utils import gather_object
 
     samplers = gather_object([sampler.state()])
-    rngs = gather_object([rng_state(generator)])
+    rngs = gather_object([rng_state()])
     if accelerator.is_main_process:
         save_checkpoint(output, step, model, {"step": step, "optimizer": optimizer.state_dict(),
                                               "scheduler": scheduler.state_dict(), "sampler": samplers,
@@ -497,8 +506,10 @@ def save_state(accelerator: Any, output: Path, step: int, model: SpeechLM, optim
 def train(config: TrainConfig, show_progress: bool = True) -> Path:
     """Run ``config`` (resuming from its output directory's latest checkpoint); returns the final model dir."""
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
     micro_batches = math.ceil(rows_per_step(config) / config.micro_batch_size)
+    AcceleratorState._reset_state()  # one process may run several trainings (the demo) with other settings
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
                               gradient_accumulation_steps=micro_batches)
     output = Path(config.output_dir)
@@ -523,7 +534,6 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, functools.partial(learning_rate_factor, config=config))
     model.module, optimizer = accelerator.prepare(model.module, optimizer)
-    generator = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
     torch.manual_seed(config.seed * 1000 + accelerator.process_index)
     np.random.seed(config.seed * 1000 + accelerator.process_index)
 
@@ -533,7 +543,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampler.load(state["sampler"][accelerator.process_index])
-        set_rng_state(state["rng"][accelerator.process_index], generator)
+        set_rng_state(state["rng"][accelerator.process_index])
         start = state["step"]
     log = RunLog(output, resume_step=start, tensorboard=config.tensorboard) if accelerator.is_main_process else None
     rollouts = None
@@ -553,9 +563,10 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
             samples = len(chosen)
         else:
             if step % config.num_iterations == 0 or rollout is None:
-                chosen = [examples[i] for i in sampler.take(config.prompts_per_step)]
-                rollout = make_rollout(model, reference, [audio.prompt(e) for e in chosen], chosen, reward, config,
-                                       loss, generator, accelerator, step + 1)
+                indices = sampler.take(config.prompts_per_step)
+                chosen = [examples[i] for i in indices]
+                rollout = make_rollout(model, reference, [audio.prompt(e) for e in chosen], chosen, indices, reward,
+                                       config, loss, accelerator, step + 1)
                 if rollouts is not None:
                     rollouts.log(rollout.groups)
             metrics = {**rollout.metrics, **policy_update(model, rollout, config, loss, accelerator)}
@@ -589,7 +600,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
             log.log({"step": step + 1, **metrics})
             progress.set_postfix({k: f"{metrics[k]:.3g}" for k in ("loss", "reward_mean") if k in metrics})
         if (step + 1) % config.checkpoint_every == 0 or last:
-            save_state(accelerator, output, step + 1, model, optimizer, scheduler, sampler, generator, config)
+            save_state(accelerator, output, step + 1, model, optimizer, scheduler, sampler, config)
 
     final = output / "final"
     accelerator.wait_for_everyone()
