@@ -139,7 +139,8 @@ def test_one_step_equals_trl_grpo_trainer(task: tuple[Path, Path, list[Example]]
     # fp32, no checkpointing, and the plain k3 KL gradient (TRL 1.16 multiplies the KL by the ratio by default,
     # use_bias_correction_kl, which changes its gradient but not its value; speechgrpo's losses do not)
     trl_config = GRPOConfig(output_dir=str(tmp_path / "trl"), use_cpu=True, bf16=False, gradient_checkpointing=False,
-                            use_bias_correction_kl=False, beta=0.04, epsilon=0.2, loss_type="dapo", temperature=temperature, num_generations=4,
+                            use_bias_correction_kl=False, beta=0.04, epsilon=0.2, loss_type="dapo",
+                            temperature=temperature, num_generations=4,
                             per_device_train_batch_size=8, max_completion_length=settings.max_new_tokens,
                             report_to="none", save_strategy="no")
     trainer = GRPOTrainer(model=model.module, reward_funcs=lambda completions, **_: [0.0] * len(completions),
@@ -156,7 +157,8 @@ def test_one_step_equals_trl_grpo_trainer(task: tuple[Path, Path, list[Example]]
     trl_loss = trainer.compute_loss(model.module, inputs)
     trl_loss.backward()
     theirs = torch.cat([p.grad.flatten() for p in model.module.parameters() if p.grad is not None])
-    assert our_loss == pytest.approx(float(trl_loss.detach()), abs=1e-5)  # terms of size ~1 cancel (advantages sum to 0)
+    # terms of size ~1 cancel (the advantages sum to 0), so the loss is compared in absolute terms
+    assert our_loss == pytest.approx(float(trl_loss.detach()), abs=1e-5)
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-7)
 
 
