@@ -62,10 +62,7 @@ def inject_lora(module: torch.nn.Module, config: Any) -> torch.nn.Module:
 
     if has_lora(module):
         raise ValueError("the model already has LoRA adapters")
-    before = {name for name, _ in module.named_parameters()}
-    module = inject_adapter_in_model(config, module, adapter_name=ADAPTER_NAME)
-    if not any(name not in before for name, _ in module.named_parameters()):
-        raise ValueError(f"no linear layer matches the LoRA target modules {config.target_modules!r}")
+    module = inject_adapter_in_model(config, module, adapter_name=ADAPTER_NAME)  # raises when no layer matches
     for name, parameter in module.named_parameters():
         parameter.requires_grad_(f".lora_A.{ADAPTER_NAME}." in name or f".lora_B.{ADAPTER_NAME}." in name)
     return module

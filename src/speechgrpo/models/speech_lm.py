@@ -131,7 +131,10 @@ class SpeechLM(ABC):
         models: list[Any] = [m for m in self.unwrapped().modules() if isinstance(m, PreTrainedModel)]
         if not models or not models[0].supports_gradient_checkpointing:
             raise ValueError(f"{type(self).__name__} does not support gradient checkpointing")
-        models[0].gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(models[0], "activation_checkpointing_enable"):  # transformers >= 5.2x's name
+            models[0].activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            models[0].gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def check_lora(self) -> None:  # noqa: B027  (a hook: most models take LoRA as they are)
         """Raise where this model cannot take speechgrpo's LoRA adapter."""

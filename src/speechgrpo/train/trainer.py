@@ -517,6 +517,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
         output.mkdir(parents=True, exist_ok=True)
         config.save(output / "config.yaml")
     resume = latest_checkpoint(output)
+    torch.manual_seed(config.seed)  # a new LoRA adapter's initial weights are drawn here, the same on every process
     model = load_policy(config, resume, accelerator.device)
     loss = loss_settings(config)
     reference = None

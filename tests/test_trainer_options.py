@@ -1,0 +1,330 @@
+"""Every trainer option shows its effect (precision, LoRA, dropout, temperature, num_iterations, loss presets,
+reward options, validation, generation batches, gradient checkpointing, eval flags), and combinations that
+cannot work fail before training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from tiny_lm import build_tiny_lm
+
+from speechgrpo.advantages import group_advantages
+from speechgrpo.data import Example, write_manifest
+from speechgrpo.losses import LOSS_PRESETS
+from speechgrpo.models import SamplingConfig, SpeechPrompt
+from speechgrpo.models.loading import load_speech_lm
+from speechgrpo.models.lora import LORA_DIRECTORY, trainable_fraction
+from speechgrpo.rewards import parse_reward
+from speechgrpo.train import TrainConfig
+from speechgrpo.train import trainer as T
+
+PAIRS = [("translate: the cat sat", "die katze"), ("translate: a dog ran", "ein hund"),
+         ("translate: the red mat", "das rote"), ("translate: one two three", "eine zug"),
+         ("translate: green blue park", "die das"), ("translate: five six yellow", "hat heute")]
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("options")
+    examples = [Example(id=f"t{i}", audio=None, prompt=p, references=(r,), task="ast_text")
+                for i, (p, r) in enumerate(PAIRS)]
+    return build_tiny_lm(root / "model"), write_manifest(root / "train.jsonl", examples)
+
+
+def config(task: tuple[Path, Path], out: Path, **overrides: Any) -> TrainConfig:
+    values: dict[str, Any] = {"model": str(task[0]), "train_manifests": [str(task[1])], "output_dir": str(out),
+                              "steps": 2, "prompts_per_step": 3, "num_generations": 4, "max_new_tokens": 5,
+                              "micro_batch_size": 6, "learning_rate": 1e-2, "checkpoint_every": 50, "reward": "chrf"}
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def rows(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return {k: v.float() for k, v in load_speech_lm(path).module.state_dict().items()}
+
+
+# -- precision -----------------------------------------------------------------------------------------------
+def test_mixed_precision_keeps_float32_master_weights(task: tuple[Path, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """One SFT step at lr 1e-6: pure bf16 rounds most updates away, bf16 autocast over fp32 weights does not."""
+    seen: dict[str, set[torch.dtype]] = {}
+    load_policy = T.load_policy
+
+    def recording(settings: TrainConfig, *args: Any) -> Any:
+        model = load_policy(settings, *args)
+        linear = next(m for m in model.module.modules() if isinstance(m, torch.nn.Linear))
+        dtypes = seen.setdefault(settings.output_dir, set())
+        linear.register_forward_hook(lambda _m, _i, output: dtypes.add(output.dtype))
+        return model
+
+    monkeypatch.setattr(T, "load_policy", recording)
+    initial = weights(task[0])
+    fractions = {}
+    for name, overrides in {"fp32": {}, "pure_bf16": {"dtype": "bfloat16"},
+                            "mixed_bf16": {"mixed_precision": "bf16"}}.items():
+        final = T.train(config(task, tmp_path / name, stage="sft", steps=1, learning_rate=1e-6, prompts_per_step=6,
+                               **overrides), show_progress=False)
+        tuned = weights(final)
+        start = {k: v.bfloat16().float() for k, v in initial.items()} if name == "pure_bf16" else initial
+        fractions[name] = (sum(int((tuned[k] != start[k]).sum()) for k in initial)
+                           / sum(v.numel() for v in initial.values()))
+    print(f"changed-weight fraction after one step at lr 1e-6: {fractions}")
+    assert fractions["fp32"] > 0.9 and fractions["mixed_bf16"] > 0.9 and fractions["pure_bf16"] < 0.2
+    assert seen[str(tmp_path / "mixed_bf16")] == {torch.bfloat16} and seen[str(tmp_path / "fp32")] == {torch.float32}
+
+
+# -- LoRA ----------------------------------------------------------------------------------------------------
+def test_lora_trains_adapters_only_resumes_and_merges(task: tuple[Path, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    loads: list[str] = []
+    original = T.load_speech_lm
+    monkeypatch.setattr(T, "load_speech_lm", lambda path, **kw: (loads.append(str(path)), original(path, **kw))[1])
+    lora = {"lora_rank": 4, "lora_alpha": 8.0, "beta": 0.04, "checkpoint_every": 2}
+    final = T.train(config(task, tmp_path / "whole", steps=4, **lora), show_progress=False)
+    assert loads == [str(task[0])]  # no second copy: the reference is the policy with its adapter off
+    assert (final / LORA_DIRECTORY / "adapter_config.json").is_file()
+    assert all(np.isfinite(r["kl"]) for r in rows(tmp_path / "whole"))
+    base = type(load_speech_lm(task[0]).module).from_pretrained(final)  # base weights alone, without peft
+    initial = load_speech_lm(task[0]).module.state_dict()
+    assert all(torch.equal(base.state_dict()[k], initial[k]) for k in initial)
+    tuned = load_speech_lm(final)
+    assert tuned.lora is not None and 0 < trainable_fraction(tuned.module) < 0.3
+    assert any(float(p.abs().max()) > 0 for n, p in tuned.module.named_parameters() if "lora_B" in n)
+
+    # resume: 2 steps, then the same run to 4 steps, equals the uninterrupted 4 steps
+    T.train(config(task, tmp_path / "resumed", steps=2, **lora), show_progress=False)
+    T.train(config(task, tmp_path / "resumed", steps=4, **lora), show_progress=False)
+    assert [r["step"] for r in rows(tmp_path / "resumed")] == [1, 2, 3, 4]
+    resumed, whole = weights(tmp_path / "resumed" / "final"), weights(final)
+    assert all(torch.equal(resumed[k], whole[k]) for k in whole)
+
+    # merge_lora: final/ is a plain model with the same outputs
+    merged = T.train(config(task, tmp_path / "merged", steps=4, merge_lora=True, **lora), show_progress=False)
+    assert not (merged / LORA_DIRECTORY).exists() and load_speech_lm(merged).lora is None
+    batch = tuned.encode_prompts([SpeechPrompt(None, PAIRS[0][0])])
+    targets = tuned.encode_completions(["die katze"], torch.tensor([0]))
+    with torch.no_grad():
+        torch.testing.assert_close(load_speech_lm(merged).completion_log_probs(batch, targets),
+                                   tuned.completion_log_probs(batch, targets), rtol=1e-4, atol=1e-5)
+
+
+# -- dropout -------------------------------------------------------------------------------------------------
+def _with_dropout(model_dir: Path, out: Path, rate: float) -> Path:
+    import shutil
+
+    shutil.copytree(model_dir, out)
+    values = json.loads((out / "config.json").read_text())
+    values["attention_dropout"] = rate
+    (out / "config.json").write_text(json.dumps(values))
+    return out
+
+
+def test_dropout_is_off_in_rl_stages_and_on_in_sft(task: tuple[Path, Path], tmp_path: Path) -> None:
+    model_dir = _with_dropout(task[0], tmp_path / "dropout_model", 0.5)
+    for stage, deterministic in (("grpo", True), ("sft", False)):
+        model = T.load_policy(config(task, tmp_path, model=str(model_dir), stage=stage), None, torch.device("cpu"))
+        model.module.train()
+        batch = model.encode_prompts([SpeechPrompt(None, PAIRS[0][0])])
+        targets = model.encode_completions(["die katze ein hund"], torch.tensor([0]))
+        with torch.no_grad():
+            first, second = (model.completion_log_probs(batch, targets) for _ in range(2))
+        assert torch.equal(first, second) == deterministic, stage
+    forced = T.load_policy(config(task, tmp_path, model=str(model_dir), stage="sft", disable_dropout=True), None,
+                           torch.device("cpu"))
+    assert all(getattr(m, "attention_dropout", 0.0) == 0.0 for m in forced.module.modules())
+
+
+# -- temperature ---------------------------------------------------------------------------------------------
+def test_log_probs_are_taken_at_the_sampling_temperature() -> None:
+    from speechgrpo.models import TinySpeechLM, TinySpeechLMConfig
+    from speechgrpo.models.word_tokenizer import build_tokenizer
+
+    torch.manual_seed(0)
+    model = TinySpeechLM.create(TinySpeechLMConfig(encoder_dim=32, encoder_layers=1, lm_dim=32, lm_layers=1,
+                                                   lm_ffn_dim=64), build_tokenizer(["the cat sat on a mat"]))
+    prompts = [SpeechPrompt(np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32), "the cat"),
+               SpeechPrompt(None, "a mat")]
+    for temperature in (1.0, 0.6):
+        completions, sampled = model.generate_with_log_probs(model.encode_prompts(prompts), 3,
+                                                             SamplingConfig(6, temperature),
+                                                             torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            scored, _ = T.score(model, prompts, completions, temperature)
+        torch.testing.assert_close(scored, sampled, rtol=1e-4, atol=1e-5)
+        if temperature != 1.0:
+            assert not torch.allclose(T.score(model, prompts, completions, 1.0)[0], sampled, atol=1e-3)
+
+
+# -- num_iterations ------------------------------------------------------------------------------------------
+def test_num_iterations_reuses_each_rollout_and_makes_the_clip_act(task: tuple[Path, Path], tmp_path: Path) -> None:
+    T.train(config(task, tmp_path, steps=4, num_iterations=2, checkpoint_every=2, learning_rate=0.1, beta=0.0),
+            show_progress=False)
+    logged = rows(tmp_path)
+    for first, second in (logged[0:2], logged[2:4]):
+        assert first["ratio_mean"] == 1.0 and first["clip_frac"] == 0.0  # the policy that sampled the rollout
+        assert second["reward_mean"] == first["reward_mean"]  # the same rollout
+        assert second["ratio_mean"] != 1.0
+    assert max(r["clip_frac"] for r in logged) > 0
+    for key in ("pg_loss", "entropy", "clip_frac_low", "clip_frac_high", "loss"):
+        assert all(np.isfinite(r[key]) for r in logged), key
+
+
+# -- loss presets and the fields on top of them --------------------------------------------------------------
+def test_loss_fields_default_to_the_preset(task: tuple[Path, Path], tmp_path: Path) -> None:
+    assert T.loss_settings(config(task, tmp_path, loss_preset="grpo")).beta == 0.04
+    assert T.loss_settings(config(task, tmp_path, loss_preset="grpo", beta=0.1)).beta == 0.1
+    luffy = T.loss_settings(config(task, tmp_path, loss_preset="luffy", stage="mp_grpo"))
+    assert (luffy.off_policy_shaping, luffy.entropy_coef, luffy.beta) == (0.1, 0.01, 0.0)
+    assert T.loss_settings(config(task, tmp_path, loss_preset="dr_grpo", max_new_tokens=7)).max_completion_length == 7
+    custom = T.loss_settings(config(task, tmp_path, epsilon_low=0.1, epsilon_high=0.3, kl_estimator="k2",
+                                    off_policy_kl=False, entropy_coef=0.02))
+    assert (custom.epsilon_low, custom.clip_high, custom.kl_estimator, custom.off_policy_kl, custom.entropy_coef,
+            custom.beta) == (0.1, 0.3, "k2", False, 0.02, 0.02)
+
+
+@pytest.mark.parametrize("preset", sorted(LOSS_PRESETS))
+def test_every_loss_preset_trains(task: tuple[Path, Path], tmp_path: Path, preset: str) -> None:
+    stage = "mp_grpo" if preset in ("luffy", "paper") else "grpo"
+    T.train(config(task, tmp_path, stage=stage, loss_preset=preset, steps=1), show_progress=False)
+    row = rows(tmp_path)[0]
+    assert np.isfinite(row["loss"]) and np.isfinite(row["entropy"])
+    assert ("kl" in row) == (LOSS_PRESETS[preset].beta > 0)
+
+
+def test_reward_options_reach_the_advantages(task: tuple[Path, Path], tmp_path: Path) -> None:
+    settings = config(task, tmp_path, stage="mp_grpo", beta=0.0)
+    reward = parse_reward("chrf")
+    reward.off_policy_in_group_stats = False
+    model = load_speech_lm(task[0])
+    examples = [Example(id=f"t{i}", audio=None, prompt=p, references=(r,), task="t") for i, (p, r) in enumerate(PAIRS)]
+    chosen = examples[:3]
+    rollout = T.make_rollout(model, None, [SpeechPrompt(None, e.prompt) for e in chosen], chosen, [0, 1, 2], reward,
+                             settings, T.loss_settings(settings), T_accelerator(), 1)
+    index = rollout.completions.prompt_index.numpy()
+    scores = reward(rollout.completions.texts, [chosen[i].references for i in index], group_ids=index,
+                    off_policy=rollout.off_policy.numpy()).scores
+    expected = group_advantages(scores, index, preset="paper", off_policy=rollout.off_policy.numpy(),
+                                off_policy_in_stats=False).advantages
+    included = group_advantages(scores, index, preset="paper", off_policy=rollout.off_policy.numpy()).advantages
+    np.testing.assert_allclose(rollout.advantages.numpy(), expected, rtol=1e-6)
+    assert not np.allclose(expected, included)
+
+
+def T_accelerator() -> Any:
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    return Accelerator(cpu=True)
+
+
+# -- validation and the best checkpoint ----------------------------------------------------------------------
+def test_validation_logs_dev_metrics_and_keeps_the_best_checkpoint(task: tuple[Path, Path], tmp_path: Path) -> None:
+    T.train(config(task, tmp_path, steps=4, eval_manifests=[str(task[1])], eval_every=2, reward="bleu",
+                   eval_metrics=["bleu", "rougeL"]), show_progress=False)
+    evaluated = [r for r in rows(tmp_path) if "eval_bleu" in r]
+    assert [r["step"] for r in evaluated] == [2, 4]
+    assert all({"eval_bleu", "eval_rougeL", "eval_reward"} <= set(r) for r in evaluated)
+    best = json.loads((tmp_path / "best" / "best.json").read_text())
+    assert best["metric"] == "bleu" and best["value"] == max(r["eval_bleu"] for r in evaluated)
+    assert best["step"] == max(evaluated, key=lambda r: r["eval_bleu"])["step"]
+    assert load_speech_lm(tmp_path / "best") is not None
+    assert T.best_metric(config(task, tmp_path, reward="0.5*bleu + 0.5*chrf")) == "reward"
+    assert T.best_metric(config(task, tmp_path, eval_manifests=["x"], best_metric="rougeL",
+                                eval_metrics=["rougeL"])) == "rougeL"
+
+
+# -- scale options -------------------------------------------------------------------------------------------
+def test_generation_batch_size_splits_sampling(task: tuple[Path, Path], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from speechgrpo.models.causal_lm import CausalLM
+
+    calls: list[int] = []
+    generate = CausalLM.generate
+    monkeypatch.setattr(CausalLM, "generate", lambda self, batch, n, *a: (calls.append(batch.size * n),
+                                                                          generate(self, batch, n, *a))[1])
+    T.train(config(task, tmp_path / "split", steps=1, generation_batch_size=4), show_progress=False)
+    assert calls == [4, 4, 4]
+    calls.clear()
+    T.train(config(task, tmp_path / "whole", steps=1), show_progress=False)
+    assert calls == [12]
+
+
+def test_gradient_checkpointing_goes_through_transformers_and_keeps_the_gradient(task: tuple[Path, Path]) -> None:
+    gradients = []
+    for checkpointing in (False, True):
+        model = load_speech_lm(task[0])
+        if checkpointing:
+            model.enable_gradient_checkpointing()
+        calls: list[int] = []
+        for layer in model.module.model.layers:  # type: ignore[union-attr]
+            function = getattr(layer, "_gradient_checkpointing_func", None)
+            if function is not None:
+                layer._gradient_checkpointing_func = lambda *a, f=function, **k: (calls.append(1), f(*a, **k))[1]
+        model.module.train()
+        batch = model.encode_prompts([SpeechPrompt(None, p) for p, _ in PAIRS[:2]])
+        targets = model.encode_completions([r for _, r in PAIRS[:2]], torch.tensor([0, 1]))
+        model.completion_log_probs(batch, targets).sum().backward()
+        assert len(calls) == (2 if checkpointing else 0)  # each of the 2 decoder layers is checkpointed
+        gradients.append(torch.cat([p.grad.flatten() for p in model.module.parameters() if p.grad is not None]))
+    torch.testing.assert_close(gradients[0], gradients[1])
+
+
+# -- combinations that cannot work ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"lora_alpha": 16.0}, "need lora_rank > 0"),
+    ({"mixed_precision": "bf16", "dtype": "bfloat16"}, "keeps float32 master weights"),
+    ({"mixed_precision": "fp8"}, "mixed_precision must be one of"),
+    ({"stage": "sft", "beta": 0.1}, "only apply to GRPO stages"),
+    ({"stage": "sft", "num_iterations": 2, "checkpoint_every": 2}, "only apply to GRPO stages"),
+    ({"ctc_weight": 1.0}, "only apply to the sft stage"),
+    ({"off_policy_shaping": 0.1}, "only applies to mp_grpo"),
+    ({"generation_batch_size": 6}, "multiple of num_generations"),
+    ({"num_iterations": 3, "checkpoint_every": 50}, "multiple of num_iterations"),
+    ({"eval_every": 5}, "eval_every needs eval_manifests"),
+    ({"eval_manifests": ["x"], "best_metric": "meteor"}, "best_metric must be one of"),
+    ({"kl_estimator": "k4"}, "kl_estimator must be one of"),
+    ({"lora_rank": 2, "lora_dropout": 1.0}, "lora_dropout"),
+])
+def test_unsupported_settings_fail_before_training(task: tuple[Path, Path], tmp_path: Path,
+                                                   overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config(task, tmp_path, **overrides)
+
+
+def test_lora_on_a_resumed_full_model_and_unknown_targets_fail(task: tuple[Path, Path], tmp_path: Path) -> None:
+    model = load_speech_lm(task[0])
+    with pytest.raises(ValueError, match="no_such_layer"):
+        model.apply_lora(2, target_modules=["no_such_layer"])
+    lora_model = load_speech_lm(task[0])
+    lora_model.apply_lora(2)
+    lora_model.save(tmp_path / "adapter_model")
+    with pytest.raises(ValueError, match="holds a LoRA adapter but lora_rank is 0"):
+        T.load_policy(config(task, tmp_path, model=str(tmp_path / "adapter_model")), None, torch.device("cpu"))
+
+
+def test_eval_cli_device_dtype_and_batch_size(task: tuple[Path, Path], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import speechgrpo.models.loading as loading
+    from speechgrpo.cli import main
+    from speechgrpo.models.causal_lm import CausalLM
+
+    loaded: list[tuple[str, torch.dtype]] = []
+    sizes: list[int] = []
+    original, generate = loading.load_speech_lm, CausalLM.generate
+    monkeypatch.setattr(loading, "load_speech_lm", lambda path, device="cpu", dtype=torch.float32: (
+        loaded.append((str(device), dtype)), original(path, device=device, dtype=dtype))[1])
+    monkeypatch.setattr(CausalLM, "generate", lambda self, batch, *a: (sizes.append(batch.size),
+                                                                       generate(self, batch, *a))[1])
+    assert main(["eval", "--model", str(task[0]), "--manifest", str(task[1]), "--seeds", "1", "--metrics", "bleu",
+                 "--max-new-tokens", "4", "--device", "cpu", "--dtype", "bfloat16", "--batch-size", "4"]) == 0
+    assert loaded == [("cpu", torch.bfloat16)] and sizes == [4, 2, 4, 2]  # 6 examples: sampled pass, greedy pass
