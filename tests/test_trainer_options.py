@@ -269,7 +269,7 @@ def test_gradient_checkpointing_goes_through_transformers_and_keeps_the_gradient
         for layer in model.module.model.layers:  # type: ignore[union-attr]
             function = getattr(layer, "_gradient_checkpointing_func", None)
             if function is not None:
-                layer._gradient_checkpointing_func = lambda *a, f=function, **k: (calls.append(1), f(*a, **k))[1]
+                layer._gradient_checkpointing_func = lambda *a, f=function, c=calls, **k: (c.append(1), f(*a, **k))[1]
         model.module.train()
         batch = model.encode_prompts([SpeechPrompt(None, p) for p, _ in PAIRS[:2]])
         targets = model.encode_completions([r for _, r in PAIRS[:2]], torch.tensor([0, 1]))
