@@ -84,7 +84,9 @@ class HFSpeechLM(SpeechLM):
             raise ValueError("no prompts")
         audios = [self._check_audio(p.audio) for p in prompts if p.audio is not None]
         texts = [self._render(self._messages(p)) for p in prompts]
-        inputs = {key: value for key, value in self._process(texts, audios).items() if isinstance(value, torch.Tensor)}
+        with torch.autocast(self.device.type, enabled=False):  # features in float32 under a trainer's autocast
+            processed = self._process(texts, audios)
+        inputs = {key: value for key, value in processed.items() if isinstance(value, torch.Tensor)}
         dtype = next(self.unwrapped().parameters()).dtype
         inputs = {key: value.to(self.device, dtype if value.is_floating_point() else value.dtype)
                   for key, value in inputs.items()}

@@ -24,8 +24,9 @@ class Qwen2AudioLM(HFSpeechLM):
     """``Qwen2AudioLM(model, processor)`` from a ``Qwen2AudioForConditionalGeneration`` and its
     ``Qwen2AudioProcessor``, or ``Qwen2AudioLM.load(local_dir)``.
 
-    The user turn is ``[{"type": "audio"}, {"type": "text", "text": ...}]`` rendered by the processor's chat
-    template (Qwen2-Audio-7B-Instruct's template writes ``Audio 1: <|audio_bos|><|AUDIO|><|audio_eos|>``).
+    The user turn is ``[{"type": "audio", "audio": None}, {"type": "text", "text": ...}]`` rendered by the
+    processor's chat template (Qwen2-Audio-7B-Instruct's template writes ``Audio 1: <|audio_bos|><|AUDIO|>
+    <|audio_eos|>``, after its default system turn).
     """
 
     model_class = Qwen2AudioForConditionalGeneration
@@ -34,7 +35,9 @@ class Qwen2AudioLM(HFSpeechLM):
     max_audio_seconds = 30.0
 
     def _messages(self, prompt: SpeechPrompt) -> list[dict[str, Any]]:
-        audio = [{"type": "audio"}] if prompt.audio is not None else []
+        # An "audio" key: the published chat_template.json tests `'audio' in content` (a part with only "type" is
+        # dropped); the audio itself goes to the processor, not through the template.
+        audio = [{"type": "audio", "audio": None}] if prompt.audio is not None else []
         return [{"role": "user", "content": [*audio, {"type": "text", "text": prompt.text}]}]
 
     def _process(self, texts: list[str], audios: list[np.ndarray]) -> Mapping[str, torch.Tensor]:

@@ -103,8 +103,9 @@ class TinySpeechLM(SpeechLM):
         """Log-mel features (zero frames for a text-only prompt) and ``prompt words + <sep>`` ids."""
         if not prompts:
             raise ValueError("no prompts")
-        features = [log_mel(p.audio, self.config.n_mels) if p.audio is not None
-                    else torch.zeros(0, self.config.n_mels) for p in prompts]
+        with torch.autocast(self.device.type, enabled=False):  # features in float32 under a trainer's autocast
+            features = [log_mel(p.audio, self.config.n_mels) if p.audio is not None
+                        else torch.zeros(0, self.config.n_mels) for p in prompts]
         feature_lengths = torch.tensor([len(f) for f in features], dtype=torch.long)
         width = max(1, int(feature_lengths.max()))  # convolutions need one frame even for text-only batches
         padded = torch.stack([F.pad(f, (0, 0, 0, width - len(f))) for f in features])
