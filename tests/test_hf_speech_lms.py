@@ -187,15 +187,16 @@ def test_log_probs_match_unpadded_forward_and_generate(models: dict[str, Any], f
     padding, and those of the sampler (temperature 1: generate's raw logits)."""
     model = models[family]
     batch = model.encode_prompts(mixed_prompts())
-    net = model.unwrapped()
-    generate, captured = net.generate, {}
+    from transformers import GenerationMixin
 
-    def spy(**kwargs: Any) -> torch.Tensor:
-        out = generate(**kwargs, output_logits=True, return_dict_in_generate=True)
+    generate, captured = GenerationMixin.generate, {}
+
+    def spy(net: Any, **kwargs: Any) -> torch.Tensor:
+        out = generate(net, **kwargs, output_logits=True, return_dict_in_generate=True)
         captured["logits"] = torch.stack(out.logits, dim=1)
         return out.sequences
 
-    monkeypatch.setattr(net, "generate", spy)
+    monkeypatch.setattr(GenerationMixin, "generate", spy)
     handle = boost_eos(model)
     try:
         completions = model.generate(batch, 2, SAMPLING, torch.Generator().manual_seed(0))

@@ -183,3 +183,18 @@ def test_train_with_lora_bf16_autocast_iterations_and_validation(checkpoints: di
     assert (out / "best" / "best.json").is_file() and (out / "final" / "lora_adapter").is_dir()
     tuned = load_speech_lm(out / "final")
     assert tuned.lora is not None
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_audio_is_encoded_once_per_prompt(checkpoints: dict[str, Path], family: str) -> None:
+    """G completions of 2 prompts: the audio encoder sees 2 audios per generate and per scoring forward."""
+    model = load_speech_lm(checkpoints[family])
+    encoder = model.unwrapped().get_submodule("model.encoder" if family == "granite_speech" else "model.audio_tower")
+    seen: list[int] = []
+    encoder.register_forward_hook(lambda _m, inputs, _o: seen.append(int(inputs[0].shape[0])))
+    batch = model.encode_prompts([SpeechPrompt(clip(0.8, 5), "Say it."), SpeechPrompt(clip(1.1, 6), "Say it.")])
+    completions = model.generate(batch, 4, SamplingConfig(5), torch.Generator().manual_seed(0))
+    assert seen == [2]
+    model.completion_log_probs(batch, completions).sum().backward()
+    assert seen == [2, 2] and len(completions) == 8
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in encoder.parameters())

@@ -36,7 +36,7 @@ class GraniteSpeechLM(HFSpeechLM):
 
     model_class = GraniteSpeechForConditionalGeneration
     audio_feature_keys = ("input_features", "input_features_mask")
-    lora_prefix = "model.language_model"
+    language_model_path = "model.language_model"
 
     def encode_prompts(self, prompts: Sequence[SpeechPrompt]) -> PromptBatch:
         batch = super().encode_prompts(prompts)

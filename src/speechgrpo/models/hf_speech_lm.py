@@ -2,18 +2,20 @@
 
 A subclass says how to turn one prompt into chat messages (:meth:`HFSpeechLM._messages`), how to run its
 processor (:meth:`HFSpeechLM._process`), which processor outputs are per-audio tensors
-(``audio_feature_keys``), where the language model sits inside the model (``lora_prefix``, for
+(``audio_feature_keys``), where the language model sits inside the model (``language_model_path``, for
 LoRA: :mod:`speechgrpo.models.lora`), and how to load its processor. Everything else (chat templating,
 left padding, sampling, scoring, saving) is here.
 
 Batches may mix prompts with and without audio: the processor gets the audios of the prompts that have one,
 and ``PromptBatch.extra["audio_row"]`` maps each prompt to its row in the per-audio tensors (-1: none).
 
-Scoring is one forward of ``[prompt (left-padded) + completion (right-padded)]`` through ``self.module`` with
-an explicit ``position_ids = cumsum(attention_mask) - 1``, which is what ``generate`` uses, so the log-probs
-of sampled tokens equal the ones the sampler used (temperature 1) and the ones of a forward without padding.
-The audio features are repeated per completion, so the audio encoder runs once per completion row (as in
-transformers' own ``num_return_sequences`` expansion for generation), not once per prompt.
+Each prompt's audio is encoded once per call, not once per completion: :meth:`HFSpeechLM.prompt_embeddings`
+runs the model's own forward up to its language model (``language_model_path``), which gives the prompt's
+token embeddings with the audio embeddings merged into the placeholders, and generation and scoring feed
+those embeddings, repeated per completion, to the language model (``inputs_embeds``). Scoring is one
+forward of ``[prompt (left-padded) + completion (right-padded)]`` through ``self.module`` with an explicit
+``position_ids = cumsum(attention_mask) - 1``, which is what ``generate`` uses, so the log-probs of sampled
+tokens equal the ones the sampler used and the ones of a forward without padding.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
-from transformers import GenerationConfig
+from transformers import GenerationConfig, GenerationMixin
 
 from speechgrpo.models.lora import LORA_DIRECTORY, base_state_dict, has_lora, load_adapter, save_adapter
 from speechgrpo.models.speech_lm import SAMPLE_RATE, Completions, PromptBatch, SamplingConfig, SpeechLM, SpeechPrompt
@@ -94,6 +96,29 @@ class HFSpeechLM(SpeechLM):
         audio_row = torch.where(has_audio, has_audio.long().cumsum(0) - 1, -1)
         return PromptBatch(inputs, len(prompts), extra={"audio_row": audio_row})
 
+    def prompt_embeddings(self, batch: PromptBatch) -> torch.Tensor:
+        """``(batch.size, prompt length, hidden)``: the prompts' token embeddings with each audio's embeddings
+        in its placeholders, computed by the model's own forward, stopped where it calls its language model
+        (so the merge is transformers' own, for every family). Gradients flow when enabled."""
+        model: Any = self.unwrapped()
+        if not bool((batch.extra["audio_row"] >= 0).any()):
+            embeddings: torch.Tensor = model.get_input_embeddings()(batch.inputs["input_ids"])
+            return embeddings
+        captured: dict[str, torch.Tensor] = {}
+
+        def capture(_module: Any, _args: Any, kwargs: dict[str, Any]) -> None:
+            captured["embeddings"] = kwargs["inputs_embeds"]
+            raise _Captured
+
+        handle = model.get_submodule(self.language_model_path).register_forward_pre_hook(capture, with_kwargs=True)
+        try:
+            model(**batch.inputs, use_cache=False)
+        except _Captured:
+            pass
+        finally:
+            handle.remove()
+        return captured["embeddings"]
+
     def generate(self, batch: PromptBatch, num_samples: int, sampling: SamplingConfig,
                  generator: torch.Generator | None = None) -> Completions:
         """Samples from ``softmax(logits / temperature)`` restricted to top-p, nothing else: the checkpoint's
@@ -102,7 +127,10 @@ class HFSpeechLM(SpeechLM):
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         model: Any = self.unwrapped()
         copies = 1 if sampling.greedy else num_samples  # greedy samples are identical: decode once
-        inputs = {key: value.repeat_interleave(copies, dim=0) for key, value in batch.inputs.items()}
+        with torch.no_grad():
+            embeddings = self.prompt_embeddings(batch).repeat_interleave(copies, dim=0)
+        inputs = {"inputs_embeds": embeddings,
+                  "attention_mask": batch.inputs["attention_mask"].repeat_interleave(copies, dim=0)}
         options: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not sampling.greedy,
                                    "eos_token_id": self.stop_token_ids, "pad_token_id": self.pad_token_id,
                                    "use_cache": True}
@@ -118,10 +146,11 @@ class HFSpeechLM(SpeechLM):
             with torch.random.fork_rng(devices=_cuda_devices(self.device), enabled=generator is not None):
                 if generator is not None:
                     torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator, device=generator.device)))
-                sequences = model.generate(**inputs, **options)
+                # GenerationMixin's own generate: a model's override (Granite Speech switches its built-in
+                # adapter by whether input_features are given) would see no audio here; _before_forward did it
+                new = GenerationMixin.generate(model, **inputs, **options)  # only the new tokens (inputs_embeds)
         finally:
             model.generation_config = checkpoint_defaults
-        new = sequences[:, batch.inputs["input_ids"].shape[1]:]
         is_stop = torch.isin(new, torch.tensor(self.stop_token_ids, device=new.device))
         mask = (is_stop.long().cumsum(1) - is_stop.long()) == 0  # up to and including the first stop token
         length = int(mask.sum(1).max()) if len(new) else 0
@@ -152,20 +181,18 @@ class HFSpeechLM(SpeechLM):
         index = completions.prompt_index.to(device)
         ids, mask = completions.ids.to(device), completions.mask.to(device)
         attention_mask = torch.cat([batch.inputs["attention_mask"][index], mask.long()], dim=1)
+        model: Any = self.unwrapped()
+        prompts = self.prompt_embeddings(batch)[index]
         inputs: dict[str, Any] = {
-            "input_ids": torch.cat([batch.inputs["input_ids"][index], ids], dim=1),
+            "inputs_embeds": torch.cat([prompts, model.get_input_embeddings()(ids).to(prompts.dtype)], dim=1),
             "attention_mask": attention_mask,
             "position_ids": (attention_mask.cumsum(1) - 1).masked_fill(attention_mask == 0, 0),
             "use_cache": False,
         }
-        audio_rows = batch.extra["audio_row"][index]
-        audio_rows = audio_rows[audio_rows >= 0]
-        if len(audio_rows):
-            inputs.update({key: batch.inputs[key][audio_rows] for key in self.audio_feature_keys})
         keep = ids.shape[1] + 1  # the last prompt position predicts the first completion token
         if self._logits_to_keep:
             inputs["logits_to_keep"] = keep
-        self._before_forward(len(audio_rows) > 0)
+        self._before_forward(bool((batch.extra["audio_row"][index] >= 0).any()))
         logits: torch.Tensor = self.module(**inputs).logits
         return logits[:, -keep:-1]
 
@@ -223,6 +250,10 @@ class HFSpeechLM(SpeechLM):
             raise ValueError(f"audio is {audio.size / SAMPLE_RATE:.1f} s; {type(self).__name__} takes at most "
                              f"{self.max_audio_seconds:g} s")
         return audio
+
+
+class _Captured(Exception):
+    """Stops a forward once the language model's input embeddings are known (see prompt_embeddings)."""
 
 
 def _blank_generation_config() -> Any:

@@ -31,7 +31,7 @@ class Qwen2AudioLM(HFSpeechLM):
 
     model_class = Qwen2AudioForConditionalGeneration
     audio_feature_keys = ("input_features", "feature_attention_mask")
-    lora_prefix = "model.language_model"
+    language_model_path = "model.language_model"
     max_audio_seconds = 30.0
 
     def _messages(self, prompt: SpeechPrompt) -> list[dict[str, Any]]:

@@ -77,7 +77,9 @@ class SpeechLM(ABC):
 
     module: torch.nn.Module
     has_ctc_head: bool = False  # True where transcript_ctc_losses is implemented
-    lora_prefix: str = ""  # module path of the language model inside ``module`` (where LoRA goes; "" = anywhere)
+    # module path of the language model inside ``module``: where LoRA goes ("" = anywhere) and, for the
+    # transformers models, the module whose input is the merged text + audio embeddings
+    language_model_path: str = ""
     lora: Any = None  # peft LoraConfig of the injected adapter (see speechgrpo.models.lora), or None
 
     @property
@@ -119,7 +121,7 @@ class SpeechLM(ABC):
         if self.unwrapped() is not self.module:
             raise ValueError("apply LoRA before wrapping the module (DDP / accelerate)")
         self.check_lora()
-        config = lora_config(rank, alpha, dropout, target_modules or DEFAULT_LORA_TARGETS, self.lora_prefix)
+        config = lora_config(rank, alpha, dropout, target_modules or DEFAULT_LORA_TARGETS, self.language_model_path)
         self.module = inject_lora(self.module, config)
         self.lora = config
 

@@ -75,7 +75,7 @@ class TinySpeechLM(SpeechLM):
     """:class:`TinySpeechNet` with its tokenizer; ``module`` is the net (the trainer may wrap it)."""
 
     has_ctc_head = True
-    lora_prefix = "lm"
+    language_model_path = "lm"
 
     def __init__(self, module: TinySpeechNet, tokenizer: WordTokenizer, config: TinySpeechLMConfig) -> None:
         self.module: torch.nn.Module = module
