@@ -196,16 +196,16 @@ class HFSpeechLM(SpeechLM):
         logits: torch.Tensor = self.module(**inputs).logits
         return logits[:, -keep:-1]
 
-    def save(self, directory: str | Path) -> None:
+    def save(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """``save_pretrained`` of model and processor. A LoRA model writes its base weights in the usual
         layout (loadable without peft) and the adapter under ``lora_adapter/`` (:mod:`speechgrpo.models.lora`)."""
         directory = Path(directory)
         model: Any = self.unwrapped()
         if has_lora(model):
-            model.save_pretrained(directory, state_dict=base_state_dict(model))
-            save_adapter(model, self.lora, directory / LORA_DIRECTORY)
+            model.save_pretrained(directory, state_dict=base_state_dict(model, state_dict))
+            save_adapter(model, self.lora, directory / LORA_DIRECTORY, state_dict)
         else:
-            model.save_pretrained(directory)
+            model.save_pretrained(directory, state_dict=state_dict)
         self.processor.save_pretrained(directory)
 
     @classmethod

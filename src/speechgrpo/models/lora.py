@@ -90,19 +90,22 @@ def adapter_disabled(module: torch.nn.Module) -> Iterator[None]:
             parameter.requires_grad_(trainable[name])
 
 
-def base_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The weights without the adapter, under their names in the model without peft."""
-    return {key.replace(".base_layer", ""): value for key, value in module.state_dict().items()
-            if ".lora_" not in key}
+def base_state_dict(module: torch.nn.Module, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The weights without the adapter (of ``state``, default ``module.state_dict()``), under their names in
+    the model without peft."""
+    state = module.state_dict() if state is None else state
+    return {key.replace(".base_layer", ""): value for key, value in state.items() if ".lora_" not in key}
 
 
-def save_adapter(module: torch.nn.Module, config: Any, directory: Path) -> None:
-    """The adapter's config and weights in peft's layout (``adapter_config.json``, ``adapter_model.safetensors``)."""
+def save_adapter(module: torch.nn.Module, config: Any, directory: Path,
+                 state: dict[str, torch.Tensor] | None = None) -> None:
+    """The adapter's config and weights (from ``state``, default the module's own) in peft's layout
+    (``adapter_config.json``, ``adapter_model.safetensors``)."""
     from peft import get_peft_model_state_dict
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
-    state = get_peft_model_state_dict(module, adapter_name=ADAPTER_NAME)
+    state = get_peft_model_state_dict(module, state_dict=state, adapter_name=ADAPTER_NAME)
     save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(directory / ADAPTER_WEIGHTS))
     values = config.to_dict()
     values["target_modules"] = config.target_modules  # to_dict turns a set into a list; a regex stays a string

@@ -165,8 +165,9 @@ class SpeechLM(ABC):
         raise NotImplementedError(f"{type(self).__name__} has no CTC head; set ctc_weight: 0")
 
     @abstractmethod
-    def save(self, directory: str | Path) -> None:
-        """Write weights, config and tokenizer/processor so that :meth:`load` restores the same model."""
+    def save(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """Write weights, config and tokenizer/processor so that :meth:`load` restores the same model.
+        ``state_dict`` replaces the module's own (the full weights gathered from a sharded run)."""
 
     @classmethod
     @abstractmethod

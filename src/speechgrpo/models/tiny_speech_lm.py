@@ -194,7 +194,7 @@ class TinySpeechLM(SpeechLM):
                                            transcript_lengths=lengths.to(device))
         return losses
 
-    def save(self, directory: str | Path) -> None:
+    def save(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """``config.json`` (with ``model_type``), ``model.safetensors`` and ``tokenizer.json``."""
         from safetensors.torch import save_model
 
@@ -203,14 +203,15 @@ class TinySpeechLM(SpeechLM):
         config = {"model_type": MODEL_TYPE, **asdict(self.config)}
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         net = self.net()
-        if has_lora(net):  # base weights as a plain net (so they load without peft), the adapter beside them
+        if has_lora(net) or state_dict is not None:  # the base weights as a plain net: they load without peft
             plain = TinySpeechNet(self.config, self.tokenizer.vocab_size, self.tokenizer.pad_id, self.tokenizer.bos_id,
                                   self.tokenizer.eos_id).to(self.dtype)
-            plain.load_state_dict({k: v.cpu() for k, v in base_state_dict(net).items()})
+            plain.load_state_dict({k: v.cpu() for k, v in base_state_dict(net, state_dict).items()})
             save_model(plain, str(directory / WEIGHTS_FILE))
-            save_adapter(net, self.lora, directory / LORA_DIRECTORY)
         else:
             save_model(net, str(directory / WEIGHTS_FILE))
+        if has_lora(net):
+            save_adapter(net, self.lora, directory / LORA_DIRECTORY, state_dict)
         self.tokenizer.save(directory / TOKENIZER_FILE)
 
     @classmethod

@@ -45,13 +45,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(output_dir: str | Path, step: int, model: SpeechLM, trainer_state: dict[str, Any],
-                    keep: int) -> Path:
-    """Write ``model`` and ``trainer_state`` (optimizer, scheduler, RNGs, sampler, ...) for ``step``."""
+                    keep: int, model_state: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``model`` (with ``model_state`` as its weights when given) and ``trainer_state`` (optimizer,
+    scheduler, RNGs, sampler, ...) for ``step``."""
     final = checkpoint_dir(output_dir, step)
     partial = final.with_name(final.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    model.save(partial / "model")
+    model.save(partial / "model", model_state)
     torch.save(trainer_state, partial / "trainer_state.pt")
     (partial / COMPLETE).write_text(str(step), encoding="utf-8")
     shutil.rmtree(final, ignore_errors=True)

@@ -476,16 +476,26 @@ def gather_metrics(accelerator: Any, metrics: dict[str, float]) -> dict[str, flo
             for i, k in enumerate(keys) if math.isfinite(float(gathered[:, i].sum()))}
 
 
+def full_state(accelerator: Any, model: SpeechLM) -> dict[str, torch.Tensor]:
+    """The full weights, on every process: gathered from the shards under FSDP / DeepSpeed ZeRO-3 (a
+    collective: every process calls it), the module's own otherwise."""
+    state: dict[str, torch.Tensor] = accelerator.get_state_dict(model.module)
+    return state
+
+
 def save_model(accelerator: Any, model: SpeechLM, directory: Path, merge: bool = False) -> None:
-    """Write the model from the main process; ``merge`` folds a LoRA adapter into the weights (a plain
-    model for export)."""
+    """Write the full model from the main process; ``merge`` folds a LoRA adapter into the weights (a plain
+    model for export; not under sharding, where no process holds the whole adapter)."""
     from speechgrpo.models.lora import merge_lora
 
+    if merge and model.lora is not None:
+        if accelerator.distributed_type.name in ("FSDP", "DEEPSPEED"):
+            raise ValueError("merge_lora under FSDP / DeepSpeed: merge the saved final/ adapter afterwards")
+        merge_lora(model.unwrapped())
+        model.lora = None
+    state = full_state(accelerator, model)
     if accelerator.is_main_process:
-        if merge and model.lora is not None:
-            merge_lora(model.unwrapped())
-            model.lora = None
-        model.save(directory)
+        model.save(directory, state)
     accelerator.wait_for_everyone()
 
 
@@ -496,10 +506,11 @@ def save_state(accelerator: Any, output: Path, step: int, model: SpeechLM, optim
 
     samplers = gather_object([sampler.state()])
     rngs = gather_object([rng_state()])
+    weights = full_state(accelerator, model)
     if accelerator.is_main_process:
         save_checkpoint(output, step, model, {"step": step, "optimizer": optimizer.state_dict(),
                                               "scheduler": scheduler.state_dict(), "sampler": samplers,
-                                              "rng": rngs}, config.keep_checkpoints)
+                                              "rng": rngs}, config.keep_checkpoints, weights)
     accelerator.wait_for_everyone()
 
 
