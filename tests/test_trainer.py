@@ -229,6 +229,37 @@ def test_documented_config_is_a_valid_paper_config(tmp_path: Path) -> None:
     path = tmp_path / "grpo.yaml"
     path.write_text(doc_block("trainer.md", "train-config"), encoding="utf-8")
     loaded = load_config(path)
-    assert (loaded.stage, loaded.num_generations, loaded.beta, loaded.temperature, loaded.max_new_tokens) == (
-        "grpo", 8, 0.02, 1.0, 200)
-    assert (loaded.advantage_preset, loaded.loss_preset) == ("paper", "paper")
+    assert (loaded.stage, loaded.num_generations, loaded.temperature, loaded.max_new_tokens) == ("grpo", 8, 1.0, 200)
+    assert (loaded.advantage_preset, loaded.loss_preset, loaded.mixed_precision) == ("paper", "paper", "bf16")
+
+
+def test_ready_paper_and_leaf_configs(tmp_path: Path) -> None:
+    from doc_blocks import doc_block
+
+    from speechgrpo.advantages.config import advantage_config
+    from speechgrpo.train.trainer import loss_settings
+
+    configs = {}
+    for name in ("paper", "leaf"):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(doc_block("trainer.md", f"{name}-config"), encoding="utf-8")
+        configs[name] = load_config(path)
+    paper, leaf = configs["paper"], configs["leaf"]
+    loss = loss_settings(paper)
+    assert (paper.num_generations, loss.beta, loss.kl_estimator, loss.epsilon_low, loss.aggregation,
+            paper.max_new_tokens, paper.temperature) == (8, 0.02, "k3", 0.2, "token_mean", 200, 1.0)
+    loss = loss_settings(leaf)
+    assert (leaf.lora_rank, leaf.lora_alpha, leaf.lora_dropout, leaf.learning_rate, loss.epsilon_low,
+            loss.clip_high, loss.kl_estimator, loss.beta, leaf.num_generations, leaf.max_new_tokens,
+            leaf.top_p) == (64, 128.0, 0.05, 5e-6, 0.2, 0.2, "k3", 0.02, 8, 200, 0.9)
+    assert advantage_config(leaf.advantage_preset).std_floor == pytest.approx(1 / 3)
+
+
+def test_trainer_page_documents_every_field() -> None:
+    import dataclasses
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "trainer.md").read_text(encoding="utf-8")
+    table = text[text.index("## Every field"):text.index("**Precision.**")]
+    documented = {name for cell in re.findall(r"^\| ([^|]+) \|", table, re.M) for name in re.findall(r"`(\w+)`", cell)}
+    assert {f.name for f in dataclasses.fields(TrainConfig)} == documented
