@@ -192,8 +192,27 @@ def generation_config(family: str, tokenizer: PreTrainedTokenizerFast) -> dict[s
             "repetition_penalty": 1.1, "temperature": 0.7, "top_k": 20, "top_p": 0.5}
 
 
-def build(family: str, directory: Path, seed: int = 0) -> Path:
-    """Save the random-weight model of ``family`` (``"granite_speech"`` or ``"qwen2_audio"``) with its processor."""
+# The published sizes (config.json), for the GPU benchmark: compute per token is real, the text is not.
+PUBLISHED_SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    "granite_speech": {
+        "encoder_config": {"dim_head": 128, "hidden_dim": 1024, "num_heads": 8, "num_layers": 16, "output_dim": 256},
+        "projector_config": {"encoder_hidden_size": 1024, "hidden_size": 1024, "intermediate_size": 4096,
+                             "num_attention_heads": 16},
+        "text_config": {"hidden_size": 2048, "intermediate_size": 8192, "num_attention_heads": 32,
+                        "num_hidden_layers": 40, "num_key_value_heads": 8, "vocab_size": 49160},
+    },
+    "qwen2_audio": {
+        "audio_config": {"d_model": 1280, "encoder_attention_heads": 20, "encoder_ffn_dim": 5120, "encoder_layers": 32},
+        "text_config": {"hidden_size": 4096, "intermediate_size": 11008, "num_attention_heads": 32,
+                        "num_hidden_layers": 32, "num_key_value_heads": 32, "vocab_size": 156032},
+    },
+}
+
+
+def build(family: str, directory: Path, seed: int = 0, published_size: bool = False, device: str = "cpu",
+          dtype: Any = None) -> Path:
+    """Save the random-weight model of ``family`` (``"granite_speech"`` or ``"qwen2_audio"``) with its processor;
+    ``published_size``: at the published dimensions (2B / 8.4B parameters), built on ``device`` in ``dtype``."""
     import torch
     from transformers import (
         GenerationConfig,
@@ -211,17 +230,19 @@ def build(family: str, directory: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     if family == "granite_speech":
         tokenizer = granite_tokenizer()
-        values = granite_speech_config(tokenizer)
+        values = _sized(granite_speech_config(tokenizer), family, published_size)
         config: Any = GraniteSpeechConfig(**{k: v for k, v in values.items() if k not in ("architectures",
                                                                                           "model_type")})
-        model: Any = GraniteSpeechForConditionalGeneration._from_config(config)
+        with torch.device(device):
+            model: Any = GraniteSpeechForConditionalGeneration._from_config(config, dtype=dtype)
         processor: Any = GraniteSpeechProcessor(audio_processor=TorchGraniteSpeechFeatureExtractor(),
                                                 tokenizer=tokenizer, chat_template=GRANITE_CHAT_TEMPLATE)
     else:
         tokenizer = qwen2_audio_tokenizer()
-        values = qwen2_audio_config(tokenizer)
+        values = _sized(qwen2_audio_config(tokenizer), family, published_size)
         config = Qwen2AudioConfig(**{k: v for k, v in values.items() if k not in ("architectures", "model_type")})
-        model = Qwen2AudioForConditionalGeneration._from_config(config)
+        with torch.device(device):
+            model = Qwen2AudioForConditionalGeneration._from_config(config, dtype=dtype)
         extractor = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30,
                                             n_fft=400, padding_value=0.0, return_attention_mask=True)
         processor = Qwen2AudioProcessor(feature_extractor=extractor, tokenizer=tokenizer,
@@ -229,5 +250,14 @@ def build(family: str, directory: Path, seed: int = 0) -> Path:
     model.generation_config = GenerationConfig(**generation_config(family, tokenizer))
     model.save_pretrained(directory)
     processor.save_pretrained(directory)
-    (directory / "published_sizes_shrunk.json").write_text(json.dumps(values, indent=2), encoding="utf-8")
+    (directory / "built_config.json").write_text(json.dumps(values, indent=2), encoding="utf-8")
     return directory
+
+
+def _sized(values: dict[str, Any], family: str, published_size: bool) -> dict[str, Any]:
+    if published_size:
+        for part, sizes in PUBLISHED_SIZES[family].items():
+            values[part] = {**values[part], **sizes}
+        if family == "qwen2_audio":
+            values["vocab_size"] = values["text_config"]["vocab_size"]
+    return values

@@ -198,3 +198,18 @@ def test_audio_is_encoded_once_per_prompt(checkpoints: dict[str, Path], family: 
     model.completion_log_probs(batch, completions).sum().backward()
     assert seen == [2, 2] and len(completions) == 8
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in encoder.parameters())
+
+
+def test_gpu_benchmark_script_runs_at_test_size(tmp_path: Path) -> None:
+    """benchmarks/trainer_gpu.py, prepared for a GPU, runs end to end at test size on the CPU."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "trainer_gpu.py"
+    result = subprocess.run([sys.executable, str(script), "--size", "test", "--device", "cpu", "--steps", "2",
+                             "--prompts", "2", "--generations", "2", "--max-new-tokens", "3", "--audio-seconds", "0.6",
+                             "--micro-batch", "4", "--lora-rank", "4", "--markdown", str(tmp_path / "t.md")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (tmp_path / "t.md").read_text()
+    assert "granite_speech" in table and "qwen2_audio" in table

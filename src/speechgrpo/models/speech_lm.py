@@ -126,17 +126,20 @@ class SpeechLM(ABC):
         self.lora = config
 
     def enable_gradient_checkpointing(self) -> None:
-        """Recompute activations in the backward pass instead of storing them (transformers' own
-        gradient checkpointing on the outermost transformers model in ``module``)."""
+        """Recompute activations in the backward pass instead of storing them: transformers' own gradient
+        checkpointing on every transformers model inside ``module`` that supports it (Granite Speech: its
+        language model; the bundled model: its Llama decoder)."""
         from transformers import PreTrainedModel
 
-        models: list[Any] = [m for m in self.unwrapped().modules() if isinstance(m, PreTrainedModel)]
-        if not models or not models[0].supports_gradient_checkpointing:
+        models: list[Any] = [m for m in self.unwrapped().modules()
+                             if isinstance(m, PreTrainedModel) and m.supports_gradient_checkpointing]
+        if not models:
             raise ValueError(f"{type(self).__name__} does not support gradient checkpointing")
-        if hasattr(models[0], "activation_checkpointing_enable"):  # transformers >= 5.2x's name
-            models[0].activation_checkpointing_enable({"use_reentrant": False})
-        else:
-            models[0].gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        for model in models:
+            if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x's name
+                model.activation_checkpointing_enable({"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     def check_lora(self) -> None:  # noqa: B027  (a hook: most models take LoRA as they are)
         """Raise where this model cannot take speechgrpo's LoRA adapter."""
