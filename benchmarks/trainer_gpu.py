@@ -31,12 +31,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import published_models  # noqa: E402
-from common import format_machine, format_table, machine_info  # noqa: E402
+import published_models
+from common import format_machine, format_table, machine_info
 
-from speechgrpo.data import Example, write_manifest, write_wav  # noqa: E402
-from speechgrpo.train import TrainConfig  # noqa: E402
-from speechgrpo.train.trainer import train  # noqa: E402
+from speechgrpo.data import Example, write_manifest, write_wav
+from speechgrpo.train import TrainConfig
+from speechgrpo.train.trainer import train
 
 
 def run(family: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
