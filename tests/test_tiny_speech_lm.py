@@ -314,3 +314,34 @@ def test_trainer_combines_cross_entropy_and_transcript_ctc(tmp_path: Path) -> No
     assert "loss" not in ctc_only[0] and ctc_only[-1]["ctc_loss"] < ctc_only[0]["ctc_loss"] / 2
     both = run("both", ctc_weight=0.5)
     assert {"loss", "ctc_loss"} <= set(both[-1]) and both[-1]["loss"] < both[0]["loss"]
+
+
+def test_train_bundled_model_with_lora_bf16_iterations_and_validation(tmp_path: Path) -> None:
+    """`speechgrpo train` on the bundled model with LoRA on its decoder, bf16 autocast, num_iterations 2 and
+    validation: the adapter trains, the audio encoder and the base weights stay as they were."""
+    from speechgrpo.cli import main
+    from speechgrpo.data import Example, write_manifest, write_wav
+
+    rng = np.random.default_rng(0)
+    texts = [f"{c} {a}" for c, a in itertools.product(COLOURS[:2], ANIMALS[:2])]
+    examples = []
+    for i, text in enumerate(texts):
+        write_wav(tmp_path / f"{i}.wav", rng.normal(0, 0.1, 8000 + 1000 * i).astype(np.float32))
+        examples.append(Example(id=f"a{i}", audio=f"{i}.wav", prompt="What animal?", references=(text,),
+                                task="sqa", root=tmp_path))
+    manifest = write_manifest(tmp_path / "train.jsonl", examples)
+    torch.manual_seed(0)
+    TinySpeechLM.create(SMALL, build_tokenizer([*texts, "What animal?"])).save(tmp_path / "m")
+    out = tmp_path / "run"
+    assert main(["train", "--no-progress", f"model={tmp_path / 'm'}", f"train_manifests=[{manifest}]",
+                 f"output_dir={out}", "stage=grpo", "steps=4", "prompts_per_step=2", "num_generations=4",
+                 "max_new_tokens=3", "lora_rank=4", "mixed_precision=bf16", "num_iterations=2", "checkpoint_every=2",
+                 f"eval_manifests=[{manifest}]", "eval_every=2", "learning_rate=0.01", "reward=chrf"]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval_bleu" in r] == [2, 4] and all(np.isfinite(r["kl"]) for r in rows)
+    tuned = TinySpeechLM.load(out / "final")
+    assert tuned.lora is not None
+    initial = TinySpeechLM.load(tmp_path / "m").module.state_dict()
+    base = {k.replace(".base_layer", ""): v for k, v in tuned.module.state_dict().items() if ".lora_" not in k}
+    assert all(torch.equal(base[k], initial[k]) for k in initial)
+    assert any(float(v.abs().max()) > 0 for k, v in tuned.module.state_dict().items() if "lora_B" in k)

@@ -272,7 +272,7 @@ class Rollout:
 
     prompts: list[SpeechPrompt]
     completions: Completions
-    off_policy: torch.Tensor  # bool per row: MP-GRPO's reference answers
+    off_policy: torch.Tensor | None  # MP-GRPO: bool per row, true on the reference answers; GRPO: None
     advantages: torch.Tensor
     micro_batches: list[list[int]]
     old_log_probs: torch.Tensor | None
@@ -359,7 +359,7 @@ def make_rollout(model: SpeechLM, reference: SpeechLM | None, prompts: list[Spee
     }
     groups = (rollout_groups(step, examples, completions.texts, prompt_index.tolist(), off.tolist(),
                              result.scores.tolist()) if config.save_rollouts else [])
-    return Rollout(prompts, completions, off_policy,
+    return Rollout(prompts, completions, off_policy if mp_grpo else None,
                    torch.as_tensor(advantages.advantages, dtype=torch.float32, device=device), micro_batches,
                    old, ref, metrics, groups)
 
@@ -371,7 +371,6 @@ def policy_update(model: SpeechLM, rollout: Rollout, config: TrainConfig, loss: 
     tokens, sequences = global_sum(accelerator, float(completions.mask.sum()), float(len(completions)))
     local_tokens = float(completions.mask.sum())
     scale = backward_scale(accelerator)
-    mp_grpo = config.stage == "mp_grpo"
     model.unwrapped().train()
     totals = Averages()
     for index in rollout.micro_batches:
@@ -382,7 +381,8 @@ def policy_update(model: SpeechLM, rollout: Rollout, config: TrainConfig, loss: 
             old = None if rollout.old_log_probs is None else rollout.old_log_probs[index, :width]
             ref = None if rollout.ref_log_probs is None else rollout.ref_log_probs[index, :width]
             out = policy_loss(log_probs, old, rollout.advantages[index], part.mask, ref_logprobs=ref,
-                              off_policy=rollout.off_policy[index] if mp_grpo else None, logits=logits,
+                              off_policy=None if rollout.off_policy is None else rollout.off_policy[index],
+                              logits=logits,
                               num_tokens=tokens, num_sequences=sequences, preset=loss)
             accelerator.backward(out.loss * scale)
         stats = {k: v for k, v in out.stats.items() if k != "tokens"}
