@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_lm import build_tiny_lm
+from tiny_lm import PAIRS, build_tiny_lm
 
 from speechgrpo.data import Example, read_manifest, write_manifest
 from speechgrpo.group_data import read_groups
@@ -25,10 +25,6 @@ from speechgrpo.rewards import parse_reward
 from speechgrpo.train import TrainConfig, load_config
 from speechgrpo.train.rollout_log import RolloutLog, rollout_file
 from speechgrpo.train.trainer import PromptSampler, learning_rate_factor, select, train, with_references
-
-PAIRS = [("translate: the cat sat", "die katze"), ("translate: a dog ran", "ein hund"),
-         ("translate: the red mat", "das rote"), ("translate: one two three", "eine zug"),
-         ("translate: green blue park", "die das"), ("translate: five six yellow", "hat heute")]
 
 
 @pytest.fixture(scope="module")

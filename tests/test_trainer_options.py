@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tiny_lm import build_tiny_lm
+from tiny_lm import PAIRS, build_tiny_lm
 
 from speechgrpo.advantages import group_advantages
 from speechgrpo.data import Example, write_manifest
@@ -22,10 +22,6 @@ from speechgrpo.models.lora import LORA_DIRECTORY, trainable_fraction
 from speechgrpo.rewards import parse_reward
 from speechgrpo.train import TrainConfig
 from speechgrpo.train import trainer as T
-
-PAIRS = [("translate: the cat sat", "die katze"), ("translate: a dog ran", "ein hund"),
-         ("translate: the red mat", "das rote"), ("translate: one two three", "eine zug"),
-         ("translate: green blue park", "die das"), ("translate: five six yellow", "hat heute")]
 
 
 @pytest.fixture(scope="module")

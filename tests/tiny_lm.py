@@ -7,6 +7,10 @@ from pathlib import Path
 WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "in", "park", "one", "two", "three", "four", "five",
          "six", "red", "green", "blue", "yellow", "black", "white", "der", "die", "das", "ein", "eine", "hund",
          "katze", "zug", "hat", "heute"]
+# A toy translation task over the tiny LM's words (prompt, reference), for the trainer tests.
+PAIRS = [("translate: the cat sat", "die katze"), ("translate: a dog ran", "ein hund"),
+         ("translate: the red mat", "das rote"), ("translate: one two three", "eine zug"),
+         ("translate: green blue park", "die das"), ("translate: five six yellow", "hat heute")]
 
 
 def build_tiny_lm(directory: Path, seed: int = 0) -> Path:
