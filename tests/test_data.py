@@ -38,9 +38,8 @@ from speechgrpo.data import (
     write_manifest,
     write_wav,
 )
-from speechgrpo.data.lexicon import ADJECTIVES, ADVERBS, NOUNS, PLACES, VERBS, Adverb, number_words
-from speechgrpo.data.synthetic import question_only_baseline, split_sentences, words
-from speechgrpo.data.synthetic_ast import (
+from speechgrpo.data.synthetic.benchmark import question_only_baseline, split_sentences, words
+from speechgrpo.data.synthetic.english_german import (
     REPORTING_VERBS,
     Clause,
     NounPhrase,
@@ -49,7 +48,8 @@ from speechgrpo.data.synthetic_ast import (
     german_np,
     sample_sentence,
 )
-from speechgrpo.data.synthetic_sqa import sample_passage
+from speechgrpo.data.synthetic.lexicon import ADJECTIVES, ADVERBS, NOUNS, PLACES, VERBS, Adverb, number_words
+from speechgrpo.data.synthetic.spoken_qa import sample_passage
 
 sf = pytest.importorskip("soundfile")
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,

@@ -18,12 +18,12 @@ from speechgrpo.data.public_datasets import (
 )
 from speechgrpo.data.synthetic import (
     SyntheticError,
+    TTSError,
     build_synthetic,
     dataset_stats,
     synthesize_examples,
     synthetic_examples,
 )
-from speechgrpo.data.tts import TTSError
 
 __all__ = [
     "ASR_PROMPTS",

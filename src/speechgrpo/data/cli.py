@@ -14,8 +14,8 @@ def _sizes(args: argparse.Namespace) -> dict[str, int]:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from speechgrpo.data.synthetic import build_synthetic
-    from speechgrpo.data.tts import DEFAULT_VOICES
+    from speechgrpo.data.synthetic.benchmark import build_synthetic
+    from speechgrpo.data.synthetic.tts import DEFAULT_VOICES
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     voices = [v.strip() for v in args.voices.split(",") if v.strip()] if args.voices else DEFAULT_VOICES

@@ -41,7 +41,7 @@ class PipelineConfig:
     sizes: dict[str, int] = field(default_factory=lambda: {"train": 800, "dev": 20, "test": 50})
     difficulty: int = 1
     # espeak-ng voices; a few, so that the from-scratch model learns to hear within the CPU budget
-    # (None: the 88 of speechgrpo.data.tts.DEFAULT_VOICES, for larger budgets)
+    # (None: the 88 of speechgrpo.data.synthetic.tts.DEFAULT_VOICES, for larger budgets)
     voices: list[str] | None = field(default_factory=lambda: ["en-us+m1", "en-us+f2", "en-gb+m3", "en-gb+f4"])
     model: dict[str, Any] = field(default_factory=dict)  # TinySpeechLMConfig fields
     base_steps: int = 700
@@ -130,7 +130,7 @@ def initial_model(config: PipelineConfig, texts: list[str]) -> TinySpeechLM:
 
 def prepare_base(config: PipelineConfig, show_progress: bool = True) -> Prepared:
     """Synthesize the data and train the base model (both skipped or resumed when already there)."""
-    from speechgrpo.data.tts import DEFAULT_VOICES
+    from speechgrpo.data.synthetic.tts import DEFAULT_VOICES
     from speechgrpo.train.trainer import read_examples
 
     started = time.perf_counter()

@@ -26,7 +26,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from speechgrpo.data.lexicon import (
+from speechgrpo.data.synthetic.lexicon import (
     ADJECTIVES,
     ADVERBS,
     CITIES,

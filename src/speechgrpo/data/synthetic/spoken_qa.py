@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from speechgrpo.data.lexicon import CITIES, NAMES, NOUNS, number_words
+from speechgrpo.data.synthetic.lexicon import CITIES, NAMES, NOUNS, number_words
 
 RELATIONS = ("neighbour", "friend", "colleague", "cousin", "flatmate")
 JOBS: dict[str, tuple[str, ...]] = {
@@ -385,8 +385,3 @@ def sample_passage(rng: random.Random, difficulty: int = 2) -> Passage:
                 qas.append(QA(question, answer.replace("{N}", person.name), f"{person.name}.", "who", person.name))
     return Passage(" ".join(sentences), tuple(sentences), tuple(qas), tuple(names))
 
-
-def sample_question(rng: random.Random, difficulty: int = 2) -> tuple[Passage, QA]:
-    """A passage and one of its questions (questions on later sentences as likely as on the first)."""
-    passage = sample_passage(rng, difficulty)
-    return passage, rng.choice(passage.qas)

@@ -26,14 +26,22 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from speechgrpo.data import lexicon
 from speechgrpo.data.audio import SAMPLE_RATE, write_wav
 from speechgrpo.data.manifest import Example, corpus_texts, write_manifest
 from speechgrpo.data.prompts import PROMPTS
-from speechgrpo.data.synthetic_ast import sample_sentence
-from speechgrpo.data.synthetic_sqa import JOBS, sample_passage
-from speechgrpo.data.tts import DEFAULT_VOICES, PITCH, SPEED_WPM, Voice, espeak_binary, espeak_version, sample_voice
-from speechgrpo.data.tts import synthesize as tts_synthesize
+from speechgrpo.data.synthetic import lexicon
+from speechgrpo.data.synthetic.english_german import sample_sentence
+from speechgrpo.data.synthetic.spoken_qa import JOBS, sample_passage
+from speechgrpo.data.synthetic.tts import (
+    DEFAULT_VOICES,
+    PITCH,
+    SPEED_WPM,
+    Voice,
+    espeak_binary,
+    espeak_version,
+    sample_voice,
+)
+from speechgrpo.data.synthetic.tts import synthesize as tts_synthesize
 
 SPLITS = ("train", "dev", "test")
 TASKS = ("sqa", "ast", "asr")
