@@ -225,3 +225,18 @@ def test_two_processes_equal_one_with_the_same_global_batch(task: tuple[Path, Pa
         torch.testing.assert_close(rank0[key], single[key], rtol=1e-4, atol=1e-6)
     difference = max(float((rank0[k] - single[k]).abs().max()) for k in rank0)
     print(f"max |w(2 processes) - w(1 process)| = {difference:.2e}")
+
+
+def test_two_processes_with_lora_keep_identical_adapters(task: tuple[Path, Path, list[Example]],
+                                                         tmp_path: Path) -> None:
+    """DDP over the adapter only, with the reference taken by switching the adapter off on each rank."""
+    script = tmp_path / "run.py"
+    script.write_text(RANK_WEIGHTS_SCRIPT, encoding="utf-8")
+    model, manifest, _ = task
+    _launch([str(tmp_path), f"model={model}", f"train_manifests=[{manifest}]", "stage=grpo", "steps=2",
+             "num_generations=4", "micro_batch_size=4", "max_new_tokens=4", "learning_rate=0.01", "reward=chrf",
+             "prompts_per_step=2", "lora_rank=2", "beta=0.04", f"output_dir={tmp_path / 'run'}"], 2, script)
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    adapters = [k for k in rank0 if ".lora_B." in k]
+    assert adapters and any(float(rank0[k].abs().max()) > 0 for k in adapters)
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
