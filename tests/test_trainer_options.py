@@ -137,6 +137,12 @@ def test_dropout_is_off_in_rl_stages_and_on_in_sft(task: tuple[Path, Path], tmp_
     forced = T.load_policy(config(task, tmp_path, model=str(model_dir), stage="sft", disable_dropout=True), None,
                            torch.device("cpu"))
     assert all(getattr(m, "attention_dropout", 0.0) == 0.0 for m in forced.module.modules())
+    # an adapter's own dropout was asked for explicitly: it stays
+    lora = T.load_policy(config(task, tmp_path, model=str(model_dir), lora_rank=2, lora_dropout=0.05), None,
+                         torch.device("cpu"))
+    rates = {name: m.p for name, m in lora.module.named_modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates and all(p == (0.05 if ".lora_dropout." in name + "." else 0.0) for name, p in rates.items())
+    assert any(".lora_dropout." in name + "." for name in rates)
 
 
 # -- temperature ---------------------------------------------------------------------------------------------
@@ -290,6 +296,7 @@ def test_gradient_checkpointing_goes_through_transformers_and_keeps_the_gradient
     ({"eval_manifests": ["x"], "best_metric": "meteor"}, "best_metric must be one of"),
     ({"kl_estimator": "k4"}, "kl_estimator must be one of"),
     ({"lora_rank": 2, "lora_dropout": 1.0}, "lora_dropout"),
+    ({"eval_metrics": ["blue"]}, "eval_metrics must be a non-empty list"),
 ])
 def test_unsupported_settings_fail_before_training(task: tuple[Path, Path], tmp_path: Path,
                                                    overrides: dict[str, Any], message: str) -> None:
@@ -304,8 +311,23 @@ def test_lora_on_a_resumed_full_model_and_unknown_targets_fail(task: tuple[Path,
     lora_model = load_speech_lm(task[0])
     lora_model.apply_lora(2)
     lora_model.save(tmp_path / "adapter_model")
+    lora_model.save(tmp_path / "resumed" / "model")
+    for rank in (0, 2):  # its "adapter off" reference would be the model before that adapter
+        with pytest.raises(ValueError, match="holds a LoRA adapter: start from a merged model"):
+            T.load_policy(config(task, tmp_path, model=str(tmp_path / "adapter_model"), lora_rank=rank), None,
+                          torch.device("cpu"))
+    with pytest.raises(ValueError, match="rank-2 LoRA adapter but lora_rank is 4"):  # a resumed checkpoint
+        T.load_policy(config(task, tmp_path, lora_rank=4), tmp_path / "resumed", torch.device("cpu"))
     with pytest.raises(ValueError, match="holds a LoRA adapter but lora_rank is 0"):
-        T.load_policy(config(task, tmp_path, model=str(tmp_path / "adapter_model")), None, torch.device("cpu"))
+        T.load_policy(config(task, tmp_path), tmp_path / "resumed", torch.device("cpu"))
+
+
+def test_reference_dtype_needs_a_separate_reference(task: tuple[Path, Path], tmp_path: Path) -> None:
+    for overrides in ({"stage": "sft"}, {"beta": 0.0}, {"lora_rank": 2}):
+        with pytest.raises(ValueError, match="reference_dtype applies to a separate reference model"):
+            T.train(config(task, tmp_path, reference_dtype="bfloat16", **overrides), show_progress=False)
+    T.train(config(task, tmp_path / "ok", reference_dtype="bfloat16", steps=1), show_progress=False)
+    assert np.isfinite(rows(tmp_path / "ok")[0]["kl"])
 
 
 def test_eval_cli_device_dtype_and_batch_size(task: tuple[Path, Path], tmp_path: Path,

@@ -13,6 +13,8 @@ import yaml
 Stage = Literal["sft", "grpo", "mp_grpo"]
 
 
+# The metrics validation and `speechgrpo eval` compute (speechgrpo.train.evaluation).
+EVAL_METRICS = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor", "wer")
 Precision = Literal["no", "bf16", "fp16"]
 DType = Literal["float32", "bfloat16"]
 KLEstimator = Literal["k1", "k2", "k3"]
@@ -146,6 +148,10 @@ class TrainConfig:
                              f"({self.num_iterations}): a checkpoint is taken between rollouts")
         if self.eval_every and not self.eval_manifests:
             raise ValueError("eval_every needs eval_manifests")
+        unknown = [name for name in self.eval_metrics if name not in EVAL_METRICS]
+        if unknown or not self.eval_metrics:
+            raise ValueError(f"eval_metrics must be a non-empty list of {', '.join(EVAL_METRICS)}; "
+                             f"got {self.eval_metrics}")
         if self.best_metric is not None and self.best_metric not in (*self.eval_metrics, "reward"):
             raise ValueError(f"best_metric must be one of eval_metrics {self.eval_metrics} or 'reward', got "
                              f"{self.best_metric!r}")

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from speechgrpo.data import AudioCache, Example
 from speechgrpo.metrics import BLEU, METEOR, ROUGE, WER, BERTScore, Metric
 from speechgrpo.models import SamplingConfig, SpeechLM
+from speechgrpo.train.config import EVAL_METRICS
 
 DEFAULT_METRICS = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")
 
@@ -53,11 +54,11 @@ def higher_is_better(metric: str) -> bool:
 
 
 def _metric(name: str) -> Metric:
+    if name not in EVAL_METRICS:
+        raise ValueError(f"unknown evaluation metric {name!r}; use one of {', '.join(EVAL_METRICS)}")
     if name.startswith("rouge"):
         return ROUGE(rouge_type=name)
     factories: dict[str, type[Metric]] = {"bleu": BLEU, "bertscore": BERTScore, "meteor": METEOR, "wer": WER}
-    if name not in factories:
-        raise ValueError(f"unknown evaluation metric {name!r}; use bleu, bertscore, rouge1/2/L, meteor or wer")
     return factories[name]()
 
 

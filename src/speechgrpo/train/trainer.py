@@ -171,8 +171,11 @@ def no_grad_log_probs(model: SpeechLM, prompts: Sequence[SpeechPrompt], completi
 # -- set-up helpers ------------------------------------------------------------------------------------------
 def disable_dropout(module: torch.nn.Module) -> None:
     """Dropout probabilities to 0 (modules and the float attributes transformers layers read), so that the
-    policy that samples and the policy that is scored are the same function, in train mode too."""
-    for child in module.modules():
+    policy that samples and the policy that is scored are the same function, in train mode too. A LoRA
+    adapter's own dropout (``lora_dropout``, asked for explicitly) is kept."""
+    for name, child in module.named_modules():
+        if ".lora_dropout." in f".{name}.":
+            continue
         if isinstance(child, torch.nn.Dropout):
             child.p = 0.0
         for name in DROPOUT_ATTRIBUTES:
@@ -452,10 +455,15 @@ def load_policy(config: TrainConfig, resume: Path | None, device: torch.device) 
     fresh adapter when ``lora_rank`` > 0; dropout off and gradient checkpointing on as configured."""
     model = load_speech_lm(resume / "model" if resume else config.model, device=device,
                            dtype=torch_dtype(config.dtype))
+    if model.lora is not None and resume is None:  # its "adapter off" would be the model before that adapter
+        raise ValueError(f"{config.model} holds a LoRA adapter: start from a merged model (merge_lora: true in the "
+                         "run that made it), so that the reference policy is the model this run starts from")
     if config.lora_rank and model.lora is None:
         model.apply_lora(config.lora_rank, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
     elif not config.lora_rank and model.lora is not None:
-        raise ValueError(f"{resume or config.model} holds a LoRA adapter but lora_rank is 0")
+        raise ValueError(f"{resume} holds a LoRA adapter but lora_rank is 0")
+    elif model.lora is not None and model.lora.r != config.lora_rank:
+        raise ValueError(f"{resume} holds a rank-{model.lora.r} LoRA adapter but lora_rank is {config.lora_rank}")
     if config.ctc_weight > 0 and not model.has_ctc_head:
         raise ValueError(f"ctc_weight is {config.ctc_weight} but {type(model).__name__} has no CTC head; set it to 0")
     if config.dropout_off:
@@ -473,7 +481,7 @@ def gather_metrics(accelerator: Any, metrics: dict[str, float]) -> dict[str, flo
     values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=accelerator.device)
     gathered = accelerator.gather(values[None])
     return {k: float(gathered[:, i].sum() if k in ADDITIVE_METRICS else gathered[:, i].mean())
-            for i, k in enumerate(keys) if math.isfinite(float(gathered[:, i].sum()))}
+            for i, k in enumerate(keys)}
 
 
 def full_state(accelerator: Any, model: SpeechLM) -> dict[str, torch.Tensor]:
@@ -508,10 +516,28 @@ def save_state(accelerator: Any, output: Path, step: int, model: SpeechLM, optim
     rngs = gather_object([rng_state()])
     weights = full_state(accelerator, model)
     if accelerator.is_main_process:
+        scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None  # fp16 loss scale
         save_checkpoint(output, step, model, {"step": step, "optimizer": optimizer.state_dict(),
                                               "scheduler": scheduler.state_dict(), "sampler": samplers,
-                                              "rng": rngs}, config.keep_checkpoints, weights)
+                                              "rng": rngs, "scaler": scaler}, config.keep_checkpoints, weights)
     accelerator.wait_for_everyone()
+
+
+def check_distributed(accelerator: Any, micro_batches: int) -> None:
+    """Refuse the distributed set-ups this trainer cannot run correctly, before anything is loaded."""
+    kind = accelerator.distributed_type.name
+    if kind == "FSDP":
+        raise ValueError("FSDP is not supported: the audio merge and the embeddings run outside the FSDP root "
+                         "(use DDP, or DeepSpeed ZeRO stage 1 or 2)")
+    if kind == "DEEPSPEED":
+        stage = accelerator.state.deepspeed_plugin.zero_stage
+        if stage == 3:
+            raise ValueError("DeepSpeed ZeRO-3 is not supported (partitioned weights outside the engine's forward); "
+                             "use ZeRO stage 1 or 2")
+        if accelerator.gradient_accumulation_steps != micro_batches:
+            raise ValueError(f"the DeepSpeed config's gradient_accumulation_steps is "
+                             f"{accelerator.gradient_accumulation_steps}, but a step of this config is {micro_batches} "
+                             "micro-batches: set it to that, so DeepSpeed steps once per optimizer step")
 
 
 def train(config: TrainConfig, show_progress: bool = True) -> Path:
@@ -523,6 +549,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     AcceleratorState._reset_state()  # one process may run several trainings (the demo) with other settings
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
                               gradient_accumulation_steps=micro_batches)
+    check_distributed(accelerator, micro_batches)
     output = Path(config.output_dir)
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
@@ -532,6 +559,9 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     model = load_policy(config, resume, accelerator.device)
     loss = loss_settings(config)
     reference = None
+    if config.reference_dtype is not None and not (config.stage != "sft" and loss.beta > 0 and model.lora is None):
+        raise ValueError("reference_dtype applies to a separate reference model, which this run does not load "
+                         "(SFT, beta 0, or LoRA: the reference is the policy with its adapter off)")
     if config.stage != "sft" and loss.beta > 0 and model.lora is None:
         reference = load_speech_lm(config.model, device=accelerator.device,
                                    dtype=torch_dtype(config.reference_dtype or config.dtype))
@@ -551,17 +581,24 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
 
     start = 0
     if resume is not None:
+        if accelerator.distributed_type.name == "DEEPSPEED":
+            raise ValueError(f"{resume}: resuming under DeepSpeed is not supported (each process's optimizer state "
+                             "is a partition, and checkpoints keep one); start a new output_dir from its model")
         state = load_trainer_state(resume)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampler.load(state["sampler"][accelerator.process_index])
         set_rng_state(state["rng"][accelerator.process_index])
+        if state.get("scaler") is not None and accelerator.scaler is not None:
+            accelerator.scaler.load_state_dict(state["scaler"])
         start = state["step"]
     log = RunLog(output, resume_step=start, tensorboard=config.tensorboard) if accelerator.is_main_process else None
     rollouts = None
     if config.save_rollouts and config.stage != "sft":
         rollouts = RolloutLog(rollout_file(output, accelerator.process_index, accelerator.num_processes), start)
     best_name, best = best_metric(config), read_best(output)
+    if best is not None and (best["step"] > start or best["metric"] != best_name):
+        best = None  # written after the resumed checkpoint, or by another best_metric: the next validation decides
 
     progress = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=config.stage,
                     disable=not (show_progress and accelerator.is_main_process))
@@ -574,14 +611,18 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
             metrics = sft_step(model, [audio.prompt(e) for e in chosen], chosen, config, accelerator)
             samples = len(chosen)
         else:
-            if step % config.num_iterations == 0 or rollout is None:
+            fresh = step % config.num_iterations == 0 or rollout is None
+            if fresh:
                 indices = sampler.take(config.prompts_per_step)
                 chosen = [examples[i] for i in indices]
                 rollout = make_rollout(model, reference, [audio.prompt(e) for e in chosen], chosen, indices, reward,
                                        config, loss, accelerator, step + 1)
                 if rollouts is not None:
                     rollouts.log(rollout.groups)
-            metrics = {**rollout.metrics, **policy_update(model, rollout, config, loss, accelerator)}
+            assert rollout is not None
+            # a reused rollout's reward statistics describe the data trained on; its timings belong to its own step
+            kept = {k: v for k, v in rollout.metrics.items() if fresh or k not in ("generation_s", "reward_s")}
+            metrics = {**kept, **policy_update(model, rollout, config, loss, accelerator)}
             samples = len(rollout.completions)
         if not accelerator.sync_gradients:
             raise RuntimeError("gradient accumulation is out of step with the micro-batches")
@@ -602,7 +643,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
             scores = validate(model, dev, reward, config, audio, accelerator)
             metrics.update({f"eval_{k}": v for k, v in scores.items()})
             value = scores[best_name]
-            if best is None or (value > best["value"] if higher_is_better(best_name) else value < best["value"]):
+            better = best is None or (value > best["value"] if higher_is_better(best_name) else value < best["value"])
+            if math.isfinite(value) and better:
                 best = {"step": step + 1, "metric": best_name, "value": value}
                 save_model(accelerator, model, output / "best")
                 if accelerator.is_main_process:
