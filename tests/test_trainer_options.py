@@ -346,3 +346,22 @@ def test_eval_cli_device_dtype_and_batch_size(task: tuple[Path, Path], tmp_path:
     assert main(["eval", "--model", str(task[0]), "--manifest", str(task[1]), "--seeds", "1", "--metrics", "bleu",
                  "--max-new-tokens", "4", "--device", "cpu", "--dtype", "bfloat16", "--batch-size", "4"]) == 0
     assert loaded == [("cpu", torch.bfloat16)] and sizes == [4, 2, 4, 2]  # 6 examples: sampled pass, greedy pass
+
+
+def test_distributed_set_ups_that_cannot_run_are_refused() -> None:
+    """FSDP and ZeRO-3 would shard weights the unwrapped model reads; DeepSpeed must accumulate as we do.
+    (Neither runs on these CPUs, so the guard is checked on accelerate-shaped stand-ins.)"""
+    from types import SimpleNamespace
+
+    def accel(kind: str, stage: int = 2, steps: int = 3) -> Any:
+        return SimpleNamespace(distributed_type=SimpleNamespace(name=kind), gradient_accumulation_steps=steps,
+                               state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=stage)))
+
+    with pytest.raises(ValueError, match="FSDP is not supported"):
+        T.check_distributed(accel("FSDP"), 3)
+    with pytest.raises(ValueError, match="ZeRO-3 is not supported"):
+        T.check_distributed(accel("DEEPSPEED", stage=3), 3)
+    with pytest.raises(ValueError, match="gradient_accumulation_steps is 1"):
+        T.check_distributed(accel("DEEPSPEED", steps=1), 3)
+    for fine in (accel("DEEPSPEED"), accel("MULTI_CPU"), accel("NO")):
+        T.check_distributed(fine, 3)
