@@ -365,3 +365,24 @@ def test_distributed_set_ups_that_cannot_run_are_refused() -> None:
         T.check_distributed(accel("DEEPSPEED", steps=1), 3)
     for fine in (accel("DEEPSPEED"), accel("MULTI_CPU"), accel("NO")):
         T.check_distributed(fine, 3)
+
+
+def test_validation_options_and_lora_targets_take_effect(task: tuple[Path, Path], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int, float]] = []
+    generate_answers = T.generate_answers
+
+    def recording(model: Any, examples: Any, sampling: Any, seed: int, batch_size: int, audio: Any) -> list[str]:
+        calls.append((len(examples), batch_size, sampling.temperature))
+        return generate_answers(model, examples, sampling, seed, batch_size, audio)
+
+    monkeypatch.setattr(T, "generate_answers", recording)
+    T.train(config(task, tmp_path, steps=1, eval_manifests=[str(task[1])], eval_seeds=2, eval_max_examples=4,
+                   eval_batch_size=3), show_progress=False)
+    assert calls == [(4, 3, 0.9), (4, 3, 0.9)]  # 2 passes over the first 4 dev examples, at the paper's T 0.9
+    model = T.load_policy(config(task, tmp_path, lora_rank=2, lora_target_modules=["q_proj"]), None,
+                          torch.device("cpu"))
+    layers = {n.split(".lora_")[0].rsplit(".", 1)[1] for n, p in model.module.named_parameters() if p.requires_grad}
+    assert layers == {"q_proj"}
+    with pytest.raises(ValueError, match="CausalLM has no CTC head"):
+        model.transcript_ctc_losses(model.encode_prompts([SpeechPrompt(None, "a")]), ["a"])

@@ -165,7 +165,7 @@ class SpeechLM(ABC):
         """Per-prompt CTC loss ``(batch.size,)`` of each prompt audio's transcript, through ``self.module``
         (0 where there is no audio or the transcript is empty): the auxiliary loss that makes a from-scratch
         speech LLM hear (``TrainConfig.ctc_weight``)."""
-        raise NotImplementedError(f"{type(self).__name__} has no CTC head; set ctc_weight: 0")
+        raise ValueError(f"{type(self).__name__} has no CTC head; set ctc_weight: 0")
 
     @abstractmethod
     def save(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
