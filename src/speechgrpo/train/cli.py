@@ -82,11 +82,10 @@ def _eval(args: argparse.Namespace) -> int:
 
     from speechgrpo.models.loading import load_speech_lm
     from speechgrpo.train.evaluation import EvalConfig, evaluate_model
-    from speechgrpo.train.trainer import read_examples
+    from speechgrpo.train.trainer import read_examples, torch_dtype
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
-    model = load_speech_lm(args.model, device=device, dtype=dtype)
+    model = load_speech_lm(args.model, device=device, dtype=torch_dtype(args.dtype))
     config = EvalConfig(seeds=tuple(range(args.seeds)), max_new_tokens=args.max_new_tokens,
                         batch_size=args.batch_size,
                         metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()))

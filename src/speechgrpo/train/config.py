@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import yaml
 
+from speechgrpo.presets import check_choice
+
 Stage = Literal["sft", "grpo", "mp_grpo"]
 
 
@@ -84,7 +86,7 @@ class TrainConfig:
     off_policy_shaping: float | None = None  # LUFFY's gamma for MP-GRPO
     # validation during training and best-checkpoint selection
     eval_manifests: list[str] = field(default_factory=list)
-    eval_every: int = 0  # steps between validations (0: none); the last step is always validated
+    eval_every: int = 0  # steps between validations (0: only after the last step, when eval_manifests are given)
     eval_metrics: list[str] = field(default_factory=lambda: ["bleu", "rouge1", "rouge2", "rougeL"])
     eval_seeds: int = 1  # sampled passes at the paper's T=0.9, top-p 0.9, averaged
     eval_batch_size: int = 16
@@ -100,12 +102,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_numbers(self)
-        _check_choice("stage", self.stage, ("sft", "grpo", "mp_grpo"))
-        _check_choice("lr_schedule", self.lr_schedule, ("constant", "linear", "cosine"))
-        _check_choice("dtype", self.dtype, ("float32", "bfloat16"))
-        _check_choice("reference_dtype", self.reference_dtype, ("float32", "bfloat16", None))
-        _check_choice("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))
-        _check_choice("kl_estimator", self.kl_estimator, ("k1", "k2", "k3", None))
+        check_choice("stage", self.stage, ("sft", "grpo", "mp_grpo"))
+        check_choice("lr_schedule", self.lr_schedule, ("constant", "linear", "cosine"))
+        check_choice("dtype", self.dtype, ("float32", "bfloat16"))
+        check_choice("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))
+        for name, choices in (("reference_dtype", ("float32", "bfloat16")), ("kl_estimator", ("k1", "k2", "k3"))):
+            if getattr(self, name) is not None:
+                check_choice(name, getattr(self, name), choices)
         if not self.train_manifests:
             raise ValueError("train_manifests is empty")
         if self.stage != "sft" and self.num_generations < 2:
@@ -165,11 +168,6 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
-
-
-def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
 
 
 def check_numbers(config: Any) -> None:
