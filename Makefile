@@ -4,6 +4,7 @@
 # Override TORCH_SPEC (e.g. TORCH_SPEC='torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu')
 # to choose the torch build for your machine.
 
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
@@ -11,7 +12,7 @@ PYTEST_ARGS ?= -m "not slow"
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.speechgrpo-setup
 
-.PHONY: setup demo test lint typecheck pytest test-all bench clean
+.PHONY: setup demo test lint typecheck pytest test-all bench base clean
 
 setup: $(STAMP)
 
@@ -43,6 +44,14 @@ test-all: test
 
 bench: setup
 	$(BIN)/python benchmarks/speed.py
+
+# Rebuild the bundled base model (about an hour on 2 cores) and put it in the package.
+BASE_DIR ?= build/demo_base
+base: setup
+	mkdir -p $(BASE_DIR)
+	set -o pipefail; $(BIN)/speechgrpo build-base --no-progress output_dir=$(BASE_DIR) 2>&1 | tee $(BASE_DIR)/build.log
+	rm -rf src/speechgrpo/models/bundled_base
+	cp -r $(BASE_DIR)/model src/speechgrpo/models/bundled_base
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,9 +1,9 @@
 """GRPO on the bundled speech LLM: samples/s, generated tokens/s and the reward's share of the step time.
 
 Runs ``--steps`` GRPO steps (the first is a warm-up and is not counted) of the reference trainer from the
-demo's base model on the demo's spoken tasks, once per reward, and reports per reward: completions/s,
+bundled base model on the demo's spoken tasks, once per reward, and reports per reward: completions/s,
 generated tokens/s, the share of the step spent in generation, and the share spent computing the reward
-(target: < 5%). Run ``speechgrpo demo`` first (or point ``--demo-dir`` at its output).
+(target: < 5%). Run ``speechgrpo demo`` first for the data (or point ``--demo-dir`` at its output).
 
     .venv/bin/python benchmarks/bundled_model_grpo.py
     .venv/bin/python benchmarks/bundled_model_grpo.py --rewards "bleu;bertscore" --steps 8 --markdown grpo.md
@@ -25,11 +25,13 @@ HEADERS = ["reward", "step s", "completions/s", "tokens/s", "generation share", 
 
 def run(reward: str, args: argparse.Namespace, work: Path) -> list[str]:
     from speechgrpo.train import TrainConfig
+    from speechgrpo.train.base_model import bundled_base
     from speechgrpo.train.trainer import train
 
-    demo = Path(args.demo_dir)
-    config = TrainConfig(model=str(demo / "runs" / "base" / "final"),
-                         train_manifests=[str(demo / "stage_data" / "tasks.jsonl")], output_dir=str(work / reward),
+    data = Path(args.demo_dir) / "stage_data"
+    config = TrainConfig(model=str(bundled_base()), train_manifests=[str(data / "sqa_train.jsonl"),
+                                                                     str(data / "ast_train.jsonl")],
+                         output_dir=str(work / reward),
                          stage="grpo", steps=args.steps, prompts_per_step=args.prompts,
                          num_generations=args.generations, max_new_tokens=args.max_new_tokens,
                          micro_batch_size=args.prompts * args.generations, reward=reward, learning_rate=2e-4,
@@ -46,7 +48,7 @@ def run(reward: str, args: argparse.Namespace, work: Path) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--demo-dir", default="demo_output", help="output folder of `speechgrpo demo`")
+    parser.add_argument("--demo-dir", default="demo_output", help="output folder of `speechgrpo demo` (its data)")
     parser.add_argument("--rewards", default="bleu;0.7*bleu + 0.3*bertscore;meteor",
                         help="reward specs separated by ';'")
     parser.add_argument("--steps", type=int, default=6, help="GRPO steps per reward (the first is not counted)")
@@ -55,8 +57,8 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--markdown", help="also write the table here")
     args = parser.parse_args()
-    if not (Path(args.demo_dir) / "runs" / "base" / "final").is_dir():
-        print(f"{args.demo_dir}: no demo output with a base model; run `speechgrpo demo` first", file=sys.stderr)
+    if not (Path(args.demo_dir) / "stage_data" / "sqa_train.jsonl").is_file():
+        print(f"{args.demo_dir}: no demo data; run `speechgrpo demo` first", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run(spec.strip(), args, Path(tmp)) for spec in args.rewards.split(";") if spec.strip()]

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ from speechgrpo.data.synthetic.english_german import (
     german_np,
     sample_sentence,
 )
-from speechgrpo.data.synthetic.lexicon import ADJECTIVES, ADVERBS, NOUNS, PLACES, VERBS, Adverb, number_words
+from speechgrpo.data.synthetic.lexicon import ADJECTIVES, ADVERBS, NAMES, NOUNS, PLACES, VERBS, Adverb, number_words
 from speechgrpo.data.synthetic.spoken_qa import sample_passage
 
 sf = pytest.importorskip("soundfile")
@@ -504,6 +505,20 @@ def test_sqa_answers_come_from_the_passage_not_the_question(difficulty: int) -> 
             assert qa.short[:-1] in people and qa.short[:-1] not in qa.question
 
 
+def test_sqa_has_one_full_sentence_reference_worded_in_several_ways() -> None:
+    # LibriSQA has one sentence-form answer per question; a short second reference would let BLEU's brevity
+    # penalty (closest reference length) pay one-word answers
+    examples = synthetic_examples(0, {"train": 600, "dev": 0, "test": 0}, tasks=("sqa",), difficulty=1)["train"]
+    assert all(len(e.references) == 1 for e in examples)
+    person = re.compile("|".join(NAMES))
+    assert all(person.search(e.references[0]) and e.references[0].endswith(".") and len(words(e.references[0])) >= 3
+               for e in examples if e.meta["fact"] != "who")
+    car = [e.references[0] for e in examples if e.meta["fact"] == "car_colour"]
+    assert any("'s car is" in r for r in car) and any(" drives a" in r or " drives an" in r for r in car)
+    openings = Counter(" ".join(words(e.references[0])[1:3]) for e in examples)
+    assert len(openings) > 40 and openings.most_common(1)[0][1] < 0.1 * len(examples)
+
+
 def test_question_alone_does_not_give_the_answer() -> None:
     splits = synthetic_examples(0, {"train": 3000, "dev": 0, "test": 500}, tasks=("sqa",))
     assert question_only_baseline(splits["train"], splits["test"]) < 0.15
@@ -550,7 +565,8 @@ def test_synthetic_examples_fields_and_prompts() -> None:
     splits = synthetic_examples(1, {"train": 20, "dev": 0, "test": 0}, difficulty=1)
     by_task = {e.task: e for e in splits["train"]}
     sqa, ast, asr = by_task["sqa"], by_task["ast"], by_task["asr"]
-    assert str(sqa.meta["question"]) in sqa.prompt and len(sqa.references) == 2
+    assert str(sqa.meta["question"]) in sqa.prompt and len(sqa.references) == 1
+    assert sqa.meta["short_answer"] not in sqa.references
     assert "German" in ast.prompt and ast.references[0] != ast.meta["transcript"]
     assert asr.references == (asr.meta["transcript"],)
     for e in splits["train"]:
@@ -639,8 +655,10 @@ def test_docs_examples_are_items_of_the_seed0_test_split() -> None:
     assert len(examples) == 12
     for cells in examples:
         assert cells[0] in spoken
-        assert cells[-1].split('", "')[0].strip('"') in references
-    assert "Frank is a nurse and works at the hospital." in references
+        assert cells[-1].strip('"') in references
+        # each row is one example: its spoken text and its one reference
+        assert any(e.meta["transcript"] == cells[0] and e.references == (cells[-1].strip('"'),) for e in test), cells
+    assert "She was born in Oslo, but now she lives in Stockholm." in references
 
 
 def test_text_only_examples_have_null_audio(tmp_path: Path) -> None:

@@ -1,72 +1,139 @@
-"""`speechgrpo demo` end to end at a toy size: synthesis, base (with CTC), SFT, GRPO, MP-GRPO, evaluation,
-report. About two minutes on 2 CPU cores."""
+"""`speechgrpo build-base` and `speechgrpo demo` end to end at a toy size: a tiny base (CTC stage, then
+ASR + text tasks), then the full protocol (learning-rate search, two seeds, every method, bootstrap
+intervals, report). About four minutes on 2 CPU cores."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from toy_demo import TOY, needs_espeak
 
 from speechgrpo.cli import main
-from speechgrpo.train.pipeline import PipelineConfig, initial_model, load_pipeline_config
-
-TOY = {
-    "sizes": {"train": 24, "dev": 4, "test": 6}, "base_steps": 4, "base_asr_repeats": 1,
-    "base": {"learning_rate": 2e-3, "prompts_per_step": 8, "micro_batch_size": 16, "ctc_weight": 1.0},
-    "sft": {"steps": 2, "learning_rate": 5e-4, "prompts_per_step": 4, "micro_batch_size": 16},
-    "grpo": {"steps": 2, "learning_rate": 2e-4, "prompts_per_step": 2, "num_generations": 4, "max_new_tokens": 12,
-             "micro_batch_size": 16},
-    "eval_seeds": 1, "eval_max_new_tokens": 12, "examples_shown": 2,
-}
+from speechgrpo.train.base_model import BaseConfig, asr_wer, load_base_config, read_build_record
+from speechgrpo.train.pipeline import PipelineConfig, check_held_out, load_pipeline_config, method_settings
 
 
 def test_config_file_and_overrides(tmp_path: Path) -> None:
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(TOY))
     config = load_pipeline_config(path, seed=3, tasks=["sqa"])
-    assert config.seed == 3 and config.tasks == ("sqa",) and config.base_steps == 4
+    assert config.seed == 3 and config.tasks == ("sqa",) and config.eval_metrics == ("bleu", "rougeL")
     with pytest.raises(ValueError, match="unknown demo config keys"):
-        load_pipeline_config(path, base_step=3)
-    with pytest.raises(ValueError, match="base_steps must be an integer"):
-        load_pipeline_config(path, base_steps="many")
+        load_pipeline_config(path, base_steps=3)
+    with pytest.raises(ValueError, match="eval_passes must be an integer"):
+        load_pipeline_config(path, eval_passes="many")
     merged = load_pipeline_config(None, grpo={"steps": 7}, sizes={"test": 9})
     assert merged.grpo == {**PipelineConfig().grpo, "steps": 7}
     assert merged.sizes == {**PipelineConfig().sizes, "test": 9}
     from_file = load_pipeline_config(path, grpo={"steps": 7}).grpo  # defaults < file < overrides
-    assert from_file == {**PipelineConfig().grpo, **TOY["grpo"], "steps": 7}  # type: ignore[dict-item]
+    assert from_file == {**PipelineConfig().grpo, **TOY["grpo"], "steps": 7}
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        PipelineConfig(protocol="fast")
+    with pytest.raises(ValueError, match="unknown method"):
+        PipelineConfig(methods=["sft", "ppo"])
+    with pytest.raises(ValueError, match="sft_grpo starts from the sft run"):
+        PipelineConfig(methods=["grpo", "sft_grpo"])
+    with pytest.raises(ValueError, match="tuned has no learning rates for task"):
+        PipelineConfig(tuned={"sqa": {"sft": 1e-3, "grpo": 1e-4}})
+    assert load_base_config(None, ctc={"steps": 5}).ctc["learning_rate"] == BaseConfig().ctc["learning_rate"]
+    with pytest.raises(ValueError, match="joint_asr_clips"):
+        BaseConfig(asr_clips=10, joint_asr_clips=20)
 
 
-def test_initial_model_is_drawn_from_the_seed() -> None:
-    import torch
+def test_methods_protocols_and_their_settings() -> None:
+    quick, full = PipelineConfig(), PipelineConfig(protocol="full")
+    assert quick.method_list == ["base", "sft", "grpo", "mp_grpo", "sft_grpo"] and quick.training_seeds == [0]
+    assert full.method_list == ["base", "sft", "grpo", "mp_grpo", "mp_grpo_luffy", "sft_grpo"]
+    assert full.training_seeds == [0, 1, 2] and PipelineConfig(seeds=[4]).training_seeds == [4]
+    assert PipelineConfig(methods=["sft", "grpo"]).method_list == ["base", "sft", "grpo"]
+    tuned = PipelineConfig(tuned={"sqa": {"sft": 1e-3, "grpo": 3e-4}, "ast": {"sft": 2e-3, "grpo": 4e-4}})
+    assert method_settings("sft", tuned, "ast", None)["learning_rate"] == 2e-3
+    assert method_settings("sft_grpo", tuned, "sqa", None)["learning_rate"] == 3e-4
+    assert method_settings("grpo", tuned, "sqa", 5e-5)["learning_rate"] == 5e-5
+    assert method_settings("mp_grpo_luffy", tuned, "sqa", None)["off_policy_shaping"] == 0.1
+    assert "off_policy_shaping" not in method_settings("mp_grpo", tuned, "sqa", None)
 
-    texts = ["What colour is the car?", "The car is red."]
 
-    def weights(seed: int) -> list[torch.Tensor]:
-        return [p.detach().clone() for p in initial_model(PipelineConfig(seed=seed), texts).module.parameters()]
+def test_a_base_with_other_held_out_splits_is_refused() -> None:
+    config = PipelineConfig()
+    record = {"config": {"seed": 0, "difficulty": 1, "held_out": {"dev": 100, "test": 200},
+                         "voices": list(config.voices), "tasks": ["sqa", "ast", "asr"]}}
+    check_held_out(record, config, Path("base"))
+    for key, value in (("seed", 1), ("held_out", {"dev": 100, "test": 100}), ("tasks", ["sqa", "asr"])):
+        with pytest.raises(ValueError, match=f"other held-out splits \\({key}"):
+            check_held_out({"config": {**record["config"], key: value}}, config, Path("base"))
 
-    assert all(torch.equal(a, b) for a, b in zip(weights(1), weights(1), strict=True))
-    assert not all(torch.equal(a, b) for a, b in zip(weights(1), weights(2), strict=True))
+
+def test_build_base_records_its_stages_and_wers(toy_base: Path) -> None:
+    record = read_build_record(toy_base)
+    assert record["config"]["held_out"] == {"dev": 4, "test": 4} and record["dev_clips"] == 4
+    assert set(record["seconds"]) >= {"synthesis", "tokenizer", "ctc", "joint", "total"}
+    ctc = [json.loads(line) for line in (toy_base.parent / "ctc" / "metrics.jsonl").open()]
+    assert len(ctc) == 3 and all("ctc_loss" in row and "loss" not in row for row in ctc)  # CTC only
+    joint = [json.loads(line) for line in (toy_base.parent / "joint" / "metrics.jsonl").open()]
+    assert [row["step"] for row in joint if "eval_wer" in row] == [2, 4]
+    assert record["curves"]["joint_dev_wer"] == [[r["step"], round(r["eval_wer"], 2)] for r in joint if "eval_wer" in r]
+    from speechgrpo.data import read_manifest
+
+    dev = read_manifest(toy_base.parent / "data" / "asr_dev.jsonl")
+    assert round(asr_wer(toy_base, dev), 2) == record["dev_wer"]  # loading it reproduces its dev WER
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
-def test_demo_runs_every_stage_and_writes_the_report(tmp_path: Path) -> None:
+@needs_espeak
+def test_demo_full_protocol_runs_every_method_and_writes_the_report(toy_base: Path, tmp_path: Path) -> None:
     path = tmp_path / "demo.yaml"
-    path.write_text(yaml.safe_dump(TOY))
-    assert main(["demo", "--config", str(path), f"output_dir={tmp_path / 'out'}"]) == 0
-    results = tmp_path / "out" / "results"
+    path.write_text(yaml.safe_dump({**TOY, "base": str(toy_base), "seeds": [0, 1]}))
+    out = tmp_path / "out"
+    assert main(["demo", "--config", str(path), "--protocol", "full", f"output_dir={out}"]) == 0
+    results = out / "results"
     table = pd.read_csv(results / "results.csv")
-    assert set(table["model"]) == {"base", "sft", "grpo", "mp_grpo"}
-    assert set(table["task"]) == {"sqa", "ast"} and set(table["decoding"]) == {"sampled", "greedy"}
-    assert {"bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor", "avg"} <= set(table.columns)
-    for name in ("results.md", "summary.json", "reward_curves.png", "metrics_sqa.png", "metrics_ast.png"):
-        assert (results / name).is_file(), name
+    methods = {"base", "sft", "grpo", "mp_grpo", "mp_grpo_luffy", "sft_grpo"}
+    assert set(table["method"]) == methods and set(table["task"]) == {"sqa", "ast"}
+    assert len(table) == 2 * (1 + 5 * 2)  # per task: the base, and 5 methods x 2 seeds
+    trained = table[table["method"] != "base"]
+    assert set(trained["seed"]) == {0, 1} and {"bleu", "rougeL", "avg", "words", "wall_s"} <= set(table.columns)
+    grpo = trained[trained["method"] == "grpo"].iloc[0]
+    assert grpo["prompts_seen"] == 2 * 2 and grpo["completions"] == 2 * 2 * 4
+    sft = trained[trained["method"] == "sft"].iloc[0]
+    assert sft["prompts_seen"] == 2 * 4 and sft["completions"] == 0
+    search = pd.read_csv(results / "search.csv")
     summary = json.loads((results / "summary.json").read_text())
-    assert summary["base_asr_wer"] >= 0 and set(summary["seconds"]) >= {"synthesis", "base", "grpo", "total"}
+    for task in ("sqa", "ast"):  # the rate with the best best-dev score is the one trained
+        rows = search[(search["task"] == task) & (search["method"] == "sft")]
+        best = rows.loc[rows["best_dev"].idxmax(), "learning_rate"]
+        assert summary["learning_rates"][task]["sft"] == best
+        assert set(trained[(trained["task"] == task) & (trained["method"] == "sft")]["learning_rate"]) == {best}
+    run = json.loads((out / "runs" / "sqa" / "sft_grpo-seed1" / "run.json").read_text())
+    assert run["start"] == str(out / "runs" / "sqa" / "sft-seed1" / "best")  # SFT -> GRPO starts from SFT
+    # the first seed's SFT and GRPO runs are the search's runs at the chosen rates, not trained twice
+    assert not (out / "runs" / "sqa" / "sft-seed0").exists() and not (out / "runs" / "sqa" / "grpo-seed0").exists()
+    first = json.loads((out / "runs" / "sqa" / "sft_grpo-seed0" / "run.json").read_text())
+    assert first["start"] == str(out / "search" / "sqa" / f"sft-lr{summary['learning_rates']['sqa']['sft']:g}" / "best")
+    luffy = yaml.safe_load((out / "runs" / "sqa" / "mp_grpo_luffy-seed0" / "config.yaml").read_text())
+    assert luffy["off_policy_shaping"] == 0.1 and luffy["stage"] == "mp_grpo"
+    answers = json.loads((out / "answers" / "sqa" / "grpo-seed0.json").read_text())
+    assert len(answers) == 2 and all(len(a) == 4 for a in answers)  # passes x test examples
     report = (results / "results.md").read_text()
-    assert "Greedy WER on the ASR test clips" in report and report.count("- reference:") == 4
-    base_log = [json.loads(line) for line in (tmp_path / "out" / "runs" / "base" / "metrics.jsonl").open()]
-    assert len(base_log) == 4 and all("ctc_loss" in row for row in base_log)
+    assert "Paired bootstrap" in report and report.count("| GRPO | ") == 4  # scores, bootstrap, diagnostics x 2?
+    assert "greedy ASR WER on the 4 test clips" in report and "Learning-rate search" in report
+    for name in ("reward_curves_sqa.png", "dev_curves_ast.png", "metrics_sqa.png", "diagnostics.csv"):
+        assert (results / name).is_file(), name
+    assert summary["hearing"]["build"]["dev_wer"] == read_build_record(toy_base)["dev_wer"]
+
+    # a second run reuses every finished run and answer file
+    stamp = (out / "runs" / "sqa" / "grpo-seed1" / "run.json").stat().st_mtime
+    assert main(["demo", "--config", str(path), "--protocol", "full", f"output_dir={out}"]) == 0
+    assert (out / "runs" / "sqa" / "grpo-seed1" / "run.json").stat().st_mtime == stamp
+
+
+@needs_espeak
+def test_demo_refuses_a_base_built_for_other_splits(toy_base: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump({**TOY, "base": str(toy_base), "sizes": {"train": 24, "dev": 4, "test": 5}}))
+    assert main(["demo", "--config", str(path), f"output_dir={tmp_path / 'out'}"]) == 2
+    assert "other held-out splits (held_out" in capsys.readouterr().err

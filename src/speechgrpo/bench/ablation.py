@@ -1,26 +1,36 @@
 """``speechgrpo bench train``: the paper's reward ablation (its Table 3) on the bundled spoken task.
 
-From one base model (the demo's: synthesized data and base stage, reused when ``--demo-dir`` already
-holds them), GRPO runs once per reward on one task's training examples with the demo's GRPO settings,
-and every run is evaluated on that task's test set with all the paper's metrics (sampled decoding at
-T=0.9/top-p 0.9 over the demo's seeds, and greedy), plus their average, as in the paper's table.
+From the demo's base model, GRPO runs once per reward and training seed on one task's training examples
+with the demo's GRPO settings (the task's tuned learning rate), validated on dev and kept at its best
+dev checkpoint by its own reward (corpus BLEU for ``bleu``); SFT is added with the same compute (as many
+trained sequences as GRPO generates completions). Every run is evaluated on the task's test set with all
+the paper's metrics (T 0.9, top-p 0.9, the demo's passes) and their average; the table gives the mean
+over seeds, a second one the std.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from speechgrpo.bench.report import BenchReport, Table
-from speechgrpo.data import read_manifest, write_manifest
-from speechgrpo.train.pipeline import PipelineConfig, evaluate_on_tasks, prepare_base, run_stage
+from speechgrpo.train.pipeline import (
+    PipelineConfig,
+    evaluate_run,
+    method_settings,
+    prepare_data,
+    resolve_base,
+    train_run,
+)
 
-DEFAULT_REWARDS = ("bleu", "meteor", "rouge1", "rouge2", "rougeL", "bertscore")
+DEFAULT_REWARDS = ("bleu", "meteor", "rouge1", "rouge2", "rougeL", "bertscore", "0.5*bleu + 0.5*bertscore")
 METRICS = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")
+SFT_ROW = "SFT (same compute)"
 
 
 def run_name(reward: str) -> str:
@@ -28,10 +38,20 @@ def run_name(reward: str) -> str:
     return "grpo_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", reward.replace("*", "x")).strip("_")
 
 
+def sft_steps_for(grpo: dict[str, Any], sft: dict[str, Any]) -> int:
+    """SFT steps that train on as many sequences as GRPO samples completions."""
+    rollouts = math.ceil(grpo["steps"] / grpo.get("num_iterations", 1))
+    completions = rollouts * grpo["prompts_per_step"] * grpo["num_generations"]
+    return max(1, math.ceil(completions / sft["prompts_per_step"]))
+
+
 def run_ablation(config: PipelineConfig, rewards: Sequence[str], task: str, steps: int | None = None,
                  show_progress: bool = True) -> BenchReport:
-    """Train GRPO with each reward from the shared base and evaluate every run on ``task``."""
+    """Train GRPO with each reward (every seed) and SFT with GRPO's compute from the shared base, and
+    evaluate every run on ``task``."""
+    from speechgrpo.data import read_manifest
     from speechgrpo.rewards import parse_reward
+    from speechgrpo.train.demo_report import score_table
 
     if task not in config.tasks:
         raise ValueError(f"unknown task {task!r}; the demo's tasks are {', '.join(config.tasks)}")
@@ -43,46 +63,60 @@ def run_ablation(config: PipelineConfig, rewards: Sequence[str], task: str, step
     if len(set(names)) != len(names):
         raise ValueError(f"rewards give the same run name twice: {', '.join(rewards)}")
 
-    prepared = prepare_base(config, show_progress)
+    base = resolve_base(config, show_progress)
+    manifests = prepare_data(config, show_progress)
     out = Path(config.output_dir)
-    manifest = write_manifest(out / "stage_data" / f"tasks_{task}.jsonl",
-                              [e for e in read_manifest(prepared.task_manifest) if e.task == task])
     runs = out / "ablation" / task
-    settings = {**config.grpo, **({"steps": steps} if steps is not None else {})}
-    models = {"base": prepared.base}
-    for spec, name in zip(rewards, names, strict=True):
-        models[spec] = run_stage(name, "grpo", prepared.base, [manifest], runs, settings, config.seed, spec,
-                                 show_progress=show_progress)
-    test = read_manifest(prepared.manifests["test"])
-    rows, _ = evaluate_on_tasks(models, test, dataclasses.replace(config, tasks=(task,), examples_shown=0))
-    return ablation_report(rows, runs, dict(zip(rewards, names, strict=True)), task, settings, config)
+    grpo = {**method_settings("grpo", config, task, None), **({"steps": steps} if steps is not None else {})}
+    sft = {**method_settings("sft", config, task, None), "steps": sft_steps_for(grpo, config.sft)}
+    test = read_manifest(manifests[f"{task}_test"])
+    answers = {(task, "base", 0): evaluate_run(base, test, config, runs / "answers" / "base.json")}
+    records: list[dict[str, Any]] = []
+    jobs = [(spec, name, "grpo", grpo) for spec, name in zip(rewards, names, strict=True)]
+    jobs.append((SFT_ROW, "sft_same_compute", "sft", sft))
+    for seed in config.training_seeds:
+        for spec, name, stage, settings in jobs:
+            run_config = dataclasses.replace(config, reward=spec if stage == "grpo" else config.reward)
+            run = train_run(runs / f"{name}-seed{seed}", stage, base, manifests[f"{task}_train"],
+                            manifests[f"{task}_dev"], settings, run_config, seed, show_progress)
+            answers[(task, spec, seed)] = evaluate_run(run.model, test, config,
+                                                       runs / "answers" / f"{name}-seed{seed}.json")
+            records.append({"reward": spec, "name": name, **run.record})
+    rows, _ = score_table(answers, {task: test}, METRICS)
+    return ablation_report(rows, records, task, grpo, sft["steps"], config)
 
 
-def ablation_report(rows: list[dict[str, Any]], runs: Path, run_names: dict[str, str], task: str,
-                    settings: dict[str, Any], config: PipelineConfig) -> BenchReport:
-    """Tables (sampled and greedy; one row per training reward, the base first), notes and plots."""
+def ablation_report(rows: list[dict[str, Any]], records: list[dict[str, Any]], task: str, grpo: dict[str, Any],
+                    sft_steps: int, config: PipelineConfig) -> BenchReport:
+    """Mean and std over seeds (one row per training reward, the base first), compute, notes and plots."""
     import pandas as pd
 
-    frame = pd.DataFrame(rows)
-    tables = []
-    for decoding, title in (("sampled", f"{task}: GRPO with each reward, sampled decoding (T=0.9, top-p 0.9, "
-                                        f"mean of {config.eval_seeds} seeds)"),
-                            ("greedy", f"{task}: GRPO with each reward, greedy decoding")):
-        part = frame[frame["decoding"] == decoding].set_index("model")[list(METRICS)]
-        part = part.assign(avg=part.mean(axis=1))
-        part.index.name = "trained with"
-        tables.append(Table(f"ablation_{decoding}", title, part, default_format="{:.2f}"))
-    sampled = tables[0].frame.drop(index="base")
-    notes = [f"best average: {sampled['avg'].idxmax()} ({sampled['avg'].max():.2f})"]
-    notes += [f"best {metric}: {sampled[metric].idxmax()} ({sampled[metric].max():.2f})" for metric in METRICS]
-    notes.append("scores on 0-100; BLEU is corpus BLEU, the others per-example means against the best reference")
-    curves = {spec: [json.loads(line) for line in (runs / name / "metrics.jsonl").read_text().splitlines()]
-              for spec, name in run_names.items()}
-    meta = {"task": task, "base": str(Path(config.output_dir) / "runs" / "base" / "final"),
-            "grpo": ", ".join(f"{k}={v}" for k, v in settings.items()), "runs": str(runs)}
+    frame = pd.DataFrame(rows).rename(columns={"method": "trained with"})
+    order = list(dict.fromkeys(frame["trained with"]))
+    columns = [*METRICS, "avg", "words"]
+    mean = frame.groupby("trained with", sort=False)[columns].mean().reindex(order)
+    std = frame.groupby("trained with", sort=False)[columns].std(ddof=1).reindex(order)
+    compute = pd.DataFrame(records).groupby("reward", sort=False)[["prompts_seen", "completions", "wall_s"]].mean()
+    compute.index.name = "trained with"
+    seeds = config.training_seeds
+    tables = [Table("ablation_sampled", f"{task}: test scores by training reward, sampled decoding (T 0.9, top-p "
+                    f"0.9, {config.eval_passes} passes), mean over seeds {seeds}", mean, default_format="{:.2f}"),
+              Table("ablation_std", f"{task}: std over seeds {seeds}", std, default_format="{:.2f}"),
+              Table("ablation_compute", f"{task}: compute per run (mean over seeds)", compute,
+                    default_format="{:.0f}")]
+    trained = mean.drop(index="base")
+    notes = [f"best average: {trained['avg'].idxmax()} ({trained['avg'].max():.2f})"]
+    notes += [f"best {metric}: {trained[metric].idxmax()} ({trained[metric].max():.2f})" for metric in METRICS]
+    notes += ["scores on 0-100; BLEU is corpus BLEU, the others per-example means; words: mean answer length",
+              f"{SFT_ROW}: {sft_steps} SFT steps of {config.sft['prompts_per_step']} examples = as many sequences as "
+              "each GRPO run samples"]
+    curves = {r["reward"]: [json.loads(line) for line in (Path(r["model"]).parent / "metrics.jsonl").read_text(
+        encoding="utf-8").splitlines()] for r in records if r["stage"] != "sft" and r["seed"] == seeds[0]}
+    meta = {"task": task, "grpo": ", ".join(f"{k}={v}" for k, v in grpo.items()), "seeds": str(seeds),
+            "runs": str(Path(config.output_dir) / "ablation" / task)}
     return BenchReport("train", tables, notes, meta,
                        plots={"training_curves.png": lambda path: plot_curves(curves, path),
-                              "ablation_metrics.png": lambda path: plot_metrics(tables[0].frame, task, path)})
+                              "ablation_metrics.png": lambda path: plot_metrics(mean[list(METRICS)], task, path)})
 
 
 def plot_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> None:

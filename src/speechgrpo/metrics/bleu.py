@@ -197,7 +197,8 @@ class BLEU(Metric):
             return self._compiled_statistics(pairs)
         return np.array(self._statistics(pairs), dtype=np.int64).reshape(len(pairs), 2 + 2 * self.max_ngram_order)
 
-    def _from_stats(self, row: Sequence[int]) -> float:
+    def score_from_statistics(self, row: Sequence[int]) -> float:
+        """BLEU (0-100) of one row of :meth:`statistics`, or of their sum (corpus BLEU)."""
         order = self.max_ngram_order
         return bleu_from_statistics(row[2:2 + order], row[2 + order:], row[0], row[1], self.smooth_method,
                                     self.smooth_value, self.effective_order)
@@ -210,10 +211,11 @@ class BLEU(Metric):
             return {"bleu": bleu_scores(self._compiled_statistics(pairs), self.max_ngram_order,
                                         list(SMOOTH_DEFAULTS).index(self.smooth_method), float(smooth_value or 0.0),
                                         self.effective_order)}
-        return {"bleu": np.array([self._from_stats(row) for row in self._statistics(pairs)], dtype=np.float64)}
+        return {"bleu": np.array([self.score_from_statistics(row) for row in self._statistics(pairs)],
+                                 dtype=np.float64)}
 
     def _corpus_score(self, pairs: Pairs) -> float:
-        return self._from_stats(self.statistics(pairs).sum(axis=0).tolist())
+        return self.score_from_statistics(self.statistics(pairs).sum(axis=0).tolist())
 
 
 def sentence_bleu(hyps: Sequence[str], refs: References, **options: Any) -> np.ndarray:

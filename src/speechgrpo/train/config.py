@@ -6,12 +6,13 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
 from speechgrpo.presets import check_choice
 
+C = TypeVar("C")
 Stage = Literal["sft", "grpo", "mp_grpo"]
 
 
@@ -190,17 +191,30 @@ def check_numbers(config: Any) -> None:
             raise ValueError(f"{f.name} must be an integer, got {value!r}")
 
 
+def load_layered(cls: type[C], path: str | Path | None, overrides: dict[str, Any], what: str = "config") -> C:
+    """A ``cls`` dataclass from its defaults, then the YAML file, then ``overrides`` (``None`` values
+    skipped). Mapping fields are merged key by key (``grpo: {steps: 100}`` keeps the other GRPO
+    settings), lists become tuples where the field's default is a tuple, unknown keys fail."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    defaults = {name: f.default_factory() if f.default_factory is not dataclasses.MISSING
+                else f.default for name, f in fields.items()}
+    values: dict[str, Any] = {}
+    loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {} if path is not None else {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: a {what} file must be a YAML mapping, got {type(loaded).__name__}")
+    for layer in (loaded, {k: v for k, v in overrides.items() if v is not None}):
+        for key, value in layer.items():
+            default = values.get(key, defaults.get(key))
+            values[key] = {**default, **value} if isinstance(default, dict) and isinstance(value, dict) else value
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown {what} keys {unknown}; known: {sorted(fields)}")
+    for key, value in values.items():
+        if isinstance(defaults[key], tuple) and isinstance(value, list):
+            values[key] = tuple(value)
+    return cls(**values)
+
+
 def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
     """A config from a YAML file (keys = :class:`TrainConfig` fields) with keyword overrides on top."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a config file must be a YAML mapping, got {type(loaded).__name__}")
-        values.update(loaded)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown config keys {unknown}; known: {sorted(known)}")
-    return TrainConfig(**values)
+    return load_layered(TrainConfig, path, overrides)

@@ -1,7 +1,8 @@
 """Evaluation as in the paper: sampled decoding (T=0.9, top-p 0.9) averaged over several seeds, and greedy.
 
-Metrics: corpus BLEU (sacrebleu), and the per-sample mean of BERTScore-F1, ROUGE-1/2/L, METEOR and, for
-ASR, WER, all from ``speechgrpo.metrics`` (exact to their reference implementations), on a 0-100 scale.
+Metrics: corpus BLEU (as sacrebleu's ``corpus_bleu``: no effective order), and the per-sample mean of
+BERTScore-F1, ROUGE-1/2/L, METEOR and, for ASR, WER, all from ``speechgrpo.metrics`` (exact to their
+reference implementations), on a 0-100 scale.
 """
 
 from __future__ import annotations
@@ -53,12 +54,20 @@ def higher_is_better(metric: str) -> bool:
     return metric != "wer"
 
 
-def _metric(name: str) -> Metric:
+def corpus_bleu_metric() -> BLEU:
+    """Corpus BLEU as sacrebleu's ``corpus_bleu`` computes it (``effective_order=False``)."""
+    return BLEU(effective_order=False)
+
+
+def evaluation_metric(name: str) -> Metric:
+    """The metric behind an evaluation name (``bleu`` is corpus BLEU as sacrebleu computes it)."""
     if name not in EVAL_METRICS:
         raise ValueError(f"unknown evaluation metric {name!r}; use one of {', '.join(EVAL_METRICS)}")
     if name.startswith("rouge"):
         return ROUGE(rouge_type=name)
-    factories: dict[str, type[Metric]] = {"bleu": BLEU, "bertscore": BERTScore, "meteor": METEOR, "wer": WER}
+    if name == "bleu":
+        return corpus_bleu_metric()
+    factories: dict[str, type[Metric]] = {"bertscore": BERTScore, "meteor": METEOR, "wer": WER}
     return factories[name]()
 
 
@@ -67,7 +76,7 @@ def score_answers(answers: Sequence[str], examples: Sequence[Example], metrics: 
     references = [tuple(e.references) for e in examples]
     scores: dict[str, float] = {}
     for name in metrics:
-        metric = _metric(name)
+        metric = evaluation_metric(name)
         if name in ("bleu", "wer"):
             value = float(metric.corpus_score(answers, references))
             scores[name] = value * 100 if name == "wer" else value
@@ -78,15 +87,18 @@ def score_answers(answers: Sequence[str], examples: Sequence[Example], metrics: 
 
 def evaluate_model(model: SpeechLM, examples: Sequence[Example], config: EvalConfig | None = None,
                    progress: bool = False) -> dict[str, dict[str, float]]:
-    """``{"sampled": mean over seeds, "sampled_std": std over seeds, "greedy": ...}`` of every metric."""
+    """``{"sampled": mean over seeds, "sampled_std": std over seeds, "greedy": ...}`` of every metric
+    (the sampled keys only when there are seeds, ``greedy`` only when asked)."""
     config = config or EvalConfig()
     audio = AudioCache()
     sampled = [score_answers(generate_answers(model, examples, SamplingConfig(config.max_new_tokens, config.temperature,
                                                                               config.top_p), seed,
                                               config.batch_size, audio, progress), examples, config.metrics)
                for seed in config.seeds]
-    results = {"sampled": {k: float(np.mean([s[k] for s in sampled])) for k in config.metrics},
-               "sampled_std": {k: float(np.std([s[k] for s in sampled])) for k in config.metrics}}
+    results: dict[str, dict[str, float]] = {}
+    if sampled:
+        results["sampled"] = {k: float(np.mean([s[k] for s in sampled])) for k in config.metrics}
+        results["sampled_std"] = {k: float(np.std([s[k] for s in sampled])) for k in config.metrics}
     if config.greedy:
         answers = generate_answers(model, examples, SamplingConfig(config.max_new_tokens, greedy=True), 0,
                                    config.batch_size, audio, progress)

@@ -1,14 +1,20 @@
-"""The main job (``speechgrpo demo``): the paper's comparison, end to end on the bundled spoken task.
+"""The main job (``speechgrpo demo``): the paper's comparison (its Tables 1-2) in miniature, per task.
 
-1. synthesize the spoken task with espeak-ng (spoken QA, English->German speech translation, ASR);
-2. build the bundled small speech LLM and train a base model: ASR plus the text versions of the tasks
-   (the passage or sentence as text), so that it hears and knows the answer formats;
-3. from the same base: SFT, GRPO and MP-GRPO on the spoken tasks, with the paper's recipe;
-4. evaluate base, SFT, GRPO and MP-GRPO with the paper's decoding (T=0.9, top-p 0.9, several seeds) and
-   greedy, on BLEU, BERTScore, ROUGE-1/2/L and METEOR;
-5. write ``results.md`` / ``results.csv`` and PNG plots (reward curves, metric bars).
+1. synthesize the spoken task with espeak-ng (spoken QA and English->German speech translation, plus
+   ASR clips to check the base hears);
+2. take the base model: the bundled checkpoint (``speechgrpo build-base``), or one built here
+   (``base: scratch``); it hears and answers text questions, but has seen no spoken-QA or spoken
+   translation example, as Granite Speech before the paper's training;
+3. per task, as separate runs: SFT, GRPO, MP-GRPO and SFT->GRPO from the base (MP-GRPO with LUFFY's
+   shaping too in the full protocol), each validated on dev during training, its best-dev checkpoint
+   kept; the full protocol first searches each method's learning rate on dev, then trains every seed;
+4. evaluate every model on test with the paper's decoding (T 0.9, top-p 0.9, mean of several passes),
+   with completion lengths and each run's compute, and a paired bootstrap interval for each method
+   minus SFT;
+5. write ``results.md`` / ``results.csv`` / ``summary.json`` and PNG plots.
 
-Sizes and steps come from :class:`PipelineConfig` (YAML); the defaults fit a 2-core CPU.
+Each run resumes or is skipped when its output exists. Sizes, steps and rates come from
+:class:`PipelineConfig` (YAML); the defaults fit a 2-core CPU (quick: ~15 min, full: ~90 min).
 """
 
 from __future__ import annotations
@@ -19,69 +25,86 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import yaml
+from typing import Any
 
 from speechgrpo.data import Example, build_synthetic, read_manifest, write_manifest
-from speechgrpo.train.config import TrainConfig, check_numbers
+from speechgrpo.train.base_model import DEMO_VOICES
+from speechgrpo.train.config import Stage, TrainConfig, check_numbers, load_layered
 
-if TYPE_CHECKING:
-    from speechgrpo.models import TinySpeechLM
+PROTOCOLS = ("quick", "full")
+METHODS = ("base", "sft", "grpo", "mp_grpo", "mp_grpo_luffy", "sft_grpo")
+# the trainer stage and settings group of each trained method
+_STAGES: dict[str, tuple[Stage, str]] = {
+    "sft": ("sft", "sft"), "grpo": ("grpo", "grpo"), "mp_grpo": ("mp_grpo", "grpo"),
+    "mp_grpo_luffy": ("mp_grpo", "grpo"), "sft_grpo": ("grpo", "grpo")}
+LUFFY_SHAPING = 0.1  # LUFFY's policy shaping gamma on off-policy tokens
 
 
 @dataclass
 class PipelineConfig:
-    """The demo's knobs: data (sizes per task and split, difficulty, voices), model size, and the steps and
-    rates of each stage. The defaults fit a 2-core CPU in about 15 minutes."""
+    """The demo's knobs. ``protocol: quick`` trains one seed with the ``tuned`` learning rates (what the
+    last full run chose); ``full`` searches them on dev (``search``), trains every seed of ``seeds`` and
+    adds MP-GRPO with LUFFY's shaping."""
 
     output_dir: str = "demo_output"
-    seed: int = 0
+    protocol: str = "quick"
+    base: str = "bundled"  # bundled | scratch (speechgrpo build-base here) | a folder built by build-base
+    base_config: dict[str, Any] = field(default_factory=dict)  # BaseConfig fields, for base: scratch
+    seed: int = 0  # the data's seed; the base's held-out splits must be the same
+    seeds: list[int] | None = None  # training seeds (None: [0] quick, [0, 1, 2] full)
     tasks: tuple[str, ...] = ("sqa", "ast")
-    sizes: dict[str, int] = field(default_factory=lambda: {"train": 800, "dev": 20, "test": 50})
+    sizes: dict[str, int] = field(default_factory=lambda: {"train": 1000, "dev": 100, "test": 200})
     difficulty: int = 1
-    # espeak-ng voices; a few, so that the from-scratch model learns to hear within the CPU budget
-    # (None: the 88 of speechgrpo.data.synthetic.tts.DEFAULT_VOICES, for larger budgets)
-    voices: list[str] | None = field(default_factory=lambda: ["en-us+m1", "en-us+f2", "en-gb+m3", "en-gb+f4"])
-    model: dict[str, Any] = field(default_factory=dict)  # TinySpeechLMConfig fields
-    base_steps: int = 700
-    base_asr_repeats: int = 2  # each ASR clip appears this many times in the base mix (with the text tasks)
-    base: dict[str, Any] = field(default_factory=lambda: {
-        "learning_rate": 2e-3, "warmup_steps": 50, "lr_schedule": "cosine", "ctc_weight": 1.0,
-        "prompts_per_step": 16, "micro_batch_size": 16})
-    sft: dict[str, Any] = field(default_factory=lambda: {"steps": 100, "learning_rate": 5e-4, "prompts_per_step": 16,
-                                                         "micro_batch_size": 16})
-    grpo: dict[str, Any] = field(default_factory=lambda: {"steps": 50, "learning_rate": 2e-4, "prompts_per_step": 4,
-                                                          "num_generations": 8, "max_new_tokens": 32,
-                                                          "micro_batch_size": 32, "save_rollouts": True})
+    voices: list[str] = field(default_factory=lambda: list(DEMO_VOICES))
+    methods: list[str] | None = None  # None: base, sft, grpo, mp_grpo, sft_grpo (+ mp_grpo_luffy in full)
+    sft: dict[str, Any] = field(default_factory=lambda: {
+        "steps": 150, "learning_rate": 5e-4, "prompts_per_step": 16, "micro_batch_size": 16, "eval_every": 25,
+        "max_new_tokens": 48})
+    grpo: dict[str, Any] = field(default_factory=lambda: {
+        "steps": 60, "learning_rate": 2e-4, "prompts_per_step": 4, "num_generations": 8, "max_new_tokens": 32,
+        "micro_batch_size": 32, "eval_every": 10, "save_rollouts": True})
+    # learning rates chosen on dev by the last full run, per task and settings group (quick uses them)
+    tuned: dict[str, dict[str, float]] = field(default_factory=lambda: {
+        "sqa": {"sft": 5e-4, "grpo": 2e-4}, "ast": {"sft": 5e-4, "grpo": 2e-4}})
+    search: dict[str, list[float]] = field(default_factory=lambda: {
+        "sft": [2e-4, 5e-4, 1e-3], "grpo": [1e-4, 2e-4, 5e-4]})
     reward: str = "bleu"
-    eval_seeds: int = 3
-    eval_max_new_tokens: int = 32
+    dev_examples: int = 100  # validation during training on the first N dev examples of the task
+    eval_passes: int = 3  # sampled passes at T 0.9, top-p 0.9 on test, averaged
+    eval_metrics: tuple[str, ...] = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")
+    eval_max_new_tokens: int = 48
+    bootstrap_resamples: int = 1000
     examples_shown: int = 3  # test examples per task with every model's greedy answer in results.md
 
     def __post_init__(self) -> None:
         check_numbers(self)
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        unknown = [m for m in self.methods or () if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+        if self.methods is not None and "sft_grpo" in self.methods and "sft" not in self.methods:
+            raise ValueError("sft_grpo starts from the sft run: methods must include sft")
+        missing = [t for t in self.tasks if self.protocol == "quick" and t not in self.tuned]
+        if missing:
+            raise ValueError(f"tuned has no learning rates for task(s) {', '.join(missing)}; run the full protocol "
+                             "or give them")
+
+    @property
+    def training_seeds(self) -> list[int]:
+        return list(self.seeds) if self.seeds is not None else ([0] if self.protocol == "quick" else [0, 1, 2])
+
+    @property
+    def method_list(self) -> list[str]:
+        if self.methods is not None:
+            return ["base", *[m for m in METHODS[1:] if m in self.methods]]
+        return [m for m in METHODS if m != "mp_grpo_luffy" or self.protocol == "full"]
 
 
 def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> PipelineConfig:
-    """The defaults, then the YAML file, then ``overrides``. Mapping fields (``sizes``, ``model``, ``base``,
-    ``sft``, ``grpo``) are merged key by key: ``grpo: {steps: 100}`` keeps the other GRPO settings."""
-    values: dict[str, Any] = {}
-    layers = [yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {} if path is not None else {},
-              {k: v for k, v in overrides.items() if v is not None}]
-    defaults = PipelineConfig()
-    for layer in layers:
-        if not isinstance(layer, dict):
-            raise ValueError(f"{path}: a demo config must be a YAML mapping, got {type(layer).__name__}")
-        for key, value in layer.items():
-            default = values.get(key, getattr(defaults, key, None))
-            values[key] = {**default, **value} if isinstance(default, dict) and isinstance(value, dict) else value
-    known = {f.name for f in dataclasses.fields(PipelineConfig)}
-    if set(values) - known:
-        raise ValueError(f"unknown demo config keys {sorted(set(values) - known)}; known: {sorted(known)}")
-    if "tasks" in values:
-        values["tasks"] = tuple(values["tasks"])
-    return PipelineConfig(**values)
+    """The defaults, then the YAML file, then ``overrides``; mapping fields (``sizes``, ``sft``, ``grpo``,
+    ``tuned``, ``search``, ``base_config``) merged key by key."""
+    return load_layered(PipelineConfig, path, overrides, "demo config")
 
 
 def text_versions(examples: list[Example]) -> list[Example]:
@@ -95,181 +118,232 @@ def text_versions(examples: list[Example]) -> list[Example]:
     return out
 
 
-def run_stage(name: str, stage: str, model: Path, manifests: list[Path], out: Path, settings: dict[str, Any],
-              seed: int, reward: str, steps: int | None = None, show_progress: bool = True) -> Path:
+# -- the base ------------------------------------------------------------------------------------------------
+def base_config_for(config: PipelineConfig) -> Any:
+    """The :class:`~speechgrpo.train.base_model.BaseConfig` whose held-out splits are this demo's."""
+    from speechgrpo.train.base_model import BaseConfig
+
+    return BaseConfig(**{"seed": config.seed, "tasks": (*config.tasks, "asr"), "difficulty": config.difficulty,
+                         "held_out": {"dev": config.sizes["dev"], "test": config.sizes["test"]},
+                         "voices": list(config.voices), **config.base_config,
+                         "output_dir": str(Path(config.output_dir) / "base")})
+
+
+def check_held_out(record: dict[str, Any], config: PipelineConfig, where: Path) -> None:
+    """Refuse a base built with other held-out splits: its training data may hold this demo's dev/test."""
+    built = record["config"]
+    wanted = base_config_for(config)
+    keys = ("seed", "difficulty", "held_out", "voices")
+    differ = [k for k in keys if built[k] != getattr(wanted, k)] + ([] if list(built["tasks"]) == list(wanted.tasks)
+                                                                     else ["tasks"])
+    if differ:
+        raise ValueError(f"the base model {where} was built with other held-out splits ({', '.join(differ)}: "
+                         f"{ {k: built[k] for k in differ} }), so its training data may contain this demo's dev or "
+                         "test items; use the same settings or `base: scratch` (speechgrpo demo --from-scratch)")
+
+
+def resolve_base(config: PipelineConfig, show_progress: bool = True) -> Path:
+    from speechgrpo.train.base_model import build_base, bundled_base, read_build_record
+
+    if config.base == "scratch":
+        built = Path(config.output_dir) / "base" / "model"
+        return built if (built / "build.json").is_file() else build_base(base_config_for(config), show_progress)
+    path = bundled_base() if config.base == "bundled" else Path(config.base)
+    check_held_out(read_build_record(path), config, path)
+    return path
+
+
+# -- one training run ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Run:
+    """A finished run: its best-dev model and its compute."""
+
+    model: Path
+    record: dict[str, Any]
+
+
+def train_run(out: Path, stage: Stage, start: Path, train_manifest: Path, dev_manifest: Path,
+              settings: dict[str, Any], config: PipelineConfig, seed: int, show_progress: bool) -> Run:
+    """Train (or reuse) one run with validation on dev; the model is its best-dev checkpoint, chosen by
+    corpus BLEU when the reward is ``bleu``, else by the run's own reward on dev."""
     from speechgrpo.train.trainer import train
 
-    values = {"steps": steps, **settings} if steps is not None else dict(settings)
-    config = TrainConfig(model=str(model), train_manifests=[str(m) for m in manifests], output_dir=str(out / name),
-                         stage=stage, seed=seed, reward=reward, **values)  # type: ignore[arg-type]
-    print(f"\n== {name}: {stage}, {config.steps} steps ==", file=sys.stderr, flush=True)
-    return train(config, show_progress=show_progress)
-
-
-@dataclass
-class Prepared:
-    """What every comparison starts from: the synthesized manifests, the spoken-task training manifest
-    and the trained base model."""
-
-    manifests: dict[str, Path]
-    task_manifest: Path
-    base: Path
-    seconds: dict[str, float]
-
-
-def initial_model(config: PipelineConfig, texts: list[str]) -> TinySpeechLM:
-    """The untrained bundled model, its tokenizer built from ``texts``, its weights drawn from ``config.seed``."""
-    import torch
-
-    from speechgrpo.models import TinySpeechLM, TinySpeechLMConfig
-    from speechgrpo.models.word_tokenizer import build_tokenizer
-
-    torch.manual_seed(config.seed)
-    return TinySpeechLM.create(TinySpeechLMConfig(**config.model), build_tokenizer(texts))
-
-
-def prepare_base(config: PipelineConfig, show_progress: bool = True) -> Prepared:
-    """Synthesize the data and train the base model (both skipped or resumed when already there)."""
-    from speechgrpo.data.synthetic.tts import DEFAULT_VOICES
-    from speechgrpo.train.trainer import read_examples
-
+    done = out / "run.json"
+    if done.is_file():
+        record = json.loads(done.read_text(encoding="utf-8"))
+        return Run(Path(record["model"]), record)
+    train_config = TrainConfig(model=str(start), train_manifests=[str(train_manifest)], output_dir=str(out),
+                               stage=stage, seed=seed, reward=config.reward, eval_manifests=[str(dev_manifest)],
+                               eval_max_examples=config.dev_examples, eval_metrics=["bleu"],
+                               checkpoint_every=10_000, **settings)
+    print(f"\n== {out.name}: {stage} from {start}, {train_config.steps} steps ==", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    out = Path(config.output_dir)
-    tasks = (*config.tasks, "asr")
-    manifests = build_synthetic(out / "data", seed=config.seed, sizes=config.sizes, tasks=tasks,
-                                difficulty=config.difficulty, voices=config.voices or DEFAULT_VOICES,
-                                progress=show_progress)
-    seconds = {"synthesis": time.perf_counter() - started}
-    train_examples = read_manifest(manifests["train"])
-    by_task = {task: [e for e in train_examples if e.task == task] for task in tasks}
-    stage_data = out / "stage_data"
-    asr = [dataclasses.replace(e, id=f"{e.id}-{k}") for k in range(config.base_asr_repeats) for e in by_task["asr"]]
-    base_manifest = write_manifest(stage_data / "base.jsonl", asr + text_versions(train_examples))
-    task_manifest = write_manifest(stage_data / "tasks.jsonl", [e for t in config.tasks for e in by_task[t]])
-
-    initial = out / "models" / "initial"
-    if not (initial / "config.json").is_file():
-        texts = [t for e in read_examples([str(p) for p in manifests.values()])
-                 for t in (e.prompt, *e.references, str(e.meta.get("transcript", "")))]
-        initial_model(config, texts).save(initial)
-    stage_started = time.perf_counter()
-    base = run_stage("base", "sft", initial, [base_manifest], out / "runs", config.base, config.seed, config.reward,
-                     steps=config.base_steps, show_progress=show_progress)
-    seconds["base"] = time.perf_counter() - stage_started
-    return Prepared(manifests, task_manifest, base, seconds)
+    final = train(train_config, show_progress=show_progress)
+    seconds = time.perf_counter() - started
+    best = json.loads((out / "best" / "best.json").read_text(encoding="utf-8"))
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    validations = sum(1 for row in log if "eval_bleu" in row)
+    generations = train_config.num_generations if stage != "sft" else 0
+    rollouts = -(-train_config.steps // train_config.num_iterations) if stage != "sft" else 0
+    record = {
+        "model": str(out / "best"), "final": str(final), "stage": stage, "start": str(start), "seed": seed,
+        "learning_rate": train_config.learning_rate, "steps": train_config.steps, "best_step": best["step"],
+        "best_metric": best["metric"], "best_dev": best["value"],
+        "prompts_seen": (rollouts if stage != "sft" else train_config.steps) * train_config.prompts_per_step,
+        "completions": rollouts * train_config.prompts_per_step * generations,
+        "validation_generations": validations * min(config.dev_examples, len(read_manifest(dev_manifest))),
+        "wall_s": round(seconds, 1),
+    }
+    done.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return Run(out / "best", record)
 
 
-def evaluate_on_tasks(models: dict[str, Path], test: list[Example], config: PipelineConfig,
-                      ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """Score rows (model, task, decoding, metrics...) of every model on every task of ``config``, and the
-    greedy answers of each model on the first ``examples_shown`` test examples of each task."""
+def method_settings(method: str, config: PipelineConfig, task: str, learning_rate: float | None) -> dict[str, Any]:
+    """The trainer settings of ``method`` on ``task``: its group's settings with the chosen learning rate."""
+    group = _STAGES[method][1]
+    settings = {**getattr(config, group)}
+    settings["learning_rate"] = learning_rate if learning_rate is not None else config.tuned[task][group]
+    if method == "mp_grpo_luffy":
+        settings["off_policy_shaping"] = LUFFY_SHAPING
+    return settings
+
+
+# -- evaluation ----------------------------------------------------------------------------------------------
+def evaluate_run(model_dir: Path, examples: list[Example], config: PipelineConfig, path: Path) -> list[list[str]]:
+    """The sampled answers of ``eval_passes`` passes (seeds 0..passes-1, the same for every model, so runs
+    are paired), cached in ``path``."""
+    if path.is_file():
+        answers: list[list[str]] = json.loads(path.read_text(encoding="utf-8"))
+        return answers
     from speechgrpo.data import AudioCache
     from speechgrpo.models import SamplingConfig, TinySpeechLM
-    from speechgrpo.train.evaluation import EvalConfig, evaluate_model, generate_answers
+    from speechgrpo.train.evaluation import EvalConfig, generate_answers
 
-    eval_config = EvalConfig(seeds=tuple(range(config.eval_seeds)), max_new_tokens=config.eval_max_new_tokens)
-    rows, shown = [], []
-    for name, path in models.items():
-        model = TinySpeechLM.load(path)
-        for task in config.tasks:
-            examples = [e for e in test if e.task == task]
-            print(f"evaluating {name} on {task} ({len(examples)} examples)", file=sys.stderr, flush=True)
-            result = evaluate_model(model, examples, eval_config)
-            for decoding in ("sampled", "greedy"):
-                rows.append({"model": name, "task": task, "decoding": decoding, **result[decoding]})
-            first = examples[:config.examples_shown]
-            answers = generate_answers(model, first, SamplingConfig(config.eval_max_new_tokens, greedy=True), 0, 16,
-                                       AudioCache())
-            shown += [{"task": task, "id": e.id, "model": name, "answer": answer}
-                      for e, answer in zip(first, answers, strict=True)]
-    return rows, shown
+    model = TinySpeechLM.load(model_dir)
+    defaults = EvalConfig()
+    sampling = SamplingConfig(config.eval_max_new_tokens, defaults.temperature, defaults.top_p)
+    audio = AudioCache()
+    answers = [generate_answers(model, examples, sampling, seed, defaults.batch_size, audio)
+               for seed in range(config.eval_passes)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(answers, ensure_ascii=False) + "\n", encoding="utf-8")
+    return answers
 
 
-def run_pipeline(config: PipelineConfig) -> Path:
-    """Run every stage (each resumes if its output exists) and return the results folder."""
-    from speechgrpo.models import TinySpeechLM
-    from speechgrpo.train.evaluation import EvalConfig, evaluate_model
+def greedy_answers(model_dir: Path, examples: list[Example], max_new_tokens: int) -> list[str]:
+    from speechgrpo.data import AudioCache
+    from speechgrpo.models import SamplingConfig, TinySpeechLM
+    from speechgrpo.train.evaluation import generate_answers
+
+    return generate_answers(TinySpeechLM.load(model_dir), examples, SamplingConfig(max_new_tokens, greedy=True), 0,
+                            16, AudioCache())
+
+
+# -- the whole job -------------------------------------------------------------------------------------------
+def prepare_data(config: PipelineConfig, show_progress: bool = True) -> dict[str, Path]:
+    """Synthesize the demo's data and write one manifest per task and split: ``{"sqa_train": path, ...}``."""
+    out = Path(config.output_dir)
+    manifests = build_synthetic(out / "data", seed=config.seed, sizes=config.sizes, tasks=(*config.tasks, "asr"),
+                                difficulty=config.difficulty, voices=config.voices, progress=show_progress)
+    per_task: dict[str, Path] = {}
+    for split, path in manifests.items():
+        examples = read_manifest(path)
+        for task in (*config.tasks, "asr"):
+            per_task[f"{task}_{split}"] = write_manifest(out / "stage_data" / f"{task}_{split}.jsonl",
+                                                         [e for e in examples if e.task == task])
+    return per_task
+
+
+def search_folder(config: PipelineConfig, task: str, group: str, rate: float) -> Path:
+    return Path(config.output_dir) / "search" / task / f"{group}-lr{rate:g}"
+
+
+def run_folder(config: PipelineConfig, task: str, method: str, seed: int, rate: float) -> Path:
+    """Where a method's run for a seed lives. In the full protocol, SFT and GRPO at the first seed are the
+    search's runs at the chosen rate: the same settings and seed, so training them again would repeat them."""
+    if config.protocol == "full" and method in ("sft", "grpo") and seed == config.training_seeds[0]:
+        return search_folder(config, task, method, rate)
+    return Path(config.output_dir) / "runs" / task / f"{method}-seed{seed}"
+
+
+def search_learning_rates(task: str, base: Path, manifests: dict[str, Path], config: PipelineConfig,
+                          show_progress: bool) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Each settings group's learning rate with the best best-dev BLEU (first training seed), and the rows."""
+    chosen: dict[str, float] = {}
+    rows: list[dict[str, Any]] = []
+    seed = config.training_seeds[0]
+    for group in ("sft", "grpo"):
+        best: tuple[float, float] | None = None
+        for rate in config.search[group]:
+            run = train_run(search_folder(config, task, group, rate), group, base,
+                            manifests[f"{task}_train"], manifests[f"{task}_dev"],
+                            method_settings(group, config, task, rate), config, seed, show_progress)
+            rows.append({"task": task, "method": group, **{k: run.record[k] for k in (
+                "learning_rate", "best_step", "best_dev", "wall_s")}})
+            if best is None or run.record["best_dev"] > best[1]:
+                best = (rate, run.record["best_dev"])
+        assert best is not None
+        chosen[group] = best[0]
+    return chosen, rows
+
+
+def run_pipeline(config: PipelineConfig, show_progress: bool = True) -> Path:
+    """Run every stage (each resumes or is skipped when done) and return the results folder."""
+    from speechgrpo.train.base_model import asr_wer, read_build_record
+    from speechgrpo.train.demo_report import write_results
 
     started = time.perf_counter()
-    prepared = prepare_base(config)
-    seconds = prepared.seconds
-    runs = Path(config.output_dir) / "runs"
-    finals = {"base": prepared.base}
-    for name, stage, settings in (("sft", "sft", config.sft), ("grpo", "grpo", config.grpo),
-                                  ("mp_grpo", "mp_grpo", config.grpo)):
-        stage_started = time.perf_counter()
-        finals[name] = run_stage(name, stage, prepared.base, [prepared.task_manifest], runs, settings, config.seed,
-                                 config.reward)
-        seconds[name] = time.perf_counter() - stage_started
+    seconds: dict[str, float] = {}
+    out = Path(config.output_dir)
+    base = resolve_base(config, show_progress)  # first: a base built for other splits fails before any work
+    seconds["base"] = time.perf_counter() - started
+    stage_started = time.perf_counter()
+    manifests = prepare_data(config, show_progress)
+    seconds["synthesis"] = time.perf_counter() - stage_started
+    test_asr = read_manifest(manifests["asr_test"])
+    hearing = {"base_asr_test_wer": asr_wer(base, test_asr), "asr_test_clips": len(test_asr),
+               "build": read_build_record(base)}
 
-    evaluation_started = time.perf_counter()
-    test = read_manifest(prepared.manifests["test"])
-    rows, shown = evaluate_on_tasks(finals, test, config)
-    hearing = evaluate_model(TinySpeechLM.load(prepared.base), [e for e in test if e.task == "asr"],
-                             EvalConfig(seeds=(), max_new_tokens=config.eval_max_new_tokens, metrics=("wer",)))
-    seconds["evaluation"] = time.perf_counter() - evaluation_started
+    runs: list[dict[str, Any]] = []
+    search_rows: list[dict[str, Any]] = []
+    chosen: dict[str, dict[str, float]] = {}
+    answers: dict[tuple[str, str, int], list[list[str]]] = {}
+    shown: list[dict[str, str]] = []
+    tests: dict[str, list[Example]] = {}
+    for task in config.tasks:
+        task_started = time.perf_counter()
+        test = tests[task] = read_manifest(manifests[f"{task}_test"])
+        if config.protocol == "full":
+            chosen[task], rows = search_learning_rates(task, base, manifests, config, show_progress)
+            search_rows += rows
+        else:
+            chosen[task] = dict(config.tuned[task])
+        models: dict[tuple[str, int], Path] = {}
+        for seed in config.training_seeds:
+            for method in config.method_list[1:]:
+                stage, group = _STAGES[method]
+                start = models[("sft", seed)] if method == "sft_grpo" else base
+                run = train_run(run_folder(config, task, method, seed, chosen[task][group]), stage, start,
+                                manifests[f"{task}_train"], manifests[f"{task}_dev"],
+                                method_settings(method, config, task, chosen[task][group]), config, seed,
+                                show_progress)
+                models[(method, seed)] = run.model
+                runs.append({"task": task, "method": method, **run.record})
+        print(f"\n== evaluating on {task} ({len(test)} test examples, {config.eval_passes} passes) ==",
+              file=sys.stderr, flush=True)
+        answers[(task, "base", 0)] = evaluate_run(base, test, config, out / "answers" / task / "base.json")
+        for (method, seed), model in models.items():
+            answers[(task, method, seed)] = evaluate_run(model, test, config,
+                                                         out / "answers" / task / f"{method}-seed{seed}.json")
+        first = test[:config.examples_shown]
+        first_seed = config.training_seeds[0]
+        for method in config.method_list:
+            model = base if method == "base" else models[(method, first_seed)]
+            for example, answer in zip(first, greedy_answers(model, first, config.eval_max_new_tokens), strict=True):
+                shown.append({"task": task, "id": example.id, "model": method, "answer": answer})
+        seconds[task] = time.perf_counter() - task_started
     seconds["total"] = time.perf_counter() - started
-    results = Path(config.output_dir) / "results"
-    summary = {"base_asr_wer": hearing["greedy"]["wer"], "seconds": seconds}
-    write_results(rows, shown, {e.id: e for e in test}, summary, runs, results)
-    return results
-
-
-def write_results(rows: list[dict[str, Any]], shown: list[dict[str, str]], test: dict[str, Example],
-                  summary: dict[str, Any], runs: Path, results: Path) -> None:
-    """``results.csv``, ``results.md``, ``summary.json`` and the plots."""
-    import pandas as pd
-
-    results.mkdir(parents=True, exist_ok=True)
-    table = pd.DataFrame(rows)
-    metrics = [c for c in table.columns if c not in ("model", "task", "decoding")]
-    table["avg"] = table[metrics].mean(axis=1)
-    table.to_csv(results / "results.csv", index=False, float_format="%.2f")
-    (results / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    seconds = summary["seconds"]
-    timing = ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items() if k != "total")
-    lines = [f"# Results on the bundled task ({seconds['total'] / 60:.1f} min end to end)", "",
-             f"Minutes per stage: {timing}.", "",
-             f"Can the base model hear? Greedy WER on the ASR test clips: {summary['base_asr_wer']:.1f}%.", ""]
-    for (task, decoding), part in table.groupby(["task", "decoding"], sort=False):
-        lines += [f"## {task}, {decoding} decoding", "", part.drop(columns=["task", "decoding"]).to_markdown(
-            index=False, floatfmt=".2f"), ""]
-    lines += ["## Greedy answers on the first test examples", ""]
-    for example_id, answers in pd.DataFrame(shown).groupby("id", sort=False):
-        example = test[example_id]
-        lines += [f"**{example_id}** ({example.task}): {example.meta.get('transcript', '')} / *{example.prompt}*",
-                  "", f"- reference: {example.references[0]}"]
-        lines += [f"- {row.model}: {row.answer}" for row in answers.itertuples()]
-        lines.append("")
-    (results / "results.md").write_text("\n".join(lines), encoding="utf-8")
-    plot_results(table, runs, results)
-    print("\n".join(lines), flush=True)
-
-
-def plot_results(table: Any, runs: Path, results: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name in ("grpo", "mp_grpo"):
-        path = runs / name / "metrics.jsonl"
-        if path.is_file():
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-            ax.plot([r["step"] for r in rows], [r["reward_mean"] for r in rows], label=name)
-    ax.set_xlabel("step")
-    ax.set_ylabel("mean reward (on-policy samples)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(results / "reward_curves.png", dpi=120)
-    plt.close(fig)
-    sampled = table[table["decoding"] == "sampled"]
-    for task, part in sampled.groupby("task"):
-        fig, ax = plt.subplots(figsize=(7, 4))
-        part.set_index("model").drop(columns=["task", "decoding"]).T.plot.bar(ax=ax)
-        ax.set_ylabel("score (0-100)")
-        ax.set_title(f"{task}: sampled decoding (T=0.9, top-p 0.9)")
-        fig.tight_layout()
-        fig.savefig(results / f"metrics_{task}.png", dpi=120)
-        plt.close(fig)
+    summary = {"protocol": config.protocol, "seeds": config.training_seeds, "learning_rates": chosen,
+               "hearing": hearing, "seconds": {k: round(v, 1) for k, v in seconds.items()},
+               "config": dataclasses.asdict(config)}
+    return write_results(answers, tests, runs, search_rows, shown, summary, config, out / "results")

@@ -61,9 +61,9 @@ def words(text: str) -> list[str]:
 def _sqa(rng: random.Random, difficulty: int) -> tuple[str, dict[str, Any], list[str], list[str]]:
     passage = sample_passage(rng, difficulty)
     qa = rng.choice(passage.qas)
-    meta = {"transcript": passage.text, "question": qa.question, "fact": qa.fact, "people": len(passage.people),
-            "sentences": len(passage.sentences)}
-    return passage.text, meta, [qa.answer, qa.short], [passage.text]
+    meta = {"transcript": passage.text, "question": qa.question, "fact": qa.fact, "short_answer": qa.short,
+            "people": len(passage.people), "sentences": len(passage.sentences)}
+    return passage.text, meta, [qa.answer], [passage.text]
 
 
 def _ast(rng: random.Random, difficulty: int) -> tuple[str, dict[str, Any], list[str], list[str]]:
@@ -211,12 +211,12 @@ def question_only_baseline(train: Sequence[Example], test: Sequence[Example]) ->
     answers: dict[str, Counter[str]] = {}
     for example in train:
         if example.task == "sqa":
-            answers.setdefault(_question_template(example), Counter())[example.references[-1]] += 1
+            answers.setdefault(_question_template(example), Counter())[str(example.meta["short_answer"])] += 1
     scored = [e for e in test if e.task == "sqa"]
     if not scored:
         return 0.0
     hits = sum(1 for e in scored if (c := answers.get(_question_template(e))) and c.most_common(1)[0][0]
-               == e.references[-1])
+               == e.meta["short_answer"])
     return round(hits / len(scored), 4)
 
 

@@ -8,9 +8,12 @@ guessed from the question: the values are drawn independently of the question wo
 person with the same kinds of facts (harder levels) makes the model find the right one. Later sentences
 about the same person say *she*/*he* when that is unambiguous.
 
-Each question has two references: the full sentence (first, the SFT/MP-GRPO target) and a short form
-(``"Where does Maria work?"`` -> ``"Maria works at the hospital in Lisbon."``, ``"At the hospital in
-Lisbon."``).
+Each question has one reference, a full sentence as in LibriSQA (``"Where does Maria work?"`` ->
+``"Maria works at the hospital in Lisbon."``), worded in one of a few ways drawn per question (``"Maria's
+workplace is the hospital in Lisbon."``), so that answers vary across examples and a sampled group has
+wordings for BLEU to rank. The short form (``"At the hospital in Lisbon."``) is kept for analysis only
+(:attr:`QA.short`), never as a reference: BLEU's brevity penalty takes the closest reference length, so a
+short second reference pays one-word answers.
 """
 
 from __future__ import annotations
@@ -80,8 +83,8 @@ FACT_KINDS = ("age", "home", "work", "pet", "purchase", "siblings", "weekly", "t
 
 @dataclass(frozen=True)
 class QA:
-    """A question, its full-sentence and short answers, the fact kind, and ``value``: the words of the
-    answer that only the passage gives (for checks)."""
+    """A question, its full-sentence answer (the reference), its short form (for analysis), the fact kind,
+    and ``value``: the words of the answer that only the passage gives (for checks)."""
 
     question: str
     answer: str
@@ -138,6 +141,11 @@ def _plural(noun: str) -> str:
     return _EXTRA_PLURALS.get(noun) or NOUNS[noun].en_plural
 
 
+def _say(rng: random.Random, *wordings: str) -> str:
+    """One of several wordings of the same answer."""
+    return rng.choice(wordings)
+
+
 def _count(n: int, singular: str, plural: str) -> str:
     return f"no {plural}" if n == 0 else f"one {singular}" if n == 1 else f"{number_words(n)} {plural}"
 
@@ -146,19 +154,22 @@ def _age(rng: random.Random, p: _Person, ctx: dict[str, set[str]]) -> _Fact:
     age = number_words(rng.randint(18, 89))
     n = p.name
     return _Fact("age", ("{S} is " + age + " years old.", "{S} turned " + age + " this year."),
-                 (QA(f"How old is {n}?", f"{n} is {age} years old.", f"{_cap(age)} years old.", "age", age),))
+                 (QA(f"How old is {n}?", _say(rng, f"{n} is {age} years old.", f"{n} is {age}."),
+                     f"{_cap(age)} years old.", "age", age),))
 
 
 def _home(rng: random.Random, p: _Person, ctx: dict[str, set[str]]) -> _Fact:
     city, born = rng.sample(sorted(set(CITIES) - ctx["cities"]), 2)
     ctx["cities"].add(city)
     n = p.name
-    lives = QA(rng.choice([f"Where does {n} live?", f"In which city does {n} live?"]), f"{n} lives in {city}.",
+    lives = QA(rng.choice([f"Where does {n} live?", f"In which city does {n} live?"]),
+               _say(rng, f"{n} lives in {city}.", f"{n}'s home is in {city}."),
                f"In {city}.", "home", city)
     if rng.random() < 0.5:
         return _Fact("home", ("{S} lives in " + city + ".", "{S} lives in a small flat in " + city + "."), (lives,),
                      who=(f"Who lives in {city}?", f"{{N}} lives in {city}.", city))
-    born_qa = QA(f"Where was {n} born?", f"{n} was born in {born}.", f"In {born}.", "birthplace", born)
+    born_qa = QA(f"Where was {n} born?", _say(rng, f"{n} was born in {born}.", f"{n}'s birthplace is {born}."),
+                 f"In {born}.", "birthplace", born)
     return _Fact("home", (f"{{S}} was born in {born}, but now {{s}} lives in {city}.",
                           f"{{S}} lives in {city}, but {{s}} was born in {born}."), (lives, born_qa))
 
@@ -170,9 +181,11 @@ def _work(rng: random.Random, p: _Person, ctx: dict[str, set[str]]) -> _Fact:
     city = rng.choice(sorted(CITIES)) if rng.random() < 0.4 else ""
     where = f"the {place}" + (f" in {city}" if city else "")
     n = p.name
-    job_qa = QA(rng.choice([f"What does {n} do for a living?", f"What is {n}'s job?"]), f"{n} works as {_a(job)}.",
+    job_qa = QA(rng.choice([f"What does {n} do for a living?", f"What is {n}'s job?"]),
+                _say(rng, f"{n} works as {_a(job)}.", f"{n} is {_a(job)}."),
                 _cap(_a(job)) + ".", "job", job)
-    place_qa = QA(f"Where does {n} work?", f"{n} works at {where}.", f"At {where}.", "workplace", place)
+    place_qa = QA(f"Where does {n} work?", _say(rng, f"{n} works at {where}.", f"{n}'s workplace is {where}."),
+                f"At {where}.", "workplace", place)
     who = (f"Who works at the {place}?", f"{{N}} works at the {place}.", place)
     style = rng.random()
     if style < 0.25:
@@ -188,7 +201,9 @@ def _pet(rng: random.Random, p: _Person, ctx: dict[str, set[str]]) -> _Fact:
     ctx["pets"].add(pet)
     name = rng.choice(PET_NAMES)
     n = p.name
-    qas = [QA(f"What is the name of {n}'s {pet}?", f"{n}'s {pet} is called {name}.", f"{name}.", "pet_name", name)]
+    qas = [QA(f"What is the name of {n}'s {pet}?",
+              _say(rng, f"{n}'s {pet} is called {name}.", f"{n}'s {pet} is named {name}."),
+              f"{name}.", "pet_name", name)]
     who = (f"Who has {_a(pet)}?", f"{{N}} has {_a(pet)}.", pet)
     if rng.random() < 0.6:
         colour = rng.choice(COLOURS[:8])
@@ -281,7 +296,9 @@ def _car(rng: random.Random, p: _Person, ctx: dict[str, set[str]]) -> _Fact:
     age = rng.choice(["an old", "a new", "a small", "a big"])
     n = p.name
     return _Fact("car", (f"{{S}} drives {age} {colour} car.", f"{{P}} car is {colour}."),
-                 (QA(f"What colour is {n}'s car?", f"{n}'s car is {colour}.", f"{_cap(colour)}.", "car_colour",
+                 (QA(f"What colour is {n}'s car?",
+                     _say(rng, f"{n}'s car is {colour}.", f"{n} drives {_a(colour)} car."),
+                     f"{_cap(colour)}.", "car_colour",
                      colour),))
 
 
@@ -291,7 +308,8 @@ def _favourite(rng: random.Random, p: _Person, ctx: dict[str, set[str]]) -> _Fac
     n = p.name
     return _Fact("favourite", (f"{{P}} favourite {topic} is {value}.",
                                f"{{S}} says that {{p}} favourite {topic} is {value}."),
-                 (QA(f"What is {n}'s favourite {topic}?", f"{n}'s favourite {topic} is {value}.",
+                 (QA(f"What is {n}'s favourite {topic}?",
+                     _say(rng, f"{n}'s favourite {topic} is {value}.", f"{n} likes {value} best."),
                      f"{_cap(value)}.", f"favourite_{topic}", value),))
 
 
@@ -300,7 +318,8 @@ def _wake(rng: random.Random, p: _Person, ctx: dict[str, set[str]]) -> _Fact:
     n = p.name
     return _Fact("wake", (f"{{S}} gets up at {time} every morning.", f"Every morning, {{S}} gets up at {time}."),
                  (QA(rng.choice([f"What time does {n} get up?", f"When does {n} get up in the morning?"]),
-                     f"{n} gets up at {time}.", f"At {time}.", "wake_time", time),))
+                     _say(rng, f"{n} gets up at {time}.", f"{n} wakes up at {time}."),
+                     f"At {time}.", "wake_time", time),))
 
 
 def _languages(rng: random.Random, p: _Person, ctx: dict[str, set[str]]) -> _Fact:
