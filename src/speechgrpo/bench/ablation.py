@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from speechgrpo.bench.report import BenchReport, Table
+from speechgrpo.train.config import Stage
 from speechgrpo.train.pipeline import (
     PipelineConfig,
     evaluate_run,
@@ -42,7 +43,7 @@ def sft_steps_for(grpo: dict[str, Any], sft: dict[str, Any]) -> int:
     """SFT steps that train on as many sequences as GRPO samples completions."""
     rollouts = math.ceil(grpo["steps"] / grpo.get("num_iterations", 1))
     completions = rollouts * grpo["prompts_per_step"] * grpo["num_generations"]
-    return max(1, math.ceil(completions / sft["prompts_per_step"]))
+    return max(1, math.ceil(int(completions) / int(sft["prompts_per_step"])))
 
 
 def run_ablation(config: PipelineConfig, rewards: Sequence[str], task: str, steps: int | None = None,
@@ -72,7 +73,8 @@ def run_ablation(config: PipelineConfig, rewards: Sequence[str], task: str, step
     test = read_manifest(manifests[f"{task}_test"])
     answers = {(task, "base", 0): evaluate_run(base, test, config, runs / "answers" / "base.json")}
     records: list[dict[str, Any]] = []
-    jobs = [(spec, name, "grpo", grpo) for spec, name in zip(rewards, names, strict=True)]
+    jobs: list[tuple[str, str, Stage, dict[str, Any]]] = [(spec, name, "grpo", grpo)
+                                                          for spec, name in zip(rewards, names, strict=True)]
     jobs.append((SFT_ROW, "sft_same_compute", "sft", sft))
     for seed in config.training_seeds:
         for spec, name, stage, settings in jobs:
