@@ -39,8 +39,8 @@ def test_bad_task_and_reward_fail_before_training(tmp_path: Path, capsys: pytest
 def test_ablation_trains_every_reward_and_seed_and_sft_with_the_same_compute(
         toy_base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "demo.yaml"
-    config.write_text(yaml.safe_dump({**TOY, "tasks": ["sqa"], "base": str(toy_base), "seeds": [0, 1],
-                                      "eval_passes": 1, "tuned": {"sqa": {"sft": 5e-4, "grpo": 2e-4}}}))
+    # the demo's tasks stay those the base was built for (its held-out splits depend on them)
+    config.write_text(yaml.safe_dump({**TOY, "base": str(toy_base), "seeds": [0, 1], "eval_passes": 1}))
     report = tmp_path / "report"
     assert main(["bench", "train", "--task", "sqa", "--rewards", "bleu,0.5*rougeL + 0.5*meteor", "--config",
                  str(config), "--demo-dir", str(tmp_path / "demo"), "--steps", "2", "--out", str(report), "--json",

@@ -118,7 +118,7 @@ def test_demo_full_protocol_runs_every_method_and_writes_the_report(toy_base: Pa
     answers = json.loads((out / "answers" / "sqa" / "grpo-seed0.json").read_text())
     assert len(answers) == 2 and all(len(a) == 4 for a in answers)  # passes x test examples
     report = (results / "results.md").read_text()
-    assert "Paired bootstrap" in report and report.count("| GRPO | ") == 4  # scores, bootstrap, diagnostics x 2?
+    assert "Paired bootstrap" in report and report.count("| GRPO | ") == 6  # per task: scores, bootstrap, diagnostics
     assert "greedy ASR WER on the 4 test clips" in report and "Learning-rate search" in report
     for name in ("reward_curves_sqa.png", "dev_curves_ast.png", "metrics_sqa.png", "diagnostics.csv"):
         assert (results / name).is_file(), name

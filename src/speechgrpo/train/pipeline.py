@@ -137,9 +137,11 @@ def check_held_out(record: dict[str, Any], config: PipelineConfig, where: Path) 
     differ = [k for k in keys if built[k] != getattr(wanted, k)] + ([] if list(built["tasks"]) == list(wanted.tasks)
                                                                      else ["tasks"])
     if differ:
+        needed = {k: list(wanted.tasks) if k == "tasks" else getattr(wanted, k) for k in differ}
         raise ValueError(f"the base model {where} was built with other held-out splits ({', '.join(differ)}: "
-                         f"{ {k: built[k] for k in differ} }), so its training data may contain this demo's dev or "
-                         "test items; use the same settings or `base: scratch` (speechgrpo demo --from-scratch)")
+                         f"built with { {k: built[k] for k in differ} }, this demo has {needed}), so its training "
+                         "data may contain this demo's dev or test items; use the same settings or `base: scratch` "
+                         "(speechgrpo demo --from-scratch)")
 
 
 def resolve_base(config: PipelineConfig, show_progress: bool = True) -> Path:
