@@ -21,6 +21,14 @@ def _override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(value)
 
 
+def _add_config_arguments(parser: argparse.ArgumentParser, config_class: type, what: str) -> None:
+    """``--config FILE`` and ``KEY=VALUE`` overrides of a config dataclass's fields."""
+    parser.add_argument("--config", help=f"YAML file (keys: the {what} fields)")
+    fields = ", ".join(f.name for f in dataclasses.fields(config_class))
+    parser.add_argument("overrides", nargs="*", type=_override, metavar="KEY=VALUE",
+                        help=f"config fields on top of the file: {fields}")
+
+
 def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``demo``, ``train`` and ``eval``."""
     from speechgrpo.train.base_model import BaseConfig
@@ -33,16 +41,13 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                                              "bundled base model with validation on dev, evaluate the best-dev "
                                              "checkpoints on test and write results.md/csv and plots. Re-running "
                                              "resumes finished runs.")
-    demo.add_argument("--config", help="YAML file (keys: the PipelineConfig fields)")
+    _add_config_arguments(demo, PipelineConfig, "PipelineConfig")
     demo.add_argument("--protocol", choices=("quick", "full"), default=None,
                       help="quick (default): one seed with the tuned learning rates, ~15 min on 2 cores; full: "
                            "learning-rate search on dev, 3 seeds, MP-GRPO with LUFFY shaping, ~90 min")
     demo.add_argument("--from-scratch", action="store_true",
                       help="build the base model here (speechgrpo build-base, ~50 min on 2 cores) instead of "
                            "using the bundled one")
-    demo_fields = ", ".join(f.name for f in dataclasses.fields(PipelineConfig))
-    demo.add_argument("overrides", nargs="*", type=_override, metavar="KEY=VALUE",
-                      help=f"config fields on top of the file: {demo_fields}")
     demo.set_defaults(run=_demo)
     base = subparsers.add_parser("build-base", help="train the demo's base model from scratch (the bundled "
                                  "checkpoint's recipe: CTC hearing stage, then ASR + text tasks)",
@@ -50,19 +55,13 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                                              "its encoder with CTC, then the whole model on ASR and the text "
                                              "versions of spoken QA and translation. Writes OUTPUT_DIR/model "
                                              "(with build.json: settings, times, dev and test WER).")
-    base.add_argument("--config", help="YAML file (keys: the BaseConfig fields)")
-    base_fields = ", ".join(f.name for f in dataclasses.fields(BaseConfig))
-    base.add_argument("overrides", nargs="*", type=_override, metavar="KEY=VALUE",
-                      help=f"config fields on top of the file: {base_fields}")
+    _add_config_arguments(base, BaseConfig, "BaseConfig")
     base.add_argument("--no-progress", action="store_true", help="no progress bars")
     base.set_defaults(run=_build_base)
     train = subparsers.add_parser("train", help="run SFT, GRPO or MP-GRPO from a YAML config",
                                   description="Train from a YAML config (keys: the TrainConfig fields). "
                                               "Re-running resumes from the output directory's last checkpoint.")
-    train.add_argument("--config", help="YAML file")
-    fields = ", ".join(f.name for f in dataclasses.fields(TrainConfig))
-    train.add_argument("overrides", nargs="*", type=_override, metavar="KEY=VALUE",
-                       help=f"config fields on top of the file: {fields}")
+    _add_config_arguments(train, TrainConfig, "TrainConfig")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(run=_train)
     evaluation = subparsers.add_parser("eval", help="evaluate a model on manifests (sampled T=0.9, top-p 0.9; greedy)")
