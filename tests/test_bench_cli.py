@@ -127,7 +127,7 @@ def test_bad_files_name_the_file_and_line(tmp_path: Path, capsys: pytest.Capture
     path = tmp_path / "g.jsonl" if lines is None else write(tmp_path / "g.jsonl", lines)
     code, out, err = run([command, "--data", str(path), "--rewards", "bleu"], capsys)
     assert code == 2 and out == ""
-    assert err.startswith("speechgrpo bench: ") and str(path) in err and message in err
+    assert err.startswith(f"speechgrpo bench {command}: ") and str(path) in err and message in err
     assert "Traceback" not in err
 
 
@@ -142,7 +142,7 @@ def test_bad_files_name_the_file_and_line(tmp_path: Path, capsys: pytest.Capture
 ])
 def test_bad_options_are_clear_errors(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
     code, out, err = run(argv, capsys)
-    assert code == 2 and out == "" and message in err and err.startswith("speechgrpo bench: ")
+    assert code == 2 and out == "" and message in err and err.startswith(f"speechgrpo bench {argv[0]}: ")
 
 
 def test_all_off_policy_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

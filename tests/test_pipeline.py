@@ -5,6 +5,7 @@ intervals, report). About four minutes on 2 CPU cores."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,14 @@ from toy_demo import TOY, needs_espeak
 
 from speechgrpo.cli import main
 from speechgrpo.train.base_model import BaseConfig, asr_wer, load_base_config, read_build_record
-from speechgrpo.train.pipeline import PipelineConfig, check_held_out, load_pipeline_config, method_settings
+from speechgrpo.train.pipeline import (
+    PipelineConfig,
+    check_held_out,
+    load_pipeline_config,
+    method_settings,
+    model_fingerprint,
+    run_pipeline,
+)
 
 
 def test_config_file_and_overrides(tmp_path: Path) -> None:
@@ -115,8 +123,10 @@ def test_demo_full_protocol_runs_every_method_and_writes_the_report(toy_base: Pa
     assert first["start"] == str(out / "search" / "sqa" / f"sft-lr{summary['learning_rates']['sqa']['sft']:g}" / "best")
     luffy = yaml.safe_load((out / "runs" / "sqa" / "mp_grpo_luffy-seed0" / "config.yaml").read_text())
     assert luffy["off_policy_shaping"] == 0.1 and luffy["stage"] == "mp_grpo"
-    answers = json.loads((out / "answers" / "sqa" / "grpo-seed0.json").read_text())
+    cached = json.loads((out / "answers" / "sqa" / "grpo-seed0.json").read_text())
+    answers = cached["answers"]
     assert len(answers) == 2 and all(len(a) == 4 for a in answers)  # passes x test examples
+    assert cached["key"]["passes"] == 2 and len(cached["key"]["model"]) == 64
     report = (results / "results.md").read_text()
     assert "Paired bootstrap" in report and report.count("| GRPO | ") == 6  # per task: scores, bootstrap, diagnostics
     assert "greedy ASR WER on the 4 test clips" in report and "Learning-rate search" in report
@@ -128,6 +138,19 @@ def test_demo_full_protocol_runs_every_method_and_writes_the_report(toy_base: Pa
     stamp = (out / "runs" / "sqa" / "grpo-seed1" / "run.json").stat().st_mtime
     assert main(["demo", "--config", str(path), "--protocol", "full", f"output_dir={out}"]) == 0
     assert (out / "runs" / "sqa" / "grpo-seed1" / "run.json").stat().st_mtime == stamp
+    answers_file = out / "answers" / "sqa" / "grpo-seed1.json"
+    answers_stamp = answers_file.stat().st_mtime
+
+    # a finished run trained with other settings is refused, not silently reused
+    with pytest.raises(ValueError, match=r"grpo-seed1 was trained with other settings \(steps\)"):
+        run_pipeline(load_pipeline_config(path, protocol="full", output_dir=str(out),
+                                          grpo={**TOY["grpo"], "steps": TOY["grpo"]["steps"] + 1}), False)
+    # a retrained model gets new answers: the cache is keyed by the model's fingerprint
+    shutil.rmtree(out / "runs" / "sqa" / "grpo-seed1")
+    assert main(["demo", "--config", str(path), "--protocol", "full", f"output_dir={out}"]) == 0
+    assert answers_file.stat().st_mtime > answers_stamp
+    retrained = out / "runs" / "sqa" / "grpo-seed1" / "best"
+    assert json.loads(answers_file.read_text())["key"]["model"] == model_fingerprint(retrained)
 
 
 @needs_espeak

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from speechgrpo._extras import install_hint, missing_extra
 from speechgrpo.bench.cli import add_cli as add_bench_cli
 from speechgrpo.data import add_cli as add_data_cli
 from speechgrpo.grpo_adapters import openrlhf, reward_server
@@ -70,10 +71,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_train_cli(commands)
     add_bench_cli(commands)
     args = parser.parse_args(argv)
+    command = " ".join(filter(None, (args.command, getattr(args, "bench_command", None),
+                                     getattr(args, "data_command", None))))
     try:
         code: int = args.run(args)
-    except (OSError, ValueError, LookupError) as err:
-        print(f"speechgrpo {args.command}: {err}", file=sys.stderr)
+    except ModuleNotFoundError as err:
+        extra = missing_extra(err)
+        if extra is None:  # not an optional package: a real error, with its traceback
+            raise
+        extra = getattr(args, "extra", None) or extra
+        print(f"speechgrpo {command}: needs the {extra!r} extra: {install_hint(extra)} (missing module "
+              f"{err.name!r})", file=sys.stderr)
+        return 2
+    except (OSError, ValueError, LookupError, ImportError) as err:
+        print(f"speechgrpo {command}: {err}", file=sys.stderr)
         return 2
     return code
 

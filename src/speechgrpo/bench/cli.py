@@ -8,6 +8,7 @@ one means writing that function and listing it in :data:`SUBCOMMANDS`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -48,9 +49,10 @@ def _speed(args: argparse.Namespace) -> BenchReport:
     if args.torch_threads < 0:
         raise ValueError("--torch-threads must be 0 (torch's default) or more")
     if args.torch_threads and "bertscore" in rewards:
-        import torch
+        with contextlib.suppress(ImportError):  # without torch, run_speed leaves BERTScore out with a note
+            import torch
 
-        torch.set_num_threads(args.torch_threads)
+            torch.set_num_threads(args.torch_threads)
     if args.data:
         hyps, refs, note = file_pairs(read_groups(args.data), args.data)
     else:
@@ -95,7 +97,7 @@ def _signal(args: argparse.Namespace) -> BenchReport:
     groups = read_groups(args.data) if args.data else example_groups()
     specs = split_specs(args.rewards) if args.rewards else list(DEFAULT_REWARDS)
     return run_signal(groups, specs, target=args.target, include_off_policy=args.include_off_policy,
-                      skip_unavailable=not args.rewards, source=args.data or "bundled example groups",
+                      source=args.data or "bundled example groups",
                       show_progress=not args.no_progress)
 
 
@@ -109,7 +111,8 @@ def _add_signal(commands: Commands) -> None:
                     "groups JSONL file (one prompt per line with its references and completions; docs/bench.md).")
     parser.add_argument("--data", help="groups JSONL file (default: the bundled example groups)")
     parser.add_argument("--rewards", help="reward specs separated by ',' or ';', e.g. \"bleu, 0.5*chrf + 0.5*wer\" "
-                                          f"(default: {','.join(DEFAULT_REWARDS)}; the unavailable ones skipped)")
+                                          f"(default: {','.join(DEFAULT_REWARDS)}); those whose extras are missing "
+                                          "are left out, with a note")
     parser.add_argument("--target", help="reward spec to rank-compare every reward with (added if not in --rewards)")
     parser.add_argument("--include-off-policy", action="store_true",
                         help="keep the off-policy completions (MP-GRPO's injected references) in the statistics")
@@ -147,7 +150,7 @@ def _add_train(commands: Commands) -> None:
                         help="the demo's output folder: its data and base model are reused (default demo_output)")
     parser.add_argument("--steps", type=int, help="GRPO steps per reward (default: the demo config's)")
     add_output_options(parser)
-    parser.set_defaults(run=_runner(_train))
+    parser.set_defaults(run=_runner(_train), extra="train")
 
 
 #: Each function registers one ``bench`` subcommand.

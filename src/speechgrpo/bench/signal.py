@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from speechgrpo._extras import unavailable_reason
 from speechgrpo.bench.report import BenchReport, Table, heat_map, progress
 from speechgrpo.group_data import Group, flatten
 
@@ -124,24 +125,34 @@ def within_group_kendall(scores: np.ndarray, groups: Sequence[np.ndarray]) -> tu
     return tau, used
 
 
-def _first_line(err: BaseException) -> str:
-    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+def _leave_out(spec: str, err: BaseException, target: str | None, notes: list[str]) -> None:
+    """Note a reward that cannot run here (missing extra, model or data), or fail if it is the target."""
+    reason = unavailable_reason(err)
+    if spec == target:
+        raise ValueError(f"the target reward {spec!r} cannot run here: {reason}") from err
+    notes.append(f"{spec}: left out, {reason}")
 
 
 def run_signal(groups: Sequence[Group], specs: Sequence[str], target: str | None = None,
-               include_off_policy: bool = False, skip_unavailable: bool = False, source: str = "",
-               show_progress: bool = True) -> BenchReport:
+               include_off_policy: bool = False, source: str = "", show_progress: bool = True) -> BenchReport:
     """Score the groups with every reward spec and compute the signal statistics and rank agreement.
 
-    ``skip_unavailable``: a reward whose dependencies are missing is left out with a note (otherwise
-    it is an error). A target missing from ``specs`` is scored too and added to the tables.
+    A reward whose optional dependencies are missing here is left out with a note naming the extra
+    to install (the target is needed, so it fails instead). A target missing from ``specs`` is scored
+    too and added to the tables.
     """
     from speechgrpo.rewards import parse_reward
 
     specs = list(dict.fromkeys(specs))
     if target is not None and target not in specs:
         specs.append(target)
-    rewards = {spec: parse_reward(spec) for spec in specs}  # a bad spec fails here, before any scoring
+    notes: list[str] = []
+    rewards = {}
+    for spec in specs:  # a bad spec fails here, before any scoring
+        try:
+            rewards[spec] = parse_reward(spec)
+        except ImportError as err:
+            _leave_out(spec, err, target, notes)
     batch = flatten(groups)
     keep = np.ones(len(batch.completions), dtype=bool) if include_off_policy else ~batch.off_policy
     if not keep.any():
@@ -149,10 +160,9 @@ def run_signal(groups: Sequence[Group], specs: Sequence[str], target: str | None
                          "pass --include-off-policy to use them")
     kept_groups = group_indices(batch.group_ids[keep])
     lengths = np.array([len(c.split()) for c in batch.completions], dtype=np.float64)[keep]
-    notes: list[str] = []
     scored: dict[str, np.ndarray] = {}
     rows = []
-    for spec in progress(specs, len(specs), "bench signal", show_progress):
+    for spec in progress(list(rewards), len(rewards), "bench signal", show_progress):
         reward = rewards[spec]
         try:
             # warm-up outside the timing: model loading, and numba's kernel compilation on a first run
@@ -162,9 +172,7 @@ def run_signal(groups: Sequence[Group], specs: Sequence[str], target: str | None
                             off_policy=batch.off_policy)
             seconds = time.perf_counter() - start
         except (ImportError, LookupError, OSError) as err:
-            if not skip_unavailable or spec == target:
-                raise ValueError(f"reward {spec!r} cannot run here: {_first_line(err)}") from err
-            notes.append(f"{spec}: left out, unavailable here ({_first_line(err)})")
+            _leave_out(spec, err, target, notes)
             continue
         scores = result.scores[keep]
         scored[spec] = scores

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from speechgrpo._extras import unavailable_reason
 from speechgrpo.bench.references import ReferenceFn, clear_caches, compare_scores, reward_spec
 from speechgrpo.bench.report import BenchReport, Table, bar_chart, progress
 from speechgrpo.group_data import Group, flatten
@@ -202,17 +203,19 @@ def run_speed(hyps: list[str], refs: list[str], rewards: Sequence[str], repeats:
     bar = progress(range(len(specs) * repeats), len(specs) * repeats, "bench speed", show_progress)
     for spec in specs:
         name = spec.reward_name
-        reward = get_reward(name)
-        assert isinstance(reward, MetricReward)
         n = min(len(hyps), caps.get(name, len(hyps)))
+        try:  # ours and the reference both need the reward's extra (BERTScore: torch, bert-score, the encoder)
+            reward = get_reward(name)
+            reference = spec.reference()
+        except ImportError as err:
+            notes.append(f"{name}: left out, {unavailable_reason(err)}")
+            for _ in range(repeats):
+                next(bar, None)
+            continue
+        assert isinstance(reward, MetricReward)
         if n < len(hyps):
             notes.append(f"{name}: first {n:,} of {len(hyps):,} pairs (--max-pairs {name}={n})")
-        try:
-            reference = spec.reference()
-            timing = side_by_side(_batched(reward), reference, hyps[:n], refs[:n], repeats,
-                                  tick=lambda: next(bar, None))
-        except ImportError as err:
-            raise ValueError(f"reward {name!r} cannot run here: {err}") from err
+        timing = side_by_side(_batched(reward), reference, hyps[:n], refs[:n], repeats, tick=lambda: next(bar, None))
         expected = reward.to_reward_scale(timing.reference_scores)
         mismatches, max_diff = compare_scores(timing.ours_scores.tolist(), expected.tolist(), spec.tolerance)
         if timing.unstable:
@@ -227,13 +230,15 @@ def run_speed(hyps: list[str], refs: list[str], rewards: Sequence[str], repeats:
         })
     for _ in bar:  # close the progress bar
         pass
+    if not rows:
+        raise ValueError("none of the rewards could run here: " + "; ".join(n for n in notes if "left out" in n))
     frame = pd.DataFrame(rows).set_index("reward")
     notes += [
         f"median of {repeats} runs; sacrebleu tokenizer caches cleared before every timed run",
         "ours = one batched reward call on all pairs; reference = one call per pair (references below)",
         "mismatches = pairs whose reward differs from the reference's value on the reward's scale "
         "(tolerance 0: identical floats); max_abs_diff = largest |difference|",
-        *(f"{spec.reward_name}: {spec.reference_text}" for spec in specs),
+        *(f"{spec.reward_name}: {spec.reference_text}" for spec in specs if spec.reward_name in frame.index),
     ]
     table = Table("speed", "Reward speed against the reference implementation", frame, formats={
         "ours_s": "{:.4f}", "reference_s": "{:.4f}", "ours_pairs_per_s": "{:,.0f}",

@@ -14,6 +14,8 @@ def _sizes(args: argparse.Namespace) -> dict[str, int]:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    import soundfile  # noqa: F401  (the 'train' extra writes the WAVs: fail before synthesizing anything)
+
     from speechgrpo.data.synthetic.benchmark import build_synthetic
     from speechgrpo.data.synthetic.tts import DEFAULT_VOICES
 
@@ -83,7 +85,7 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     synth.add_argument("--voices", help="comma-separated espeak-ng voices (default: 8 English accents x 11 variants)")
     synth.add_argument("--jobs", type=int, default=2, help="espeak-ng processes in parallel (default 2)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
-    synth.set_defaults(run=_synth)
+    synth.set_defaults(run=_synth, extra="train")
 
     librisqa = commands.add_parser("librisqa", help="manifests from a local LibriSQA Part I + LibriSpeech copy")
     librisqa.add_argument("--librisqa", required=True, help="folder with LibriSQA-PartI/LibriSQA-PartI-*.json")

@@ -344,7 +344,7 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                         help="how long an idle server waits for requests to batch with the first (default: 2)")
     parser.add_argument("--max-items", type=int, default=4096, help="most samples per request (default: 4096)")
     parser.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body in MiB (default: 64)")
-    parser.set_defaults(run=cli_main)
+    parser.set_defaults(run=cli_main, extra="server")
     return parser
 
 

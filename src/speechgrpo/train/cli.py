@@ -48,7 +48,7 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     demo.add_argument("--from-scratch", action="store_true",
                       help="build the base model here (speechgrpo build-base, ~50 min on 2 cores) instead of "
                            "using the bundled one")
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_demo, extra="train")
     base = subparsers.add_parser("build-base", help="train the demo's base model from scratch (the bundled "
                                  "checkpoint's recipe: CTC hearing stage, then ASR + text tasks)",
                                  description="Synthesize fresh ASR clips and train the bundled small speech LM: "
@@ -57,13 +57,13 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                                              "(with build.json: settings, times, dev and test WER).")
     _add_config_arguments(base, BaseConfig, "BaseConfig")
     base.add_argument("--no-progress", action="store_true", help="no progress bars")
-    base.set_defaults(run=_build_base)
+    base.set_defaults(run=_build_base, extra="train")
     train = subparsers.add_parser("train", help="run SFT, GRPO or MP-GRPO from a YAML config",
                                   description="Train from a YAML config (keys: the TrainConfig fields). "
                                               "Re-running resumes from the output directory's last checkpoint.")
     _add_config_arguments(train, TrainConfig, "TrainConfig")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.set_defaults(run=_train)
+    train.set_defaults(run=_train, extra="train")
     evaluation = subparsers.add_parser("eval", help="evaluate a model on manifests (sampled T=0.9, top-p 0.9; greedy)")
     evaluation.add_argument("--model", required=True, help="model directory")
     evaluation.add_argument("--manifest", required=True, nargs="+", help="manifest JSONL file(s)")
@@ -77,7 +77,7 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     evaluation.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                             help="weights' dtype (default float32)")
     evaluation.add_argument("--output", help="write the results as JSON here")
-    evaluation.set_defaults(run=_eval)
+    evaluation.set_defaults(run=_eval, extra="train")
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import yaml
-
 from speechgrpo.presets import check_choice
 
 C = TypeVar("C")
@@ -168,6 +166,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: str | Path) -> None:
+        import yaml
+
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
 
 
@@ -195,6 +195,8 @@ def load_layered(cls: type[C], path: str | Path | None, overrides: dict[str, Any
     """A ``cls`` dataclass from its defaults, then the YAML file, then ``overrides`` (``None`` values
     skipped). Mapping fields are merged key by key (``grpo: {steps: 100}`` keeps the other GRPO
     settings), lists become tuples where the field's default is a tuple, unknown keys fail."""
+    import yaml
+
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     defaults = {name: f.default_factory() if f.default_factory is not dataclasses.MISSING
                 else f.default for name, f in fields.items()}

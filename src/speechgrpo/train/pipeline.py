@@ -20,6 +20,7 @@ Each run resumes or is skipped when its output exists. Sizes, steps and rates co
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -58,10 +59,10 @@ class PipelineConfig:
     voices: list[str] = field(default_factory=lambda: list(DEMO_VOICES))
     methods: list[str] | None = None  # None: base, sft, grpo, mp_grpo, sft_grpo (+ mp_grpo_luffy in full)
     sft: dict[str, Any] = field(default_factory=lambda: {
-        "steps": 150, "learning_rate": 5e-4, "prompts_per_step": 16, "micro_batch_size": 16, "eval_every": 25,
+        "steps": 200, "learning_rate": 5e-4, "prompts_per_step": 16, "micro_batch_size": 16, "eval_every": 25,
         "max_new_tokens": 48})
     grpo: dict[str, Any] = field(default_factory=lambda: {
-        "steps": 60, "learning_rate": 2e-4, "prompts_per_step": 4, "num_generations": 8, "max_new_tokens": 32,
+        "steps": 200, "learning_rate": 2e-4, "prompts_per_step": 4, "num_generations": 8, "max_new_tokens": 32,
         "micro_batch_size": 32, "eval_every": 10, "save_rollouts": True})
     # learning rates chosen on dev by the last full run, per task and settings group (quick uses them)
     tuned: dict[str, dict[str, float]] = field(default_factory=lambda: {
@@ -170,14 +171,20 @@ def train_run(out: Path, stage: Stage, start: Path, train_manifest: Path, dev_ma
     corpus BLEU when the reward is ``bleu``, else by the run's own reward on dev."""
     from speechgrpo.train.trainer import train
 
-    done = out / "run.json"
-    if done.is_file():
-        record = json.loads(done.read_text(encoding="utf-8"))
-        return Run(Path(record["model"]), record)
     train_config = TrainConfig(model=str(start), train_manifests=[str(train_manifest)], output_dir=str(out),
                                stage=stage, seed=seed, reward=config.reward, eval_manifests=[str(dev_manifest)],
                                eval_max_examples=config.dev_examples, eval_metrics=["bleu"],
                                checkpoint_every=10_000, **settings)
+    wanted = json.loads(json.dumps(dataclasses.asdict(train_config)))
+    done = out / "run.json"
+    if done.is_file():  # reused only when it was trained with exactly these settings
+        record = json.loads(done.read_text(encoding="utf-8"))
+        made = record.get("train_config", {})
+        changed = sorted(k for k in wanted.keys() | made.keys() if wanted.get(k) != made.get(k))
+        if changed:
+            raise ValueError(f"{out} was trained with other settings ({', '.join(changed)}); remove the folder "
+                             f"to retrain it, or use another output_dir")
+        return Run(Path(record["model"]), record)
     print(f"\n== {out.name}: {stage} from {start}, {train_config.steps} steps ==", file=sys.stderr, flush=True)
     started = time.perf_counter()
     final = train(train_config, show_progress=show_progress)
@@ -194,7 +201,7 @@ def train_run(out: Path, stage: Stage, start: Path, train_manifest: Path, dev_ma
         "prompts_seen": (rollouts if stage != "sft" else train_config.steps) * train_config.prompts_per_step,
         "completions": rollouts * train_config.prompts_per_step * generations,
         "validation_generations": validations * min(config.dev_examples, len(read_manifest(dev_manifest))),
-        "wall_s": round(seconds, 1),
+        "wall_s": round(seconds, 1), "train_config": wanted,
     }
     done.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return Run(out / "best", record)
@@ -213,10 +220,15 @@ def method_settings(method: str, config: PipelineConfig, task: str, learning_rat
 # -- evaluation ----------------------------------------------------------------------------------------------
 def evaluate_run(model_dir: Path, examples: list[Example], config: PipelineConfig, path: Path) -> list[list[str]]:
     """The sampled answers of ``eval_passes`` passes (seeds 0..passes-1, the same for every model, so runs
-    are paired), cached in ``path``."""
+    are paired), cached in ``path`` with the model's fingerprint and the decoding settings: a cache made
+    by another model or other settings is regenerated."""
+    key = {"model": model_fingerprint(model_dir), "passes": config.eval_passes,
+           "max_new_tokens": config.eval_max_new_tokens, "examples": [e.id for e in examples]}
     if path.is_file():
-        answers: list[list[str]] = json.loads(path.read_text(encoding="utf-8"))
-        return answers
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(cached, dict) and cached.get("key") == key:
+            answers: list[list[str]] = cached["answers"]
+            return answers
     from speechgrpo.data import AudioCache
     from speechgrpo.models import SamplingConfig, TinySpeechLM
     from speechgrpo.train.evaluation import EvalConfig, generate_answers
@@ -228,8 +240,17 @@ def evaluate_run(model_dir: Path, examples: list[Example], config: PipelineConfi
     answers = [generate_answers(model, examples, sampling, seed, defaults.batch_size, audio)
                for seed in range(config.eval_passes)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(answers, ensure_ascii=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps({"key": key, "answers": answers}, ensure_ascii=False) + "\n", encoding="utf-8")
     return answers
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """SHA-256 over the names and bytes of the files of a saved model (its weights, config, tokenizer)."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(model_dir).iterdir() if p.is_file() and p.name != "best.json"):
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
 
 
 def greedy_answers(model_dir: Path, examples: list[Example], max_new_tokens: int) -> list[str]:
