@@ -1,6 +1,6 @@
 # speechgrpo: one entry point for setting up, running the demo, testing and benchmarking.
 #   make demo   set up (venv, torch CPU wheel, the package with all extras, espeak-ng, WordNet) and run the demo
-#   make test   set up, then ruff + mypy + pytest
+#   make test   set up, then ruff + mypy + pytest + the core-install check
 # Override TORCH_SPEC (e.g. TORCH_SPEC='torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu')
 # to choose the torch build for your machine.
 
@@ -12,7 +12,7 @@ PYTEST_ARGS ?= -m "not slow"
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.speechgrpo-setup
 
-.PHONY: setup demo test lint typecheck pytest test-all bench base clean
+.PHONY: setup demo test lint typecheck pytest check-install test-all bench base clean
 
 setup: $(STAMP)
 
@@ -29,7 +29,7 @@ demo: setup
 	$(BIN)/speechgrpo demo
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 
 typecheck: setup
 	$(BIN)/mypy
@@ -37,7 +37,11 @@ typecheck: setup
 pytest: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# The wheel in a fresh venv with the core dependencies only: the CLI a `pip install speechgrpo` user gets.
+check-install: setup
+	$(BIN)/python scripts/check_core_install.py
+
+test: lint typecheck pytest check-install
 
 test-all: PYTEST_ARGS =
 test-all: test

@@ -10,7 +10,7 @@ from pathlib import Path
 from speechgrpo._extras import install_hint, missing_extra
 from speechgrpo.bench.cli import add_cli as add_bench_cli
 from speechgrpo.data import add_cli as add_data_cli
-from speechgrpo.grpo_adapters import openrlhf, reward_server
+from speechgrpo.grpo_adapters import openrlhf, reward_server, swift
 from speechgrpo.train.cli import add_cli as add_train_cli
 
 
@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths.set_defaults(run=_module_path)
     openrlhf.add_cli(commands)
     reward_server.add_cli(commands)
+    swift.add_cli(commands)
     add_data_cli(commands)
     add_train_cli(commands)
     add_bench_cli(commands)

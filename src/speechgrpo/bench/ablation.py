@@ -13,12 +13,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from speechgrpo.bench.report import BenchReport, Table
+from speechgrpo.rewards.spec import spec_slug
 from speechgrpo.train.config import Stage
 from speechgrpo.train.pipeline import (
     PipelineConfig,
@@ -36,7 +36,7 @@ SFT_ROW = "SFT (same compute)"
 
 def run_name(reward: str) -> str:
     """A folder name for a reward spec: ``0.7*bleu + 0.3*chrf`` -> ``grpo_0.7xbleu_0.3xchrf``."""
-    return "grpo_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", reward.replace("*", "x")).strip("_")
+    return "grpo_" + spec_slug(reward)
 
 
 def sft_steps_for(grpo: dict[str, Any], sft: dict[str, Any]) -> int:

@@ -1,6 +1,6 @@
 """speechgrpo rewards inside GRPO trainers: TRL (``.trl``), OpenRLHF (``.openrlhf``, ``.reward_server``),
-verl (``.verl``) and Hugging Face ``evaluate`` (``.hf_evaluate``). Each framework module is imported on
-its own, so using one never imports the others' dependencies."""
+verl (``.verl``), ms-swift (``.swift``) and Hugging Face ``evaluate`` (``.hf_evaluate``). Each framework
+module is imported on its own, so using one never imports the others' dependencies."""
 
 from speechgrpo.grpo_adapters.adapter_core import (
     LABEL_KEYS,

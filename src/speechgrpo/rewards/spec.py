@@ -21,6 +21,7 @@ Keyword arguments take literals (numbers, strings, booleans, None). Examples::
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -111,6 +112,12 @@ def _call(node: ast.expr, spec: str) -> Reward:
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         raise SpecError(f"{message} (in {spec!r})") from err
+
+
+def spec_slug(spec: str) -> str:
+    """A spec as a name for files, folders and command-line lists: ``0.7*bleu + 0.3*chrf`` ->
+    ``0.7xbleu_0.3xchrf`` (letters, digits, ``_ . -`` only)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", spec.replace("*", "x")).strip("_")
 
 
 def parse_reward(spec: str) -> Reward:
