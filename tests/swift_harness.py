@@ -1,8 +1,9 @@
 """Run inside a process that can import ms-swift (tests/test_swift_adapter.py puts it on PYTHONPATH):
 load a speechgrpo plugin file and score rows through ms-swift's own code, printing the result as JSON.
 
-    python swift_harness.py JOB.json   # {"plugin": path, "reward_funcs": [...], "rows": [...],
-                                        #  "completions": [...], "argv": [...] (optional: swift rlhf flags)}
+    python swift_harness.py JOBS.json   # {name: {"plugin": path, "reward_funcs": [...], "rows": [...],
+                                         #         "completions": [...], "argv": [...] (optional: swift rlhf
+                                         #         flags), "argv_keys": [...]}}
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def main(job_path: str) -> None:
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
     import torch
     from swift.rl_core.data import GRPOSample
     from swift.rl_core.grpo_algorithm import _is_async_reward, compute_rewards_per_func
     from swift.rlhf_trainers.utils import resolve_reward_funcs
     from swift.utils import import_external_file
 
-    job = json.loads(Path(job_path).read_text(encoding="utf-8"))
     import_external_file(job["plugin"])  # what --external_plugins does
     funcs, names = resolve_reward_funcs(job["reward_funcs"], args=None)  # orms[name]() per name
     samples = [GRPOSample.from_row({**row, "messages": [*row["messages"], {"role": "assistant", "content": text}]})
@@ -34,8 +35,12 @@ def main(job_path: str) -> None:
 
         parsed = vars(HfArgumentParser([RLHFArguments]).parse_args(job["argv"]))
         out["argv"] = {key: parsed[key] for key in job.get("argv_keys", [])}
-    print("HARNESS " + json.dumps(out))
+    return out
 
+
+def main(jobs_path: str) -> None:
+    jobs = json.loads(Path(jobs_path).read_text(encoding="utf-8"))
+    print("HARNESS " + json.dumps({name: run_job(job) for name, job in jobs.items()}))
 
 if __name__ == "__main__":
     main(sys.argv[1])

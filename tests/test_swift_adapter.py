@@ -160,67 +160,80 @@ def swift_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def run_harness(site: Path, tmp_path: Path, job: dict[str, Any]) -> dict[str, Any]:
-    path = tmp_path / "job.json"
-    path.write_text(json.dumps(job), encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, str(HARNESS), str(path)], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (line,) = [line for line in done.stdout.splitlines() if line.startswith("HARNESS ")]
-    result: dict[str, Any] = json.loads(line.removeprefix("HARNESS "))
-    return result
+BATCH_COMPLETIONS = ["Clara drives a brown car.", "Clara's car is green.", "She is twenty.", "Tom is twenty."]
 
 
-def test_through_ms_swifts_own_loader_registry_and_reward_call(swift_site: Path, tmp_path: Path) -> None:
-    plugin = write_plugin(tmp_path / "plugin.py", "0.5*bleu + 0.5*chrf", name="speechgrpo_mix", components=True)
-    async_plugin = write_plugin(tmp_path / "async_plugin.py", "chrf", name="speechgrpo_chrf_async", is_async=True)
+def batch_rows() -> list[dict[str, Any]]:
+    """The docs' rows as a GRPO batch: two samples per prompt, the last one without a reference."""
     rows = doc_rows()
-    batch = [{**rows[0], "prompt_id": "a"}, {**rows[0], "prompt_id": "a"}, {**rows[1], "prompt_id": "b"},
-             {**rows[1], "prompt_id": "b", "solution": None}]
-    completions = ["Clara drives a brown car.", "Clara's car is green.", "She is twenty.", "Tom is twenty."]
-    funcs = ["speechgrpo_mix", "speechgrpo_mix.bleu", "speechgrpo_mix.chrf"]
-    result = run_harness(swift_site, tmp_path, {"plugin": str(plugin), "reward_funcs": funcs, "rows": batch,
-                                                "completions": completions})
-    assert result["names"] == funcs and result["is_async"] == [False, False, False]
-    direct = parse_reward("0.5*bleu + 0.5*chrf")(completions[:3], [r["solution"] for r in batch[:3]])
-    for j, values in enumerate((direct.scores, direct.components["bleu"], direct.components["chrf"])):
-        column = [row[j] for row in result["rewards"]]
-        assert column[:3] == pytest.approx(list(values), abs=1e-6)  # float32 in ms-swift's tensor
-        assert column[3] is None  # None (no reference) -> NaN in ms-swift
-    asynchronous = run_harness(swift_site, tmp_path, {"plugin": str(async_plugin), "rows": batch[:3],
-                                                      "reward_funcs": ["speechgrpo_chrf_async"],
-                                                      "completions": completions[:3]})
-    assert asynchronous["is_async"] == [True]
-    python_block = tmp_path / "python_block.py"  # the docs' Python route, loaded the same way
-    python_block.write_text(doc_block(PAGE, "swift-python"), encoding="utf-8")
-    from_python = run_harness(swift_site, tmp_path, {"plugin": str(python_block), "rows": batch[:3],
-                                                     "reward_funcs": ["bleu_chrf", "bleu_chrf.bleu"],
-                                                     "completions": completions[:3]})
-    mixed = parse_reward("0.7*bleu + 0.3*chrf")(completions[:3], [r["solution"] for r in batch[:3]])
-    assert [row[0] for row in from_python["rewards"]] == pytest.approx(list(mixed.scores), abs=1e-6)
-    assert [row[1] for row in from_python["rewards"]] == pytest.approx(list(mixed.components["bleu"]), abs=1e-6)
-    chrf = parse_reward("chrf")(completions[:3], [r["solution"] for r in batch[:3]]).scores
-    assert [row[0] for row in asynchronous["rewards"]] == pytest.approx(list(chrf), abs=1e-6)
+    return [{**rows[0], "prompt_id": "a"}, {**rows[0], "prompt_id": "a"}, {**rows[1], "prompt_id": "b"},
+            {**rows[1], "prompt_id": "b", "solution": None}]
 
 
-def test_the_documented_swift_rlhf_command_parses_with_ms_swifts_parser(swift_site: Path, tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
+@pytest.fixture(scope="session")
+def through_swift(swift_site: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every ms-swift job of this file, run in one process (ms-swift and torch import once)."""
+    work = tmp_path_factory.mktemp("swift_jobs")
+    batch = batch_rows()
+    write_plugin(work / "plugin.py", "0.5*bleu + 0.5*chrf", name="speechgrpo_mix", components=True)
+    write_plugin(work / "async_plugin.py", "chrf", name="speechgrpo_chrf_async", is_async=True)
+    (work / "python_block.py").write_text(doc_block(PAGE, "swift-python"), encoding="utf-8")
     (plugin_line,) = [line for line in doc_block(PAGE, "swift-plugin-cli").splitlines()
                       if line.startswith("speechgrpo ")]
-    assert main(shlex.split(plugin_line)[1:]) == 0
+    argv = shlex.split(plugin_line)[1:]
+    argv[argv.index("-o") + 1] = str(work / argv[argv.index("-o") + 1])
+    assert main(argv) == 0
     command = shlex.split(doc_block(PAGE, "swift-rlhf").replace("\\\n", " "))
     assert command[:2] == ["swift", "rlhf"]
-    argv = command[2:]
-    rows = doc_rows()
-    result = run_harness(swift_site, tmp_path, {
-        "plugin": str(tmp_path / argv[argv.index("--external_plugins") + 1]),
-        "reward_funcs": argv[argv.index("--reward_funcs") + 1:argv.index("--reward_funcs") + 2],
-        "rows": rows, "completions": [r["solution"] for r in rows], "argv": argv,
-        "argv_keys": ["rlhf_type", "reward_funcs", "num_generations", "beta", "temperature",
-                      "max_completion_length", "external_plugins"]})
-    assert result["argv"]["rlhf_type"] == "grpo" and result["argv"]["reward_funcs"] == ["speechgrpo_bleu"]
-    assert result["argv"]["num_generations"] == 8 and result["argv"]["beta"] == 0.02  # the paper's G and beta
-    assert result["argv"]["temperature"] == 1.0 and result["argv"]["max_completion_length"] == 200
-    assert [row[0] for row in result["rewards"]] == pytest.approx([1.0] * len(rows))  # the reference scores 1
+    rlhf = command[2:]
+    jobs = {
+        "mix": {"plugin": str(work / "plugin.py"), "rows": batch, "completions": BATCH_COMPLETIONS,
+                "reward_funcs": ["speechgrpo_mix", "speechgrpo_mix.bleu", "speechgrpo_mix.chrf"]},
+        "async": {"plugin": str(work / "async_plugin.py"), "rows": batch[:3], "completions": BATCH_COMPLETIONS[:3],
+                  "reward_funcs": ["speechgrpo_chrf_async"]},
+        "python": {"plugin": str(work / "python_block.py"), "rows": batch[:3], "completions": BATCH_COMPLETIONS[:3],
+                   "reward_funcs": ["bleu_chrf", "bleu_chrf.bleu"]},
+        "rlhf": {"plugin": str(work / rlhf[rlhf.index("--external_plugins") + 1]), "rows": doc_rows(),
+                 "completions": [r["solution"] for r in doc_rows()],
+                 "reward_funcs": rlhf[rlhf.index("--reward_funcs") + 1:rlhf.index("--reward_funcs") + 2],
+                 "argv": rlhf, "argv_keys": ["rlhf_type", "reward_funcs", "num_generations", "beta", "temperature",
+                                             "max_completion_length", "external_plugins"]},
+    }
+    path = work / "jobs.json"
+    path.write_text(json.dumps(jobs), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(swift_site), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(HARNESS), str(path)], capture_output=True, text=True, env=env,
+                          cwd=work, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("HARNESS ")]
+    results: dict[str, Any] = json.loads(line.removeprefix("HARNESS "))
+    return results
+
+
+def column(result: dict[str, Any], j: int) -> list[float | None]:
+    return [row[j] for row in result["rewards"]]
+
+
+def test_through_ms_swifts_own_loader_registry_and_reward_call(through_swift: dict[str, Any]) -> None:
+    batch, completions = batch_rows(), BATCH_COMPLETIONS
+    mix = through_swift["mix"]
+    assert mix["names"] == ["speechgrpo_mix", "speechgrpo_mix.bleu", "speechgrpo_mix.chrf"]
+    assert mix["is_async"] == [False, False, False]
+    direct = parse_reward("0.5*bleu + 0.5*chrf")(completions[:3], [r["solution"] for r in batch[:3]])
+    for j, values in enumerate((direct.scores, direct.components["bleu"], direct.components["chrf"])):
+        assert column(mix, j)[:3] == pytest.approx(list(values), abs=1e-6)  # float32 in ms-swift's tensor
+        assert column(mix, j)[3] is None  # None (no reference) -> NaN in ms-swift
+    assert through_swift["async"]["is_async"] == [True]  # ms-swift's own check, then its asyncio.gather path
+    chrf = parse_reward("chrf")(completions[:3], [r["solution"] for r in batch[:3]]).scores
+    assert column(through_swift["async"], 0) == pytest.approx(list(chrf), abs=1e-6)
+    mixed = parse_reward("0.7*bleu + 0.3*chrf")(completions[:3], [r["solution"] for r in batch[:3]])
+    assert column(through_swift["python"], 0) == pytest.approx(list(mixed.scores), abs=1e-6)  # the docs' Python
+    assert column(through_swift["python"], 1) == pytest.approx(list(mixed.components["bleu"]), abs=1e-6)
+
+
+def test_the_documented_swift_rlhf_command_parses_with_ms_swifts_parser(through_swift: dict[str, Any]) -> None:
+    parsed = through_swift["rlhf"]["argv"]
+    assert parsed["rlhf_type"] == "grpo" and parsed["reward_funcs"] == ["speechgrpo_bleu"]
+    assert parsed["num_generations"] == 8 and parsed["beta"] == 0.02  # the paper's G and beta
+    assert parsed["temperature"] == 1.0 and parsed["max_completion_length"] == 200
+    assert column(through_swift["rlhf"], 0) == pytest.approx([1.0] * len(doc_rows()))  # the reference scores 1

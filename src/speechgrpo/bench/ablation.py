@@ -32,6 +32,9 @@ from speechgrpo.train.pipeline import (
 DEFAULT_REWARDS = ("bleu", "meteor", "rouge1", "rouge2", "rougeL", "bertscore", "0.5*bleu + 0.5*bertscore")
 METRICS = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")
 SFT_ROW = "SFT (same compute)"
+#: GRPO steps per run of ``bench train`` (half the demo's 200: seven rewards x three seeds fit in 90
+#: minutes on 2 cores); the demo's GRPO row is the BLEU reward at the full budget
+ABLATION_STEPS = 100
 
 
 def run_name(reward: str) -> str:

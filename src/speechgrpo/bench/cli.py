@@ -135,7 +135,7 @@ def _train(args: argparse.Namespace) -> BenchReport:
 
 
 def _add_train(commands: Commands) -> None:
-    from speechgrpo.bench.ablation import DEFAULT_REWARDS
+    from speechgrpo.bench.ablation import ABLATION_STEPS, DEFAULT_REWARDS
 
     parser = commands.add_parser(
         "train", help="the paper's reward ablation: GRPO with each reward from one base, evaluated on all metrics",
@@ -148,7 +148,8 @@ def _add_train(commands: Commands) -> None:
     parser.add_argument("--config", help="demo YAML config (PipelineConfig fields; default: the demo's defaults)")
     parser.add_argument("--demo-dir", default="demo_output",
                         help="the demo's output folder: its data and base model are reused (default demo_output)")
-    parser.add_argument("--steps", type=int, help="GRPO steps per reward (default: the demo config's)")
+    parser.add_argument("--steps", type=int, default=ABLATION_STEPS,
+                        help=f"GRPO steps per reward and seed (default {ABLATION_STEPS})")
     add_output_options(parser)
     parser.set_defaults(run=_runner(_train), extra="train")
 
