@@ -141,8 +141,8 @@ def test_demo_full_protocol_runs_every_method_and_writes_the_report(toy_base: Pa
     answers_file = out / "answers" / "sqa" / "grpo-seed1.json"
     answers_stamp = answers_file.stat().st_mtime
 
-    # a finished run trained with other settings is refused, not silently reused
-    with pytest.raises(ValueError, match=r"grpo-seed1 was trained with other settings \(steps\)"):
+    # a finished run trained with other settings is refused, not silently reused (the search's runs come first)
+    with pytest.raises(ValueError, match=r"search/sqa/grpo-lr\S+ was trained with other settings \(steps\)"):
         run_pipeline(load_pipeline_config(path, protocol="full", output_dir=str(out),
                                           grpo={**TOY["grpo"], "steps": TOY["grpo"]["steps"] + 1}), False)
     # a retrained model gets new answers: the cache is keyed by the model's fingerprint
