@@ -78,7 +78,7 @@ def test_compiled_bleu_equals_sacrebleu_and_the_python_path(options: dict[str, o
     assert not compiled_available()
     np.testing.assert_array_equal(metric.score(hyps, refs), compiled)
     streams = [[r[k] if k < len(r) else None for r in refs] for k in range(3)]  # ragged: None-padded
-    assert metric.corpus_score(hyps, refs) == reference.corpus_score(hyps, streams).score
+    assert metric.corpus_score(hyps, refs=refs) == reference.corpus_score(hyps, streams).score
 
 
 def test_large_vocabulary_uses_exact_renumbering() -> None:
@@ -116,7 +116,7 @@ def test_compiled_chrf_equals_sacrebleu_and_the_python_path(options: dict[str, o
     expected = np.array([reference.sentence_score(h, list(r)).score for h, r in zip(hyps, refs, strict=True)])
     np.testing.assert_array_equal(compiled, expected)
     streams = [[r[k] if k < len(r) else None for r in refs] for k in range(3)]
-    assert metric.corpus_score(hyps, refs) == reference.corpus_score(hyps, streams).score
+    assert metric.corpus_score(hyps, refs=refs) == reference.corpus_score(hyps, streams).score
     monkeypatch.setenv("SPEECHGRPO_NO_NUMBA", "1")
     np.testing.assert_array_equal(metric.score(hyps, refs), compiled)
 

@@ -70,8 +70,8 @@ def check_against_metric(name: str, metric: Metric, **options: Any) -> dict[str,
     components = metric.score_components(HYPS, REFS)
     assert results["scores"] == metric.score(HYPS, REFS).tolist()
     assert results["components"] == {key: values.tolist() for key, values in components.items()}
-    assert results["score"] == pytest.approx(metric.corpus_score(HYPS, REFS), rel=1e-12, abs=1e-12)
-    assert results["signature"] == metric.signature
+    assert results["score"] == pytest.approx(metric.corpus_score(HYPS, refs=REFS), rel=1e-12, abs=1e-12)
+    assert results["signature"] == metric.signature_for(REFS) and "|nrefs:" in results["signature"]
     return results
 
 

@@ -217,9 +217,10 @@ def test_megabyte_identical_strings_score_perfectly() -> None:
 # --------------------------------------------------------------------------------------------------
 
 SCORERS: dict[str, Callable[[Any, Any], Any]] = {
-    "BLEU.score": BLEU().score, "BLEU.corpus_score": BLEU().corpus_score, "sentence_bleu": sentence_bleu,
-    "corpus_bleu": corpus_bleu, "CHRF.score": CHRF().score, "sentence_chrf": sentence_chrf,
-    "corpus_chrf": corpus_chrf, "TER.score": TER().score, "sentence_ter": sentence_ter, "corpus_ter": corpus_ter,
+    "BLEU.score": BLEU().score, "BLEU.corpus_score": lambda h, r: BLEU().corpus_score(h, refs=r),
+    "sentence_bleu": sentence_bleu, "corpus_bleu": lambda h, r: corpus_bleu(h, refs=r), "CHRF.score": CHRF().score,
+    "sentence_chrf": sentence_chrf, "corpus_chrf": lambda h, r: corpus_chrf(h, refs=r), "TER.score": TER().score,
+    "sentence_ter": sentence_ter, "corpus_ter": lambda h, r: corpus_ter(h, refs=r),
     "ROUGE.score": ROUGE().score, "rouge": rouge, "WER.score": WER().score, "wer": wer, "corpus_wer": corpus_wer,
     "CER.score": CER().score, "cer": cer, "corpus_cer": corpus_cer, "ExactMatch.score": ExactMatch().score,
     "exact_match": exact_match, "TokenF1.score": TokenF1().score, "token_f1": token_f1,
@@ -401,7 +402,7 @@ def test_functional_form_equals_object_form(function: Callable[..., Any], cls: t
 def test_corpus_functional_form_equals_object_form(function: Callable[..., float], cls: type[Metric],
                                                    options: dict[str, Any]) -> None:
     hyps, refs = small_batch()
-    assert function(hyps, refs, **options) == cls(**options).corpus_score(hyps, refs)
+    assert function(hyps, refs=refs, **options) == cls(**options).corpus_score(hyps, refs=refs)
 
 
 def check_duplicates_score_like_single_pairs(metric: Metric, hyps: Sequence[str], refs: Sequence[Any]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import jiwer
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sacrebleu.metrics import BLEU as SacreBLEU
 from sacrebleu.metrics import CHRF as SacreCHRF
@@ -221,8 +221,10 @@ def test_bleu_corpus_score(options: dict[str, Any], effective_order: bool) -> No
     reference = SacreBLEU(**full)
     for name, (hyps, refs) in {"single": corpus_pairs(SEEDS[0]), "ragged": ragged_pairs(SEEDS[1])}.items():
         expected = reference.corpus_score(hyps, ref_streams(refs)).score
-        assert_same_float(f"corpus-bleu[{_label(full)}] {name}", BLEU(**full).corpus_score(hyps, refs), expected)
-        assert_same_float(f"corpus-bleu-fn[{_label(full)}] {name}", corpus_bleu(hyps, refs, **full), expected)
+        assert_same_float(f"corpus-bleu[{_label(full)}] {name}", BLEU(**full).corpus_score(hyps, refs=refs), expected)
+        assert_same_float(f"corpus-bleu-fn[{_label(full)}] {name}", corpus_bleu(hyps, refs=refs, **full), expected)
+        assert_same_float(f"corpus-bleu-streams[{_label(full)}] {name}",
+                          corpus_bleu(hyps, ref_streams=ref_streams(refs), **full), expected)
 
 
 @settings(max_examples=150, deadline=None)
@@ -239,7 +241,7 @@ def test_bleu_corpus_property(batch: list[tuple[str, Any]], effective_order: boo
     hyps, refs = unzip(batch)
     expected = SacreBLEU(effective_order=effective_order).corpus_score(hyps, ref_streams(refs)).score
     assert_same_float("corpus-bleu-hypothesis",
-                      our_bleu((("effective_order", effective_order),)).corpus_score(hyps, refs), expected)
+                      our_bleu((("effective_order", effective_order),)).corpus_score(hyps, refs=refs), expected)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,10 +292,12 @@ def test_chrf_corpus_score(options: dict[str, Any]) -> None:
     reference = SacreCHRF(**options)
     for name, (hyps, refs) in {"single": corpus_pairs(SEEDS[0], 800), "ragged": ragged_pairs(SEEDS[1])}.items():
         expected = reference.corpus_score(hyps, ref_streams(refs)).score
-        assert_same_float(f"corpus-chrf[{_label(options)}] {name}", CHRF(**options).corpus_score(hyps, refs),
+        assert_same_float(f"corpus-chrf[{_label(options)}] {name}", CHRF(**options).corpus_score(hyps, refs=refs),
                           expected)
-        assert_same_float(f"corpus-chrf-fn[{_label(options)}] {name}", corpus_chrf(hyps, refs, **options),
+        assert_same_float(f"corpus-chrf-fn[{_label(options)}] {name}", corpus_chrf(hyps, refs=refs, **options),
                           expected)
+        assert_same_float(f"corpus-chrf-streams[{_label(options)}] {name}",
+                          corpus_chrf(hyps, ref_streams=ref_streams(refs), **options), expected)
 
 
 @settings(max_examples=150, deadline=None)
@@ -309,7 +313,7 @@ def test_chrf_property(batch: list[tuple[str, Any]], options: dict[str, Any]) ->
 def test_chrf_corpus_property(batch: list[tuple[str, Any]], options: dict[str, Any]) -> None:
     hyps, refs = unzip(batch)
     expected = sacre_chrf(tuple(options.items())).corpus_score(hyps, ref_streams(refs)).score
-    assert_same_float("corpus-chrf-hypothesis", our_chrf(tuple(options.items())).corpus_score(hyps, refs),
+    assert_same_float("corpus-chrf-hypothesis", our_chrf(tuple(options.items())).corpus_score(hyps, refs=refs),
                       expected)
 
 
@@ -360,10 +364,12 @@ def test_ter_corpus_score(options: dict[str, Any]) -> None:
     single = corpus_pairs(SEEDS[1], TER_PAIRS)
     for name, (hyps, refs) in {"single": single, "ragged": ragged_pairs(SEEDS[1], n_groups=30)}.items():
         expected = reference.corpus_score(hyps, ref_streams(refs)).score
-        assert_same_float(f"corpus-ter[{_label(options)}] {name}", TER(**options).corpus_score(hyps, refs),
+        assert_same_float(f"corpus-ter[{_label(options)}] {name}", TER(**options).corpus_score(hyps, refs=refs),
                           expected)
-        assert_same_float(f"corpus-ter-fn[{_label(options)}] {name}", corpus_ter(hyps, refs, **options),
+        assert_same_float(f"corpus-ter-fn[{_label(options)}] {name}", corpus_ter(hyps, refs=refs, **options),
                           expected)
+        assert_same_float(f"corpus-ter-streams[{_label(options)}] {name}",
+                          corpus_ter(hyps, ref_streams=ref_streams(refs), **options), expected)
 
 
 @settings(max_examples=60, deadline=None)
@@ -379,7 +385,7 @@ def test_ter_property(batch: list[tuple[str, Any]], options: dict[str, Any]) -> 
 def test_ter_corpus_property(batch: list[tuple[str, Any]]) -> None:
     hyps, refs = unzip(batch)
     expected = SacreTER().corpus_score(hyps, ref_streams(refs)).score
-    assert_same_float("corpus-ter-hypothesis", our_ter(()).corpus_score(hyps, refs), expected)
+    assert_same_float("corpus-ter-hypothesis", our_ter(()).corpus_score(hyps, refs=refs), expected)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -474,8 +480,8 @@ def test_error_rate_corpus_score() -> None:
         hyps, refs = corpus_pairs(seed)
         assert_same_float(f"corpus-wer seed={seed}", corpus_wer(hyps, refs), float(jiwer.wer(refs, hyps)))
         assert_same_float(f"corpus-cer seed={seed}", corpus_cer(hyps, refs), float(jiwer.cer(refs, hyps)))
-        assert WER().corpus_score(hyps, refs) == corpus_wer(hyps, refs)
-        assert CER().corpus_score(hyps, refs) == corpus_cer(hyps, refs)
+        assert WER().corpus_score(hyps, refs=refs) == corpus_wer(hyps, refs)
+        assert CER().corpus_score(hyps, refs=refs) == corpus_cer(hyps, refs)
 
 
 @settings(max_examples=200, deadline=None)
@@ -716,3 +722,50 @@ def test_bertscore_idf_weighting(bert: tuple[BERTScore, Any]) -> None:
                                       idf_sents=idf_sents)
     check_bert("bertscore-idf", BERTScore(idf_sents=idf_sents), reference, groups.hypotheses,
                groups.pair_references)
+
+
+NORMALIZATIONS = [{"lowercase": True}, {"remove_punctuation": True}, {"normalize_whitespace": True},
+                  {"lowercase": True, "remove_punctuation": True, "normalize_whitespace": True}]
+
+
+def jiwer_transform(name: str, options: dict[str, bool]) -> Any:
+    """The jiwer transform chain our normalization options mirror, before jiwer's default ones."""
+    steps: list[Any] = []
+    if options.get("lowercase"):
+        steps.append(jiwer.ToLowerCase())
+    if options.get("remove_punctuation"):
+        steps.append(jiwer.RemovePunctuation())
+    if options.get("normalize_whitespace"):
+        steps += [jiwer.RemoveWhiteSpace(replace_by_space=True), jiwer.RemoveMultipleSpaces(), jiwer.Strip()]
+    default = jiwer.wer_default if name == "wer" else jiwer.cer_default
+    return jiwer.Compose([*steps, *default.transforms])
+
+
+def ref_normalized_rate(name: str, hyps: Sequence[str], refs: Sequence[str], options: dict[str, bool]) -> list[float]:
+    transform = jiwer_transform(name, options)
+    return [float(ERROR_RATES[name][1](r, h, reference_transform=transform, hypothesis_transform=transform))
+            for h, r in zip(hyps, refs, strict=True)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(pairs=st.lists(st.tuples(TEXT, TEXT), min_size=1, max_size=8), name=st.sampled_from(list(ERROR_RATES)),
+       options=st.sampled_from(NORMALIZATIONS))
+def test_error_rate_normalization_equals_jiwer_transforms(pairs: list[tuple[str, str]], name: str,
+                                                          options: dict[str, bool]) -> None:
+    hyps, refs = unzip(pairs)
+    kept = [i for i, r in enumerate(refs) if jiwer_transform(name, options)(r) not in ([], [[]])]
+    assume(kept)  # jiwer refuses a reference that the transforms empty; ours scores it as documented
+    hyps, refs = [hyps[i] for i in kept], [refs[i] for i in kept]
+    assert_identical(f"{name}-normalized[{_label(options)}]", ERROR_RATES[name][0](**options).score(hyps, refs),
+                     ref_normalized_rate(name, hyps, refs, options), hyps, refs)
+
+
+def test_error_rate_normalization_on_corpus_pairs() -> None:
+    hyps, refs = corpus_pairs(SEEDS[0])
+    refs = [r if isinstance(r, str) else r[0] for r in refs]
+    for name in ERROR_RATES:
+        for options in NORMALIZATIONS:
+            assert_identical(f"{name}-normalized[{_label(options)}]", ERROR_RATES[name][0](**options).score(hyps, refs),
+                             ref_normalized_rate(name, hyps, refs, options), hyps, refs)
+    assert WER(lowercase=True, remove_punctuation=True).score(["Hello, World!"], ["hello world"]).tolist() == [0.0]
+    assert WER().score(["Hello, World!"], ["hello world"]).tolist() == [1.0]  # off by default, as jiwer

@@ -290,10 +290,10 @@ def test_precedence_keyword_extra_info_configure_env_default(monkeypatch: pytest
 
     assert keys() == {"bleu"}
     monkeypatch.setenv(sv.ENV_VAR, "ter")
-    assert keys() == {"ter"}
+    assert keys() == {"1-ter"}  # an error-rate reward's component says it is 1 - rate
     sv.configure("wer")
-    assert keys() == {"wer"}
-    assert keys(extra_info={sv.EXTRA_INFO_KEY: "cer"}) == {"cer"}
+    assert keys() == {"1-wer"}
+    assert keys(extra_info={sv.EXTRA_INFO_KEY: "cer"}) == {"1-cer"}
     assert keys(extra_info={sv.EXTRA_INFO_KEY: "cer"}, reward="chrf") == {"chrf"}
     # verl merges reward_kwargs over call keywords, so the config's reward wins over a caller's
     fn = partial(_call_with_kwargs, sv.compute_score, {"reward": "rouge1"})
@@ -378,7 +378,7 @@ def test_batch_scores_rows_with_different_specs() -> None:
 def test_bad_samples_raise_naming_the_field() -> None:
     with pytest.raises(LabelError, match=r"^ground_truth must be .* got NoneType None \(ground_truth is the row's"):
         sv.compute_score("x", "a", None)
-    with pytest.raises(LabelError, match=r"^ground_truth\['answers'\] is an empty list"):
+    with pytest.raises(LabelError, match=r"^ground_truth\['answers'\] is an empty sequence"):
         sv.compute_score("x", "a", {"answers": []})
     with pytest.raises(TypeError, match=r"^solution_str must be the decoded response string, got bytes"):
         sv.compute_score("x", b"a", "a")

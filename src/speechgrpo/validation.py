@@ -7,13 +7,18 @@ error that names the offending field and index, instead of deep inside a metric 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-References = Sequence[str] | Sequence[Sequence[str]]
-"""One reference string per sample, or a sequence of reference strings per sample."""
+References = Sequence[str] | Sequence[Sequence[str]] | Sequence[Mapping[str, Any]]
+"""Per sample: one reference string, a sequence of reference strings, or a dict holding them under
+one of :data:`REFERENCE_KEYS` (SQuAD's ``{"text": [...], "answer_start": [...]}`` included)."""
+
+#: Keys tried, in order, when a sample's reference is a dict (SQuAD answers, verl's ``reward_model``
+#: field, user JSON rows); the metrics, the rewards and every adapter read dicts the same way.
+REFERENCE_KEYS = ("references", "reference", "ground_truth", "answers", "answer", "label", "target", "text")
 
 
 def _describe(value: Any) -> str:
@@ -30,42 +35,86 @@ def _as_list(values: Any, field: str) -> list[Any]:
     return list(values)
 
 
+def unencodable(text: str) -> str | None:
+    """Why ``text`` is not valid Unicode (a lone surrogate, as ``errors="surrogateescape"`` decoding
+    leaves), or ``None``. Tokenizers and metric libraries fail on such strings deep inside."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return (f"is not valid Unicode: {text[err.start]!r} at position {err.start} is a lone surrogate; "
+                "decode with errors='replace' (or 'ignore')")
+    return None
+
+
+def check_encodable(texts: Sequence[str], field: str) -> None:
+    """Raise naming the first string of ``texts`` that is not valid Unicode (one C-speed check if none)."""
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        for i, text in enumerate(texts):
+            problem = unencodable(text)
+            if problem:
+                raise ValueError(f"{field}[{i}] {problem}") from None
+
+
 def as_texts(values: Any, field: str = "hyps") -> list[str]:
-    """Return ``values`` as a list of ``str``, or raise naming the first bad index."""
+    """Return ``values`` as a list of valid ``str``, or raise naming the first bad index."""
     items = _as_list(values, field)
-    if set(map(type, items)) <= {str}:  # the common case, checked at C speed
-        return items
-    for i, item in enumerate(items):
-        if not isinstance(item, str):
-            raise TypeError(f"{field}[{i}] must be str, got {_describe(item)}")
+    if not set(map(type, items)) <= {str}:  # the common case is checked at C speed
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise TypeError(f"{field}[{i}] must be str, got {_describe(item)}")
+    check_encodable(items, field)
     return items
 
 
-def as_references(refs: Any, n: int, field: str = "refs") -> list[tuple[str, ...]]:
-    """Normalise references to one non-empty tuple of strings per sample.
+def references_of(item: Any, where: str) -> tuple[str, ...]:
+    """The reference strings of one sample: a string, a sequence of strings, or a dict holding them
+    under one of :data:`REFERENCE_KEYS`. Raises ``TypeError``/``ValueError`` naming ``where``."""
+    if isinstance(item, str):
+        problem = unencodable(item)
+        if problem:
+            raise ValueError(f"{where} {problem}")
+        return (item,)
+    if isinstance(item, Mapping):  # never iterated: that would score the dict's keys
+        for key in REFERENCE_KEYS:
+            if key in item:
+                return references_of(item[key], f"{where}[{key!r}]")
+        raise ValueError(f"{where} is a dict without any of the reference keys {', '.join(REFERENCE_KEYS)}: "
+                         f"keys {sorted(map(str, item))}")
+    if isinstance(item, np.ndarray):
+        item = item.tolist()
+    if isinstance(item, bytes) or not isinstance(item, Iterable):
+        raise TypeError(f"{where} must be str, a sequence of str or a dict with a reference key, got "
+                        f"{_describe(item)}")
+    group = tuple(item)
+    if not group:
+        raise ValueError(f"{where} is an empty sequence: every sample needs at least one reference")
+    for j, ref in enumerate(group):
+        if not isinstance(ref, str):
+            raise TypeError(f"{where}[{j}] must be str, got {_describe(ref)}")
+        problem = unencodable(ref)
+        if problem:
+            raise ValueError(f"{where}[{j}] {problem}")
+    return group
 
-    Accepts one string per sample or a (possibly ragged) sequence of strings per sample.
+
+def as_references(refs: Any, n: int, field: str = "refs") -> list[tuple[str, ...]]:
+    """Normalise references to one non-empty tuple of strings per sample (see :data:`References`).
+
+    This is the per-sample layout (``refs[i]`` holds sample ``i``'s references), not sacrebleu's
+    reference streams (``refs[k][i]``: the ``k``-th reference of every sample); the corpus functions
+    named after sacrebleu's take streams by keyword (see :func:`speechgrpo.metrics.base.corpus_references`).
     """
     items = _as_list(refs, field)
     if len(items) != n:
-        raise ValueError(f"{field} has {len(items)} entries but there are {n} hypotheses")
+        raise ValueError(f"{field} has {len(items)} entries but there are {n} hypotheses: {field} holds one "
+                         f"entry per sample (a string, a list of strings or a dict), not sacrebleu's reference "
+                         "streams (one list per reference set)")
     if set(map(type, items)) <= {str}:  # one reference string per sample: 1-tuples built at C speed
+        check_encodable(items, field)
         return list(zip(items))
-    out: list[tuple[str, ...]] = []
-    for i, item in enumerate(items):
-        if isinstance(item, str):
-            out.append((item,))
-            continue
-        if isinstance(item, bytes) or not isinstance(item, Iterable):
-            raise TypeError(f"{field}[{i}] must be str or a sequence of str, got {_describe(item)}")
-        group = tuple(item)
-        if not group:
-            raise ValueError(f"{field}[{i}] is an empty sequence: every sample needs at least one reference")
-        for j, ref in enumerate(group):
-            if not isinstance(ref, str):
-                raise TypeError(f"{field}[{i}][{j}] must be str, got {_describe(ref)}")
-        out.append(group)
-    return out
+    return [references_of(item, f"{field}[{i}]") for i, item in enumerate(items)]
 
 
 def check_same_length(n: int, values: Sequence[Any] | np.ndarray, field: str) -> None:

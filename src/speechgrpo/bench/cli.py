@@ -22,7 +22,20 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     """``--out``, ``--json`` and ``--no-progress``, shared by every bench subcommand."""
     parser.add_argument("--out", metavar="DIR", help="write the tables (CSV, Markdown, JSON) and PNG plots here")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the tables")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (ours, and transformers' model-loading bar)")
+
+
+def quiet_library_progress_bars() -> None:
+    """Turn off the bars that transformers (model loading) and datasets draw, where installed."""
+    with contextlib.suppress(ImportError):
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    with contextlib.suppress(ImportError):
+        from datasets.utils import logging as datasets_logging
+
+        datasets_logging.disable_progress_bar()
 
 
 def _runner(build: Callable[[argparse.Namespace], BenchReport]) -> Callable[[argparse.Namespace], int]:
@@ -31,6 +44,8 @@ def _runner(build: Callable[[argparse.Namespace], BenchReport]) -> Callable[[arg
     def run(args: argparse.Namespace) -> int:
         from speechgrpo.bench.report import emit
 
+        if args.no_progress:
+            quiet_library_progress_bars()
         emit(build(args), args.out, args.json)
         return 0
 
@@ -108,7 +123,9 @@ def _add_signal(commands: Commands) -> None:
         "signal", help="learning signal of each reward on a batch of groups, and within-group rank agreement",
         description="Per reward: zero-variance groups, within-group spread, correlation with completion length; "
                     "within-group Kendall tau-b between every pair of rewards and against a target. Input: a "
-                    "groups JSONL file (one prompt per line with its references and completions; docs/bench.md).")
+                    "groups JSONL file, one prompt per line: {\"id\": ..., \"prompt\": ..., \"references\": "
+                    "[...], \"completions\": [...], \"off_policy\": [false, ...]} (id, prompt and off_policy "
+                    "optional).")
     parser.add_argument("--data", help="groups JSONL file (default: the bundled example groups)")
     parser.add_argument("--rewards", help="reward specs separated by ',' or ';', e.g. \"bleu, 0.5*chrf + 0.5*wer\" "
                                           f"(default: {','.join(DEFAULT_REWARDS)}); those whose extras are missing "
@@ -162,7 +179,10 @@ def add_cli(subparsers: Commands) -> None:
     """Register ``bench`` and its subcommands."""
     bench = subparsers.add_parser("bench", help="compare rewards: speed against the references, GRPO signal, "
                                   "and a training ablation",
-                                  description="Compare rewards. See docs/bench.md.")
+                                  description="Compare rewards: 'speed' (against the reference implementations), "
+                                  "'signal' (what each reward gives GRPO on groups of completions) and 'train' (the "
+                                  "paper's reward ablation). Each subcommand's --help describes its input and output; "
+                                  "measured results are in docs/bench.md of the source repository.")
     commands = bench.add_subparsers(dest="bench_command", required=True, metavar="SUBCOMMAND")
     for register in SUBCOMMANDS:
         register(commands)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,9 @@ from typing import Any, TypeVar
 import pandas as pd
 
 T = TypeVar("T")
+
+#: Printed reports fit this many columns: wider tables are split into blocks, notes wrapped.
+TEXT_WIDTH = 120
 
 
 @dataclass
@@ -46,15 +50,25 @@ class Table:
         rows = [[str(index), *cells] for index, *cells in zip(frame.index, *columns, strict=True)]
         return header, rows
 
-    def to_text(self) -> str:
+    def to_text(self, width: int = TEXT_WIDTH) -> str:
+        """Aligned columns; a table wider than ``width`` is split into blocks of columns, each
+        repeating the first (index) column."""
         header, rows = self.rows()
         widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+        blocks: list[list[int]] = [[]]
+        used = widths[0]
+        for i in range(1, len(header)):
+            if blocks[-1] and used + 2 + widths[i] > width:
+                blocks.append([])
+                used = widths[0]
+            blocks[-1].append(i)
+            used += 2 + widths[i]
 
-        def line(cells: list[str]) -> str:
-            return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                             for i, (cell, w) in enumerate(zip(cells, widths, strict=True)))
+        def line(cells: list[str], columns: list[int]) -> str:
+            return "  ".join([cells[0].ljust(widths[0]), *(cells[i].rjust(widths[i]) for i in columns)])
 
-        return "\n".join([line(header), *(line(row) for row in rows)])
+        return "\n\n".join("\n".join([line(header, columns), *(line(row, columns) for row in rows)])
+                           for columns in blocks)
 
     def to_markdown(self) -> str:
         header, rows = self.rows()
@@ -101,8 +115,11 @@ class BenchReport:
                 "notes": self.notes}
 
     def to_text(self) -> str:
+        """Tables and notes, no line wider than :data:`TEXT_WIDTH` (except an unbreakable word)."""
         parts = [f"{t.title}\n\n{t.to_text()}" for t in self.tables]
-        return "\n\n".join([*parts, "\n".join(f"- {note}" for note in self.notes)]) + "\n"
+        notes = [textwrap.fill(note, TEXT_WIDTH, initial_indent="- ", subsequent_indent="  ",
+                               break_on_hyphens=False) for note in self.notes]
+        return "\n\n".join([*parts, "\n".join(notes)]) + "\n"
 
     def to_markdown(self) -> str:
         lines = [f"# speechgrpo bench {self.command}", ""]

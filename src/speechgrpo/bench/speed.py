@@ -238,6 +238,8 @@ def run_speed(hyps: list[str], refs: list[str], rewards: Sequence[str], repeats:
         "ours = one batched reward call on all pairs; reference = one call per pair (references below)",
         "mismatches = pairs whose reward differs from the reference's value on the reward's scale "
         "(tolerance 0: identical floats); max_abs_diff = largest |difference|",
+        "direction: *_s lower is faster, *_pairs_per_s and speedup higher is faster; mismatches, max_abs_diff and "
+        "reference_errors: 0 is exact; values are compared on the reward scale (wer, cer, ter as 1 - min(rate, 1))",
         *(f"{spec.reward_name}: {spec.reference_text}" for spec in specs if spec.reward_name in frame.index),
     ]
     table = Table("speed", "Reward speed against the reference implementation", frame, formats={

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from speechgrpo.rewards import Reward, as_reward
+from speechgrpo.validation import REFERENCE_KEYS, references_of, unencodable
 
 logger = logging.getLogger("speechgrpo.adapters")
 
 #: Keys tried, in order, when a label is a dict (verl's ``reward_model`` field, user JSON rows).
-LABEL_KEYS = ("references", "reference", "ground_truth", "answers", "answer", "label", "target", "text")
+LABEL_KEYS = REFERENCE_KEYS
 
 
 class LabelError(ValueError):
@@ -35,21 +36,11 @@ def references_from_label(label: Any, where: str) -> tuple[str, ...]:
     holding one of :data:`LABEL_KEYS` (SQuAD-style ``{"text": [...]}`` included). Frameworks pass the
     dataset value as stored (OpenRLHF's ``--data.label_key`` column, verl's ``ground_truth``).
     """
-    if isinstance(label, str):
-        return (label,)
-    if isinstance(label, Mapping):
-        for key in LABEL_KEYS:
-            if key in label:
-                return references_from_label(label[key], f"{where}[{key!r}]")
-        raise LabelError(f"{where} is a dict without any of the keys {', '.join(LABEL_KEYS)}: keys {sorted(label)}")
-    if isinstance(label, (list, tuple, np.ndarray)):
-        refs = tuple(label.tolist() if isinstance(label, np.ndarray) else label)
-        if not refs:
-            raise LabelError(f"{where} is an empty list: every sample needs at least one reference")
-        for j, ref in enumerate(refs):
-            if not isinstance(ref, str):
-                raise LabelError(f"{where}[{j}] must be a string, got {type(ref).__name__} {ref!r}"[:160])
-        return refs
+    if isinstance(label, (Mapping, list, tuple, np.ndarray, str)):
+        try:
+            return references_of(label, where)
+        except (TypeError, ValueError) as err:
+            raise LabelError(str(err)) from None
     raise LabelError(f"{where} must be a string, a list of strings or a dict with a reference key, "
                      f"got {type(label).__name__} {label!r}"[:200])
 
@@ -98,28 +89,31 @@ class AdapterReward:
     def signature(self) -> str:
         return self.reward.signature
 
-    def log_signature_once(self) -> None:
-        """Log the reward's signature the first time it scores (what makes a run's rewards reproducible)."""
+    def log_signature_once(self, signature: str | None = None) -> None:
+        """Log the signature of the first batch scored (what makes a run's rewards reproducible)."""
         with self._lock:
             if self._signature_logged:
                 return
             self._signature_logged = True
-        logger.info("speechgrpo reward %s", self.signature)
+        logger.info("speechgrpo reward %s", signature or self.signature)
 
     def score(self, completions: Sequence[Any], labels: Sequence[Any], *, group_ids: Sequence[int] | None = None,
-              off_policy: Sequence[bool] | None = None, safe: bool = False, **extra: Sequence[Any]) -> AdapterScores:
+              off_policy: Sequence[bool] | None = None, safe: bool = False, returned_on_error: str | None = None,
+              **extra: Sequence[Any]) -> AdapterScores:
         """Score a batch in one engine call.
 
         With ``safe=False`` bad input raises (a clear error naming the index). With ``safe=True`` nothing
         raises: a sample whose label or completion is unusable gets ``error_value``, the others are
         still scored together, and every problem is logged and returned in ``errors``.
+        ``returned_on_error`` is what the log says such a sample gets, where the framework adapter
+        returns something else than ``error_value`` (TRL's and ms-swift's ``None``).
         """
-        self.log_signature_once()
+        shown = returned_on_error if returned_on_error is not None else f"{self.error_value:g}"
         if len(labels) != len(completions):
             message = f"{len(labels)} labels for {len(completions)} completions"
             if not safe:
                 raise ValueError(message)
-            logger.error("speechgrpo reward: %s; every sample gets %s", message, self.error_value)
+            logger.error("speechgrpo reward: %s; every sample gets %s", message, shown)
             return AdapterScores([self.error_value] * len(completions), {}, dict.fromkeys(range(len(completions)),
                                                                                          message))
         errors: dict[int, str] = {}
@@ -137,6 +131,10 @@ class AdapterReward:
                 if not safe:
                     raise TypeError(f"completions[{i}] must be str, got {type(completion).__name__}")
                 errors.setdefault(i, f"completions[{i}] is {type(completion).__name__}, not str")
+            elif problem := unencodable(completion):
+                if not safe:
+                    raise ValueError(f"completions[{i}] {problem}")
+                errors.setdefault(i, f"completions[{i}] {problem}")
         good = [i for i in range(len(completions)) if i not in errors]
         scores = [self.error_value] * len(completions)
         components: dict[str, list[float]] = {}
@@ -151,10 +149,10 @@ class AdapterReward:
             except Exception as err:
                 if not safe:
                     raise
-                logger.exception("speechgrpo reward failed on a batch of %d; every sample gets %s", len(good),
-                                 self.error_value)
+                logger.exception("speechgrpo reward failed on a batch of %d; every sample gets %s", len(good), shown)
                 errors.update(dict.fromkeys(good, f"{type(err).__name__}: {err}"))
             else:
+                self.log_signature_once(result.signature)  # the first batch's, with its nrefs
                 for j, i in enumerate(good):
                     scores[i] = float(result.scores[j])
                 for name, values in result.components.items():
@@ -163,5 +161,6 @@ class AdapterReward:
                         column[i] = float(values[j])
                     components[name] = column
         for i, message in sorted(errors.items()):
-            logger.error("speechgrpo reward: sample %d scored %s: %s", i, self.error_value, message)
+            logger.error("speechgrpo reward: sample %d gets %s: %s", i, shown, message)
+        self.log_signature_once()
         return AdapterScores(scores, components, errors)

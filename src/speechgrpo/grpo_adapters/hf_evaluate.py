@@ -47,7 +47,8 @@ Returns:
     scores (list of float): the per-sample score of each prediction.
     components (dict of str to list of float): every per-sample component the metric computes, by
         name (ROUGE, BERTScore: precision, recall and F; the others: their score alone).
-    signature (str): the metric, its options and the versions of the code that computed the numbers.
+    signature (str): the metric, its options, ``nrefs`` (references per sample, ``var`` if it varies) and
+        the versions of the code that computed the numbers.
 
 speechgrpo.metrics.{cls}:
 {doc}
@@ -86,7 +87,7 @@ def defines_corpus_score(cls: type[Metric]) -> bool:
 def corpus_value(metric: Metric, predictions: list[str], references: Any, scores: list[float]) -> float:
     """``metric.corpus_score``, taking the mean from ``scores`` instead of scoring everything twice."""
     if defines_corpus_score(type(metric)):
-        return metric.corpus_score(predictions, references)
+        return metric.corpus_score(predictions, refs=references)
     return sum(scores) / len(scores) if scores else 0.0
 
 
@@ -175,4 +176,4 @@ class SpeechgrpoMetric(evaluate.Metric, metaclass=ABCMeta):  # type: ignore[misc
         components = {key: values.tolist() for key, values in metric.score_components(predictions, references).items()}
         scores = components[metric.primary]
         return {"score": corpus_value(metric, predictions, references, scores), "scores": scores,
-                "components": components, "signature": metric.signature}
+                "components": components, "signature": metric.signature_for(references)}

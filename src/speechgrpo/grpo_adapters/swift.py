@@ -79,7 +79,8 @@ class SwiftScorer:
         group_ids = group_ids_of_keys(list(prompt_ids)) if prompt_ids is not None and len(prompt_ids) == len(
             texts) else None
         result = self.adapter.score(texts, labels, group_ids=group_ids, off_policy=off_policy,
-                                    safe=self.on_error != "raise")
+                                    safe=self.on_error != "raise",
+                                    returned_on_error="None" if self.on_error == "none" else "0")
         self._last = (key, result)
         return result
 

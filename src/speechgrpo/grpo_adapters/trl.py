@@ -89,7 +89,7 @@ class TRLReward:
         off_policy = columns.get(self.off_policy_column) if self.off_policy_column else None
         extra = {"completion_ids": list(completion_ids)} if completion_ids is not None else {}
         result = self.adapter.score(texts, labels, group_ids=list(group_ids), off_policy=off_policy,
-                                    safe=self.on_error == "none", **extra)
+                                    safe=self.on_error == "none", returned_on_error="None", **extra)
         if self.log_components and len(result.components) > 1:
             for component, values in result.components.items():
                 if log_metric is not None:

@@ -23,6 +23,42 @@ import numpy as np
 
 from speechgrpo.validation import References, as_references, as_texts
 
+#: What the corpus functions named after sacrebleu's say when the reference layout is not explicit.
+LAYOUT_HELP = (
+    "pass the references by keyword, in one of two layouts: refs=[[refs of sample 0], [refs of sample 1], ...] "
+    "(speechgrpo's per-sample layout: refs[i] holds sample i's references) or ref_streams=[[ref 1 of every "
+    "sample], [ref 2 of every sample], ...] (sacrebleu's corpus_score layout; None for a sample with fewer "
+    "references). A positional second argument is refused because, with as many reference sets as "
+    "hypotheses, either reading is possible and they give different numbers.")
+
+
+def corpus_references(n: int, positional: tuple[Any, ...], refs: References | None,
+                      ref_streams: Sequence[Sequence[str | None]] | None, caller: str) -> References:
+    """The per-sample references of a sacrebleu-named corpus call, from exactly one explicit layout."""
+    if positional:
+        raise TypeError(f"{caller}: {LAYOUT_HELP}")
+    if (refs is None) == (ref_streams is None):
+        raise TypeError(f"{caller}: give exactly one of refs= and ref_streams=; {LAYOUT_HELP}")
+    if refs is not None:
+        return refs
+    assert ref_streams is not None
+    if isinstance(ref_streams, (str, bytes)) or not isinstance(ref_streams, Sequence) or not ref_streams:
+        raise TypeError(f"{caller}: ref_streams must be a non-empty list of reference streams "
+                        f"(each a list of {n} strings), got {type(ref_streams).__name__}")
+    for k, stream in enumerate(ref_streams):
+        if isinstance(stream, (str, bytes)) or not isinstance(stream, Sequence):
+            raise TypeError(f"{caller}: ref_streams[{k}] must be a list of {n} strings, got {type(stream).__name__}")
+        if len(stream) != n:
+            raise ValueError(f"{caller}: ref_streams[{k}] has {len(stream)} references but there are {n} "
+                             "hypotheses (every stream holds one reference per hypothesis, None where missing)")
+    per_sample: list[tuple[str, ...]] = []
+    for i, column in enumerate(zip(*ref_streams, strict=True)):
+        present = tuple(ref for ref in column if ref is not None)
+        if not present:
+            raise ValueError(f"{caller}: sample {i} has no reference in any stream (all None)")
+        per_sample.append(present)
+    return per_sample
+
 Pairs = list[tuple[str, tuple[str, ...]]]
 
 
@@ -64,6 +100,18 @@ def package_version(name: str) -> str:
         return "missing"
 
 
+def nrefs_of(refsets: Sequence[tuple[str, ...]]) -> str | None:
+    """sacrebleu's ``nrefs``: references per sample, ``var`` if it varies (``None`` for no samples)."""
+    counts = set(map(len, refsets))
+    if not counts:
+        return None
+    return str(counts.pop()) if len(counts) == 1 else "var"
+
+
+def _as_sized(values: Any) -> Sequence[Any]:
+    return values if hasattr(values, "__len__") and not isinstance(values, (str, bytes)) else list(values)
+
+
 def format_signature(name: str, options: dict[str, Any], backends: Sequence[str]) -> str:
     """``name|key:value|...|backend:version`` with keys in a fixed order, stable across runs."""
     parts = [name]
@@ -100,9 +148,18 @@ class Metric(ABC):
         """Every option that changes the numbers, in signature order."""
         return {}
 
-    def describe(self) -> str:
-        """Name, options and backend versions: the signature without speechgrpo's own version."""
-        return format_signature(self.name, self.options(), self.backends)
+    def describe(self, nrefs: str | None = None) -> str:
+        """Name, options (and ``nrefs`` of a batch, when given) and backend versions: the signature
+        without speechgrpo's own version."""
+        options = self.options() if nrefs is None else {**self.options(), "nrefs": nrefs}
+        return format_signature(self.name, options, self.backends)
+
+    def signature_for(self, refs: References) -> str:
+        """The signature of a call on ``refs`` (per-sample layout): with ``nrefs``, the number of
+        references per sample (``var`` if it varies), as sacrebleu's signature records it."""
+        refsets = as_references(refs, len(_as_sized(refs)), "refs")
+        nrefs = nrefs_of(refsets)
+        return f"{self.describe(nrefs)}|speechgrpo:{package_version('speechgrpo')}"
 
     @property
     def signature(self) -> str:
@@ -136,9 +193,15 @@ class Metric(ABC):
         return {key: np.concatenate([np.asarray(c[key], dtype=np.float64) for c in chunks])[inverse]
                 for key in chunks[0]}
 
-    def corpus_score(self, hyps: Sequence[str], refs: References) -> float:
-        """Corpus-level score, as the reference implementation defines it."""
-        return self._corpus_score(self.validate(hyps, refs))
+    def corpus_score(self, hyps: Sequence[str], *positional: Any, refs: References | None = None,
+                     ref_streams: Sequence[Sequence[str | None]] | None = None) -> float:
+        """Corpus-level score, as the reference implementation defines it. The references come by
+        keyword, per sample (``refs=``) or as sacrebleu's streams (``ref_streams=``): sacrebleu's
+        ``corpus_score(hyps, [refs])`` takes streams, so a positional layout would be ambiguous."""
+        texts = as_texts(hyps, "hyps")
+        per_sample = corpus_references(len(texts), positional, refs, ref_streams,
+                                       f"{type(self).__name__}.corpus_score")
+        return self._corpus_score(self.validate(texts, per_sample))
 
     @staticmethod
     def validate(hyps: Sequence[str], refs: References) -> Pairs:

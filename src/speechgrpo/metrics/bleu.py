@@ -223,6 +223,13 @@ def sentence_bleu(hyps: Sequence[str], refs: References, **options: Any) -> np.n
     return cached_metric(BLEU, **options).score(hyps, refs)
 
 
-def corpus_bleu(hyps: Sequence[str], refs: References, **options: Any) -> float:
-    """Corpus BLEU (0-100) from summed statistics; ``options`` are those of :class:`BLEU`."""
-    return cached_metric(BLEU, **options).corpus_score(hyps, refs)
+def corpus_bleu(hyps: Sequence[str], *positional: Any, refs: References | None = None,
+                ref_streams: Sequence[Sequence[str | None]] | None = None, **options: Any) -> float:
+    """Corpus BLEU (0-100) from summed statistics, equal to ``sacrebleu.corpus_bleu``.
+
+    References by keyword: ``refs=`` one entry per sample, or ``ref_streams=`` sacrebleu's layout (one
+    list per reference set). ``options`` are those of :class:`BLEU`, with sacrebleu's corpus defaults
+    (``effective_order=False``, unlike the per-sample reward).
+    """
+    options.setdefault("effective_order", False)
+    return cached_metric(BLEU, **options).corpus_score(hyps, *positional, refs=refs, ref_streams=ref_streams)

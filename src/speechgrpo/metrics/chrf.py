@@ -197,6 +197,8 @@ def sentence_chrf(hyps: Sequence[str], refs: References, **options: Any) -> np.n
     return cached_metric(CHRF, **options).score(hyps, refs)
 
 
-def corpus_chrf(hyps: Sequence[str], refs: References, **options: Any) -> float:
-    """Corpus chrF (0-100) from summed statistics."""
-    return cached_metric(CHRF, **options).corpus_score(hyps, refs)
+def corpus_chrf(hyps: Sequence[str], *positional: Any, refs: References | None = None,
+                ref_streams: Sequence[Sequence[str | None]] | None = None, **options: Any) -> float:
+    """Corpus chrF (0-100) from summed statistics, equal to ``sacrebleu.corpus_chrf``; references by
+    keyword, ``refs=`` (per sample) or ``ref_streams=`` (sacrebleu's layout)."""
+    return cached_metric(CHRF, **options).corpus_score(hyps, *positional, refs=refs, ref_streams=ref_streams)

@@ -9,11 +9,20 @@ through ``Levenshtein.opcodes`` and alignment objects, without that overhead.
 Edge cases follow jiwer: an empty reference gives the number of inserted units (0 for an empty
 hypothesis), so the rate is unbounded above 1. With several references a sample takes the
 reference with the lowest rate (jiwer has no multi-reference mode).
+
+Text normalization, off by default (so that the scores equal jiwer's defaults), mirrors jiwer's
+common transforms, applied to hypotheses and references in this order before the default ones:
+``lowercase`` (``ToLowerCase``), ``remove_punctuation`` (``RemovePunctuation``: every Unicode
+character of category P), ``normalize_whitespace`` (``RemoveWhiteSpace(replace_by_space=True)``,
+``RemoveMultipleSpaces``, ``Strip``: every whitespace run becomes one space).
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
+import unicodedata
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +35,13 @@ from speechgrpo.validation import References
 
 _MULTIPLE_SPACES = re.compile(r"\s\s+")
 _WHITESPACE_OTHER_THAN_SPACE = re.compile(r"[^\S ]")
+_WHITESPACE_RUN = re.compile(r"\s+")
+
+
+@functools.cache
+def _punctuation_table() -> dict[int, None]:
+    """jiwer's RemovePunctuation: every code point whose Unicode category starts with P, deleted."""
+    return dict.fromkeys(c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)).startswith("P"))
 
 
 def jiwer_words(text: str) -> list[str]:
@@ -41,8 +57,34 @@ def jiwer_chars(text: str) -> str:
 
 
 class _ErrorRate(Metric):
+    """Args (all off by default, as jiwer's defaults): ``lowercase``, ``remove_punctuation`` and
+    ``normalize_whitespace``, jiwer's transforms of the same names (see the module docstring)."""
+
     higher_is_better = False
     backends = ("jiwer", "rapidfuzz")
+
+    def __init__(self, lowercase: bool = False, remove_punctuation: bool = False,
+                 normalize_whitespace: bool = False) -> None:
+        for option, value in (("lowercase", lowercase), ("remove_punctuation", remove_punctuation),
+                              ("normalize_whitespace", normalize_whitespace)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{option} must be True or False, got {value!r}")
+        self.lowercase = lowercase
+        self.remove_punctuation = remove_punctuation
+        self.normalize_whitespace = normalize_whitespace
+
+    def options(self) -> dict[str, Any]:
+        return {"case": "lc" if self.lowercase else "mixed", "punct": "removed" if self.remove_punctuation else "kept",
+                "space": "normalized" if self.normalize_whitespace else "jiwer"}
+
+    def _normalize(self, text: str) -> str:
+        if self.lowercase:
+            text = text.lower()
+        if self.remove_punctuation:
+            text = text.translate(_punctuation_table())
+        if self.normalize_whitespace:
+            text = _WHITESPACE_RUN.sub(" ", text).strip()
+        return text
 
     @abstractmethod
     def _units(self, text: str) -> Sequence[str]:
@@ -53,7 +95,7 @@ class _ErrorRate(Metric):
         index: dict[str, int] = {}
         hyp_ids = [index.setdefault(hyp, len(index)) for hyp, _ in pairs]
         ref_ids = [[index.setdefault(r, len(index)) for r in refs] for _, refs in pairs]
-        sequences = [self._units(text) for text in index]
+        sequences = [self._units(self._normalize(text)) for text in index]
         hyp_seqs = [sequences[h] for h in hyp_ids]
         if all(len(refs) == 1 for refs in ref_ids):
             ref_seqs = [sequences[refs[0]] for refs in ref_ids]
@@ -110,11 +152,11 @@ def cer(hyps: Sequence[str], refs: References, **options: Any) -> np.ndarray:
     return cached_metric(CER, **options).score(hyps, refs)
 
 
-def corpus_wer(hyps: Sequence[str], refs: References) -> float:
+def corpus_wer(hyps: Sequence[str], refs: References, **options: Any) -> float:
     """Corpus WER: summed edits over summed reference words, as ``jiwer.wer(list, list)``."""
-    return cached_metric(WER).corpus_score(hyps, refs)
+    return cached_metric(WER, **options).corpus_score(hyps, refs=refs)
 
 
-def corpus_cer(hyps: Sequence[str], refs: References) -> float:
+def corpus_cer(hyps: Sequence[str], refs: References, **options: Any) -> float:
     """Corpus CER: summed edits over summed reference characters, as ``jiwer.cer(list, list)``."""
-    return cached_metric(CER).corpus_score(hyps, refs)
+    return cached_metric(CER, **options).corpus_score(hyps, refs=refs)

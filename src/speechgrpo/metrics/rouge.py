@@ -99,7 +99,9 @@ class ROUGE(Metric):
     """ROUGE precision / recall / F-measure (0-1).
 
     Args:
-        rouge_type: ``rouge1`` .. ``rouge9``, ``rougeL`` or ``rougeLsum`` (newline-separated sentences).
+        rouge_type: ``rouge1`` .. ``rouge9``, ``rougeL`` or ``rougeLsum`` (newline-separated sentences), or
+            a list of them as rouge-score's ``RougeScorer(["rouge1", "rougeL"])``: then the components are
+            ``<type>_<measure>`` for every type and :meth:`score` returns the first type's ``measure``.
         measure: component returned by :meth:`score`: ``fmeasure`` (default), ``precision``, ``recall``.
         use_stemmer: Porter-stem words longer than 3 characters (rouge-score's option).
         tokenizer: ``default`` (rouge-score's ASCII tokenizer) or ``unicode``.
@@ -107,15 +109,23 @@ class ROUGE(Metric):
 
     backends = ("rouge-score",)
 
-    def __init__(self, rouge_type: str = "rougeL", measure: str = "fmeasure", use_stemmer: bool = False,
-                 tokenizer: str = "default") -> None:
-        if not re.fullmatch(r"rouge[1-9]|rougeL|rougeLsum", rouge_type):
-            raise ValueError(f"unknown rouge_type={rouge_type!r}; use rouge1..rouge9, rougeL or rougeLsum")
+    def __init__(self, rouge_type: str | Sequence[str] = "rougeL", measure: str = "fmeasure",
+                 use_stemmer: bool = False, tokenizer: str = "default") -> None:
+        types = (rouge_type,) if isinstance(rouge_type, str) else tuple(rouge_type)
+        if not types:
+            raise ValueError("rouge_type is an empty list; give at least one ROUGE type")
+        for value in types:
+            if not isinstance(value, str) or not re.fullmatch(r"rouge[1-9]|rougeL|rougeLsum", value):
+                raise ValueError(f"unknown rouge_type={value!r}; use rouge1..rouge9, rougeL or rougeLsum "
+                                 "(or a list of them)")
+        if len(set(types)) != len(types):
+            raise ValueError(f"rouge_type lists a type twice: {list(types)}")
         if measure not in ("fmeasure", "precision", "recall"):
             raise ValueError(f"unknown measure={measure!r}; use fmeasure, precision or recall")
         if tokenizer not in TOKENIZERS:
             raise ValueError(f"unknown tokenizer={tokenizer!r}; use one of {TOKENIZERS}")
-        self.rouge_type = rouge_type
+        self.rouge_types = types
+        self.rouge_type = types[0]
         self.measure = measure
         self.use_stemmer = use_stemmer
         self.tokenizer = tokenizer
@@ -124,17 +134,23 @@ class ROUGE(Metric):
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return self.rouge_type
+        return self.rouge_type if len(self.rouge_types) == 1 else "rouge"
 
     @property
     def primary(self) -> str:
-        return self.measure
+        return self.measure if len(self.rouge_types) == 1 else f"{self.rouge_type}_{self.measure}"
 
     def options(self) -> dict[str, Any]:
         stem = f"porter(nltk-{package_version('nltk')})" if self.use_stemmer else False
-        return {"type": self.rouge_type, "measure": self.measure, "stem": stem, "tok": self.tokenizer}
+        return {"type": "+".join(self.rouge_types), "measure": self.measure, "stem": stem, "tok": self.tokenizer}
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        if len(self.rouge_types) == 1:
+            return self._score_type(pairs, self.rouge_type)
+        return {f"{rouge_type}_{key}": values for rouge_type in self.rouge_types
+                for key, values in self._score_type(pairs, rouge_type).items()}
+
+    def _score_type(self, pairs: Pairs, rouge_type: str) -> dict[str, np.ndarray]:
         # Each distinct text is tokenized once (a group's shared reference once per batch), and every
         # (pair, reference) combination is scored; rouge-score's score_multi then keeps, per pair, the
         # first reference with the highest F-measure.
@@ -143,7 +159,7 @@ class ROUGE(Metric):
                   for row, (hyp, refs) in enumerate(pairs) for ref in refs]
         rows, hyp_ids, ref_ids = (np.array(column, dtype=np.int64) for column in zip(*combos, strict=True)) \
             if combos else (np.zeros(0, dtype=np.int64),) * 3
-        if self.rouge_type == "rougeLsum":
+        if rouge_type == "rougeLsum":
             from rouge_score import rouge_scorer  # imports all of nltk (~2 s): only when needed
 
             sentences = [[self._tokenize(s) for s in text.split("\n") if s] for text in index]
@@ -154,10 +170,10 @@ class ROUGE(Metric):
             tokens = [self._tokenize(text) for text in index]
             hyp_tokens = [tokens[h] for h in hyp_ids]
             ref_tokens = [tokens[r] for r in ref_ids]
-            if self.rouge_type == "rougeL":
+            if rouge_type == "rougeL":
                 prf = _lcs_prf(ref_tokens, hyp_tokens)
             else:
-                n = int(self.rouge_type[5:])
+                n = int(rouge_type[5:])
                 counts = [Counter(zip(*(toks[i:] for i in range(n)), strict=False)) for toks in tokens]
                 prf = _ngram_prf([counts[r] for r in ref_ids], [counts[h] for h in hyp_ids])
         out = np.zeros((len(pairs), 3), dtype=np.float64)

@@ -77,6 +77,8 @@ def sentence_ter(hyps: Sequence[str], refs: References, **options: Any) -> np.nd
     return cached_metric(TER, **options).score(hyps, refs)
 
 
-def corpus_ter(hyps: Sequence[str], refs: References, **options: Any) -> float:
-    """Corpus TER from summed edits and reference lengths."""
-    return cached_metric(TER, **options).corpus_score(hyps, refs)
+def corpus_ter(hyps: Sequence[str], *positional: Any, refs: References | None = None,
+               ref_streams: Sequence[Sequence[str | None]] | None = None, **options: Any) -> float:
+    """Corpus TER from summed edits and reference lengths, equal to ``sacrebleu.corpus_ter``; references
+    by keyword, ``refs=`` (per sample) or ``ref_streams=`` (sacrebleu's layout)."""
+    return cached_metric(TER, **options).corpus_score(hyps, *positional, refs=refs, ref_streams=ref_streams)

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from speechgrpo.groups import as_group_ids
-from speechgrpo.metrics.base import package_version
-from speechgrpo.validation import References, as_references, as_texts, check_same_length
+from speechgrpo.metrics.base import nrefs_of, package_version
+from speechgrpo.validation import References, as_references, as_texts, check_same_length, unencodable
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class RewardBatch:
     group_ids: np.ndarray
     off_policy: np.ndarray
     extra: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    #: True when the caller gave no ``group_ids`` and groups were inferred from identical references
+    #: (which merges different prompts that share an answer, e.g. "yes").
+    groups_inferred: bool = False
 
     def __len__(self) -> int:
         return len(self.completions)
@@ -48,6 +51,7 @@ class RewardBatch:
             group_ids=self.group_ids[idx],
             off_policy=self.off_policy[idx],
             extra={k: [v[i] for i in idx] for k, v in self.extra.items()},
+            groups_inferred=self.groups_inferred,
         )
 
 
@@ -58,9 +62,10 @@ class RewardResult:
     Attributes:
         scores: per-sample reward, float64, shape ``(n,)``.
         components: per-sample score of every component (a plain reward has one, named after it).
-        signature: reproducibility string (reward spec, options, library versions).
+        signature: reproducibility string (reward spec, options, ``nrefs`` of the batch as sacrebleu's,
+            library versions).
         in_group_stats: samples that should enter group mean/std (off-policy ones may be excluded).
-        invalid: completions that were not strings and got the reward's ``invalid_value``.
+        invalid: completions that were not (valid) strings and got the reward's ``invalid_value``.
     """
 
     scores: np.ndarray
@@ -97,7 +102,8 @@ class Reward(ABC):
     Args:
         off_policy_value: score given to off-policy samples instead of computing it (``None``: compute).
         off_policy_in_group_stats: whether off-policy samples count in their group's mean/std.
-        invalid_value: score for a completion that is not a string (``None``: raise ``TypeError``).
+        invalid_value: score for a completion that is not a string or not valid Unicode (a lone
+            surrogate) (``None``: raise a ``TypeError``/``ValueError`` naming its index).
     """
 
     #: Short name used for the component key and in specs.
@@ -109,6 +115,11 @@ class Reward(ABC):
         self.off_policy_in_group_stats = bool(off_policy_in_group_stats)
         self.invalid_value = _option_value(invalid_value, "invalid_value")
         self._spec: str | None = None
+
+    @property
+    def component_name(self) -> str:
+        """The key of this reward's own scores in ``RewardResult.components`` (and in trainers' logs)."""
+        return self.name
 
     # -- description -------------------------------------------------------------------------------
     @property
@@ -127,15 +138,47 @@ class Reward(ABC):
 
     @property
     def signature(self) -> str:
+        """Reproducibility string of the reward's configuration (a result's adds the batch's ``nrefs``)."""
+        return self.signature_with_nrefs(None)
+
+    def signature_with_nrefs(self, nrefs: str | None) -> str:
         lo, hi = self.bounds
         off = ("compute" if self.off_policy_value is None else f"{self.off_policy_value:g}") + (
             ",in-stats" if self.off_policy_in_group_stats else ",excluded")
         invalid = "raise" if self.invalid_value is None else f"{self.invalid_value:g}"
-        return (f"{self.describe()}|range:{lo:g}..{hi:g}|offpolicy:{off}|invalid:{invalid}"
+        batch = "" if nrefs is None else f"|nrefs:{nrefs}"
+        return (f"{self.describe()}{batch}|range:{lo:g}..{hi:g}|offpolicy:{off}|invalid:{invalid}"
                 f"|speechgrpo:{package_version('speechgrpo')}")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec}>"
+
+    # -- arithmetic, as in spec strings: 0.7 * bleu + 0.3 * chrf ------------------------------------
+    def __mul__(self, weight: object) -> Reward:
+        from speechgrpo.rewards.composite import WeightedSum
+
+        if isinstance(weight, bool) or not isinstance(weight, (int, float, np.integer, np.floating)):
+            return NotImplemented
+        return WeightedSum([(float(weight), self)])
+
+    __rmul__ = __mul__
+
+    def __add__(self, other: object) -> Reward:
+        from speechgrpo.rewards.composite import WeightedSum
+
+        if not isinstance(other, Reward):
+            return NotImplemented
+
+        def terms(reward: Reward) -> list[tuple[float, Reward]]:
+            if type(reward) is WeightedSum and reward.has_default_options():  # flatten a + b + c
+                return list(zip(reward.weights, reward.children, strict=True))
+            return [(1.0, reward)]
+
+        return WeightedSum(terms(self) + terms(other))
+
+    def has_default_options(self) -> bool:
+        """No off-policy or invalid-completion option set (such a reward can be merged into a sum)."""
+        return self.off_policy_value is None and self.off_policy_in_group_stats and self.invalid_value is None
 
     # -- scoring -----------------------------------------------------------------------------------
     def __call__(self, completions: Sequence[Any], references: References, *,
@@ -153,8 +196,13 @@ class Reward(ABC):
             if off_mask.dtype != bool:
                 raise TypeError(f"off_policy must be a boolean mask, got dtype {off_mask.dtype}")
         for key, values in extra.items():
+            if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+                raise TypeError(f"unexpected keyword argument {key!r} ({type(values).__name__}): a reward takes "
+                                "completions, references, group_ids=, off_policy= and per-sample fields (one "
+                                "value per completion, e.g. completion_ids=)")
             check_same_length(n, values, key)
-        batch = RewardBatch(texts, refs, as_group_ids(group_ids, n, refs), off_mask, dict(extra))
+        batch = RewardBatch(texts, refs, as_group_ids(group_ids, n, refs), off_mask, dict(extra),
+                            groups_inferred=group_ids is None)
         result = self.score_batch(batch, invalid)
         return result
 
@@ -165,8 +213,8 @@ class Reward(ABC):
         if isinstance(completions, (str, bytes)):
             as_texts(completions, "completions")  # raises the usual error
         items = list(completions)
-        invalid = np.array([not isinstance(c, str) for c in items], dtype=bool)
-        return [c if isinstance(c, str) else "" for c in items], invalid
+        invalid = np.array([not isinstance(c, str) or unencodable(c) is not None for c in items], dtype=bool)
+        return [c if not bad else "" for c, bad in zip(items, invalid, strict=True)], invalid
 
     def score_batch(self, batch: RewardBatch, invalid: np.ndarray | None = None) -> RewardResult:
         """Score an already validated batch (composites call this on their children)."""
@@ -191,9 +239,10 @@ class Reward(ABC):
         for values in components.values():  # components of samples not computed take the final score
             values[~compute] = scores[~compute]
         if not components:
-            components = {self.name: scores.copy()}
+            components = {self.component_name: scores.copy()}
         in_stats = ~batch.off_policy | self.off_policy_in_group_stats
-        return RewardResult(scores, components, self.signature, in_stats, invalid)
+        return RewardResult(scores, components, self.signature_with_nrefs(nrefs_of(batch.references)), in_stats,
+                            invalid)
 
     @abstractmethod
     def _compute(self, batch: RewardBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:

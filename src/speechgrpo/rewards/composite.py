@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,8 +28,8 @@ def _merge_components(children: Sequence[Reward], results: Sequence[RewardResult
             while name in merged:
                 name, k = f"{key}#{k}", k + 1
             merged[name] = values
-        if child.name not in result.components and child.name not in merged:
-            merged[child.name] = result.scores
+        if child.component_name not in result.components and child.component_name not in merged:
+            merged[child.component_name] = result.scores
     return merged
 
 
@@ -96,7 +97,14 @@ class GroupNormalizedSum(WeightedSum):
     def spec(self) -> str:
         return self._spec or f"gdpo({super().spec})"
 
+    _warned_inferred_groups = False
+
     def _compute(self, batch: RewardBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        if batch.groups_inferred and not self._warned_inferred_groups:
+            self._warned_inferred_groups = True
+            warnings.warn(f"{self.spec}: no group_ids given, so groups were inferred from identical references; "
+                          "different prompts that share an answer are merged into one group. Pass group_ids= "
+                          "(one id per prompt) to normalise within the real GRPO groups.", UserWarning, stacklevel=4)
         results = self._child_results(batch)
         scores = np.zeros(len(batch), dtype=np.float64)
         for weight, result in zip(self.weights, results, strict=True):

@@ -156,4 +156,4 @@ class Gate(_Composite):
             inner = self.reward.score_batch(batch.select(passed))
             scores[passed] = inner.scores
             guarded[passed] = inner.scores
-        return scores, {self.check.name: checked.scores, self.reward.name: guarded}
+        return scores, {self.check.component_name: checked.scores, self.reward.component_name: guarded}

@@ -5,7 +5,8 @@
 - BERTScore is cosine-based and can in principle go below 0: it is clipped to [0, 1].
 - Error rates (WER, CER, TER) are unbounded above: the reward is ``1 - min(rate, 1)``, where TER's
   rate is its 0-100 score divided by 100. A perfect transcript scores 1; one with as many errors as
-  reference units, or more, scores 0.
+  reference units, or more, scores 0. Their component is named ``1-wer`` (``1-cer``, ``1-ter``) so that
+  a logged value is never read as an error rate.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ class MetricReward(Reward):
     def bounds(self) -> tuple[float, float]:
         return (0.0, 1.0)
 
+    @property
+    def component_name(self) -> str:
+        """``bleu`` for a higher-is-better metric; ``1-wer`` where the reward inverts an error rate."""
+        return self.name if self.metric.higher_is_better else f"1-{self.name}"
+
     def describe(self) -> str:
         return f"{self.spec}[{self.metric.describe()}]"
 
@@ -40,4 +46,4 @@ class MetricReward(Reward):
 
     def _compute(self, batch: RewardBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         scores = self.to_reward_scale(self.metric.score(batch.completions, batch.references))
-        return scores, {self.name: scores}
+        return scores, {self.component_name: scores}

@@ -6,6 +6,7 @@ implementation and its cost); ``docs/rewards.md`` is the same catalogue in prose
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,11 +45,20 @@ def available_rewards() -> dict[str, RewardInfo]:
     return dict(_REGISTRY)
 
 
+def did_you_mean(name: str) -> str:
+    """`` (did you mean 'bleu'?)`` for a misspelt or wrongly cased reward name, else ``""``."""
+    if not isinstance(name, str):
+        return ""
+    by_case = {key.lower(): key for key in _REGISTRY}
+    close = [by_case[name.lower()]] if name.lower() in by_case else difflib.get_close_matches(name, _REGISTRY, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def get_reward(name: str, **options: Any) -> Reward:
     """Build the registered reward ``name`` with ``options`` (metric options and reward options)."""
     info = _REGISTRY.get(name)
     if info is None:
-        raise KeyError(f"unknown reward {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+        raise KeyError(f"unknown reward {name!r}{did_you_mean(name)}; available: {', '.join(sorted(_REGISTRY))}")
     try:
         reward = info.factory(**options)
     except TypeError as err:

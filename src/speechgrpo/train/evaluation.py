@@ -78,7 +78,7 @@ def score_answers(answers: Sequence[str], examples: Sequence[Example], metrics: 
     for name in metrics:
         metric = evaluation_metric(name)
         if name in ("bleu", "wer"):
-            value = float(metric.corpus_score(answers, references))
+            value = float(metric.corpus_score(answers, refs=references))
             scores[name] = value * 100 if name == "wer" else value
         else:
             scores[name] = 100 * float(np.mean(metric.score(answers, references))) if answers else 0.0
