@@ -31,7 +31,7 @@ def quiet_library_progress_bars() -> None:
     with contextlib.suppress(ImportError):
         from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     with contextlib.suppress(ImportError):
         from datasets.utils import logging as datasets_logging
 
