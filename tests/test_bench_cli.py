@@ -34,7 +34,8 @@ def test_signal_table_on_a_user_file(tmp_path: Path, capsys: pytest.CaptureFixtu
                        capsys)
     assert code == 0
     assert "Learning signal per reward" in out and "Within-group rank agreement" in out
-    assert f"{path}: 2 groups, 8 completions (1 off-policy left out of the statistics)" in out
+    assert f"{path}: 2 groups, 8 completions (1 off-policy left out of the statistics)" in " ".join(out.split())
+    assert max(map(len, out.splitlines())) <= 120 + len(str(path))  # notes wrapped (a path is one long word)
     assert "0.5*chrf + 0.5*wer" in out and "gdpo(1*rougeL)" in out
     assert "tau_target" not in out
 

@@ -140,8 +140,8 @@ GOOD = (QUERIES[0], PROMPTS[0], "hello world")
 @pytest.mark.parametrize(("queries", "prompts", "labels", "n", "reason"), [
     ([GOOD[0]], [GOOD[1]], [3], 1, "labels[0] must be a string"),
     ([GOOD[0]], [GOOD[1]], [None], 1, "NoneType"),
-    ([GOOD[0]], [GOOD[1]], [{"id": 7}], 1, "dict without any of the keys"),
-    ([GOOD[0]], [GOOD[1]], [[]], 1, "empty list"),
+    ([GOOD[0]], [GOOD[1]], [{"id": 7}], 1, "dict without any of the reference keys"),
+    ([GOOD[0]], [GOOD[1]], [[]], 1, "empty sequence"),
     ([GOOD[0], GOOD[0]], [GOOD[1], GOOD[1]], [GOOD[2]], 2, "labels has 1 entries for 2 queries"),
     ([GOOD[0]], [GOOD[1], GOOD[1]], [GOOD[2]], 1, "prompts has 2 entries for 1 queries"),
     (None, None, None, 1, "queries must be a list"),

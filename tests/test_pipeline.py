@@ -5,7 +5,6 @@ intervals, report). About four minutes on 2 CPU cores."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -145,12 +144,15 @@ def test_demo_full_protocol_runs_every_method_and_writes_the_report(toy_base: Pa
     with pytest.raises(ValueError, match=r"search/sqa/grpo-lr\S+ was trained with other settings \(steps\)"):
         run_pipeline(load_pipeline_config(path, protocol="full", output_dir=str(out),
                                           grpo={**TOY["grpo"], "steps": TOY["grpo"]["steps"] + 1}), False)
-    # a retrained model gets new answers: the cache is keyed by the model's fingerprint
-    shutil.rmtree(out / "runs" / "sqa" / "grpo-seed1")
+    # answers cached for another model are not reused: the cache is keyed by the model's fingerprint
+    stale = json.loads(answers_file.read_text())
+    stale["key"]["model"] = "0" * 64
+    answers_file.write_text(json.dumps(stale))
+    answers_stamp = answers_file.stat().st_mtime
     assert main(["demo", "--config", str(path), "--protocol", "full", f"output_dir={out}"]) == 0
     assert answers_file.stat().st_mtime > answers_stamp
-    retrained = out / "runs" / "sqa" / "grpo-seed1" / "best"
-    assert json.loads(answers_file.read_text())["key"]["model"] == model_fingerprint(retrained)
+    model = out / "runs" / "sqa" / "grpo-seed1" / "best"
+    assert json.loads(answers_file.read_text())["key"]["model"] == model_fingerprint(model)
 
 
 @needs_espeak
