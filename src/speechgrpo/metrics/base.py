@@ -108,10 +108,6 @@ def nrefs_of(refsets: Sequence[tuple[str, ...]]) -> str | None:
     return str(counts.pop()) if len(counts) == 1 else "var"
 
 
-def _as_sized(values: Any) -> Sequence[Any]:
-    return values if hasattr(values, "__len__") and not isinstance(values, (str, bytes)) else list(values)
-
-
 def format_signature(name: str, options: dict[str, Any], backends: Sequence[str]) -> str:
     """``name|key:value|...|backend:version`` with keys in a fixed order, stable across runs."""
     parts = [name]
@@ -157,8 +153,7 @@ class Metric(ABC):
     def signature_for(self, refs: References) -> str:
         """The signature of a call on ``refs`` (per-sample layout): with ``nrefs``, the number of
         references per sample (``var`` if it varies), as sacrebleu's signature records it."""
-        refsets = as_references(refs, len(_as_sized(refs)), "refs")
-        nrefs = nrefs_of(refsets)
+        nrefs = nrefs_of(as_references(refs, len(refs), "refs"))
         return f"{self.describe(nrefs)}|speechgrpo:{package_version('speechgrpo')}"
 
     @property
@@ -198,10 +193,9 @@ class Metric(ABC):
         """Corpus-level score, as the reference implementation defines it. The references come by
         keyword, per sample (``refs=``) or as sacrebleu's streams (``ref_streams=``): sacrebleu's
         ``corpus_score(hyps, [refs])`` takes streams, so a positional layout would be ambiguous."""
-        texts = as_texts(hyps, "hyps")
-        per_sample = corpus_references(len(texts), positional, refs, ref_streams,
+        per_sample = corpus_references(len(hyps), positional, refs, ref_streams,
                                        f"{type(self).__name__}.corpus_score")
-        return self._corpus_score(self.validate(texts, per_sample))
+        return self._corpus_score(self.validate(hyps, per_sample))
 
     @staticmethod
     def validate(hyps: Sequence[str], refs: References) -> Pairs:
