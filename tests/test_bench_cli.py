@@ -22,6 +22,11 @@ def write(path: Path, lines: list[object]) -> Path:
     return path
 
 
+def flat(text: str) -> str:
+    """Printed notes are wrapped at 120 columns (where depends on the paths in them): compare them unwrapped."""
+    return " ".join(text.split())
+
+
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     code = main(["bench", *argv, "--no-progress"])
     captured = capsys.readouterr()
@@ -34,7 +39,7 @@ def test_signal_table_on_a_user_file(tmp_path: Path, capsys: pytest.CaptureFixtu
                        capsys)
     assert code == 0
     assert "Learning signal per reward" in out and "Within-group rank agreement" in out
-    assert f"{path}: 2 groups, 8 completions (1 off-policy left out of the statistics)" in " ".join(out.split())
+    assert f"{path}: 2 groups, 8 completions (1 off-policy left out of the statistics)" in flat(out)
     assert max(map(len, out.splitlines())) <= 120 + len(str(path))  # notes wrapped (a path is one long word)
     assert "0.5*chrf + 0.5*wer" in out and "gdpo(1*rougeL)" in out
     assert "tau_target" not in out
@@ -42,7 +47,7 @@ def test_signal_table_on_a_user_file(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_signal_on_the_bundled_groups(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["signal", "--rewards", "bleu,wer"], capsys)
-    assert code == 0 and "bundled example groups: 6 groups, 48 completions" in out
+    assert code == 0 and "bundled example groups: 6 groups, 48 completions" in flat(out)
 
 
 def test_signal_json_and_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,8 +89,8 @@ def test_speed_on_generated_pairs_writes_every_format(tmp_path: Path, capsys: py
     rows = speed_rows(out)
     assert list(rows) == ["bleu", "wer", "chrfpp"]
     assert all(row[1] == "32" and row[7] == "0" for row in rows.values())  # 32 pairs, 0 mismatches
-    assert "generated: text_corpus.make_groups(4, 8, seed=1234, style='news')" in out
-    assert "median of 2 runs" in out
+    assert "generated: text_corpus.make_groups(4, 8, seed=1234, style='news')" in flat(out)
+    assert "median of 2 runs" in flat(out)
     assert {p.name for p in out_dir.iterdir()} == {"speed.csv", "speed.md", "speed.json", "speed.png"}
     csv = pd.read_csv(out_dir / "speed.csv", index_col="reward")
     assert (csv["mismatches"] == 0).all() and (csv["speedup"] > 0).all()
@@ -113,7 +118,7 @@ def test_speed_caps_the_slow_reference(capsys: pytest.CaptureFixture[str]) -> No
     assert code == 0
     row = speed_rows(out)["bertscore"]
     assert row[1] == "3" and row[7] == "0"  # 0 pairs differ by more than the tolerance
-    assert "bertscore: first 3 of 16 pairs (--max-pairs bertscore=3)" in out
+    assert "bertscore: first 3 of 16 pairs (--max-pairs bertscore=3)" in flat(out)
 
 
 @pytest.mark.parametrize("command", ["signal", "speed"])
@@ -151,4 +156,30 @@ def test_all_off_policy_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     code, _, err = run(["signal", "--data", str(path), "--rewards", "bleu"], capsys)
     assert code == 2 and f"{path}: every completion is off-policy; pass --include-off-policy" in err
     code, out, _ = run(["signal", "--data", str(path), "--rewards", "bleu", "--include-off-policy"], capsys)
-    assert code == 0 and "1 off-policy included" in out
+    assert code == 0 and "1 off-policy included" in flat(out)
+
+
+def test_no_progress_also_silences_transformers_bars(capsys: pytest.CaptureFixture[str]) -> None:
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.enable_progress_bar()
+    try:
+        assert main(["bench", "signal", "--rewards", "bleu"]) == 0
+        assert transformers_logging.is_progress_bar_enabled()  # without the flag, left as it was
+        assert run(["signal", "--rewards", "bleu"], capsys)[0] == 0
+        assert not transformers_logging.is_progress_bar_enabled()
+    finally:
+        transformers_logging.enable_progress_bar()
+
+
+def test_wide_tables_are_split_into_blocks_that_repeat_the_index() -> None:
+    from speechgrpo.bench.report import Table
+
+    columns = {f"column_{i:02d}": [0.5, 1.5] for i in range(14)}
+    frame = pd.DataFrame(columns, index=pd.Index(["bleu", "wer"], name="reward"))
+    text = Table("t", "T", frame).to_text()
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 120
+    blocks = text.split("\n\n")
+    assert len(blocks) == 2 and all(block.startswith("reward") for block in blocks)
+    assert sum(block.splitlines()[0].count("column_") for block in blocks) == 14  # every column once
