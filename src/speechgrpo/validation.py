@@ -6,6 +6,7 @@ error that names the offending field and index, instead of deep inside a metric 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -46,11 +47,18 @@ def unencodable(text: str) -> str | None:
     return None
 
 
+def encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (no lone surrogate), at C speed."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_encodable(texts: Sequence[str], field: str) -> None:
     """Raise naming the first string of ``texts`` that is not valid Unicode (one C-speed check if none)."""
-    try:
-        "".join(texts).encode("utf-8")
-    except UnicodeEncodeError:
+    if not encodable("".join(texts)):
         for i, text in enumerate(texts):
             problem = unencodable(text)
             if problem:
@@ -111,9 +119,14 @@ def as_references(refs: Any, n: int, field: str = "refs") -> list[tuple[str, ...
         raise ValueError(f"{field} has {len(items)} entries but there are {n} hypotheses: {field} holds one "
                          f"entry per sample (a string, a list of strings or a dict), not sacrebleu's reference "
                          "streams (one list per reference set)")
-    if set(map(type, items)) <= {str}:  # one reference string per sample: 1-tuples built at C speed
+    kinds = set(map(type, items))
+    if kinds <= {str}:  # one reference string per sample: 1-tuples built at C speed
         check_encodable(items, field)
         return list(zip(items))
+    if kinds <= {tuple, list} and items and min(map(len, items)) > 0:  # lists of strings, checked at C speed
+        flat = list(itertools.chain.from_iterable(items))
+        if set(map(type, flat)) <= {str} and encodable("".join(flat)):  # else the loop names [i][j]
+            return items if kinds == {tuple} else list(map(tuple, items))
     return [references_of(item, f"{field}[{i}]") for i, item in enumerate(items)]
 
 

@@ -178,7 +178,11 @@ class Metric(ABC):
 
     def score_components(self, hyps: Sequence[str], refs: References) -> dict[str, np.ndarray]:
         """Every per-sample component the metric computes (e.g. precision/recall/F)."""
-        pairs = self.validate(hyps, refs)
+        return self.components_of_pairs(self.validate(hyps, refs))
+
+    def components_of_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        """:meth:`score_components` of already validated ``(hypothesis, references tuple)`` pairs (what a
+        reward's validated batch holds), without checking them again."""
         unique = dict(zip(dict.fromkeys(pairs), itertools.count()))
         inverse = np.fromiter(map(unique.__getitem__, pairs), dtype=np.int64, count=len(pairs))
         distinct = list(unique)

@@ -20,17 +20,21 @@ character of category P), ``normalize_whitespace`` (``RemoveWhiteSpace(replace_b
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import sys
 import unicodedata
 from abc import abstractmethod
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.metrics.jit import compiled_available
+from speechgrpo.metrics.word_ids import word_ids
 from speechgrpo.validation import References
 
 _MULTIPLE_SPACES = re.compile(r"\s\s+")
@@ -42,6 +46,11 @@ _WHITESPACE_RUN = re.compile(r"\s+")
 def _punctuation_table() -> dict[int, None]:
     """jiwer's RemovePunctuation: every code point whose Unicode category starts with P, deleted."""
     return dict.fromkeys(c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)).startswith("P"))
+
+
+def _only_plain_spaces(text: str) -> bool:
+    """No whitespace but U+0020 (printable text has none, checked at C speed first)."""
+    return text.isprintable() or not _WHITESPACE_OTHER_THAN_SPACE.search(text)
 
 
 def jiwer_words(text: str) -> list[str]:
@@ -91,23 +100,39 @@ class _ErrorRate(Metric):
         """Split a text into the units the edit distance runs over."""
 
     def statistics(self, pairs: Pairs) -> np.ndarray:
-        """Per pair ``[edits, reference length]`` for the best-matching reference."""
-        index: dict[str, int] = {}
-        hyp_ids = [index.setdefault(hyp, len(index)) for hyp, _ in pairs]
-        ref_ids = [[index.setdefault(r, len(index)) for r in refs] for _, refs in pairs]
-        sequences = [self._units(self._normalize(text)) for text in index]
-        hyp_seqs = [sequences[h] for h in hyp_ids]
-        if all(len(refs) == 1 for refs in ref_ids):
-            ref_seqs = [sequences[refs[0]] for refs in ref_ids]
+        """Per pair ``[edits, reference length]`` for the best-matching reference (lowest rate, first on ties)."""
+        hyps = list(map(itemgetter(0), pairs))  # C-speed passes: the batch can hold a million pairs
+        refs = list(map(itemgetter(1), pairs))
+        flat_refs = list(itertools.chain.from_iterable(refs))
+        index = dict(zip(dict.fromkeys(itertools.chain(hyps, flat_refs)), itertools.count()))
+        hyp_ids = np.fromiter(map(index.__getitem__, hyps), np.int64, count=len(hyps))
+        ref_ids = np.fromiter(map(index.__getitem__, flat_refs), np.int64, count=len(flat_refs))
+        ref_ptr = np.zeros(len(pairs) + 1, np.int64)
+        np.cumsum(np.fromiter(map(len, refs), np.int64, count=len(refs)), out=ref_ptr[1:])
+        texts = list(index)
+        if self.lowercase or self.remove_punctuation or self.normalize_whitespace:
+            texts = [self._normalize(text) for text in texts]
+        if self._compiled_words and compiled_available() and _only_plain_spaces(" ".join(texts)):
+            from speechgrpo.metrics.levenshtein_kernels import best_reference_edits
+
+            words = word_ids(texts)  # plain spaces only: jiwer's words are str.split()'s
+            return best_reference_edits(words.ids, words.starts, words.ends, hyp_ids, ref_ptr, ref_ids)
+        sequences = [self._units(text) for text in texts]
+        hyp_seqs = [sequences[h] for h in hyp_ids.tolist()]
+        if ref_ptr[-1] == len(pairs):  # one reference per pair
+            ref_seqs = [sequences[r] for r in ref_ids.tolist()]
             edits = np.fromiter(map(Levenshtein.distance, ref_seqs, hyp_seqs), dtype=np.int64, count=len(pairs))
             ref_lens = np.fromiter(map(len, ref_seqs), dtype=np.int64, count=len(pairs))
             return np.stack([edits, ref_lens], axis=1)
         rows = []
-        for hyp_seq, refs in zip(hyp_seqs, ref_ids, strict=True):
-            # the reference with the lowest rate (first on ties)
-            candidates = [(Levenshtein.distance(sequences[r], hyp_seq), len(sequences[r])) for r in refs]
+        for q, hyp_seq in enumerate(hyp_seqs):
+            candidates = [(Levenshtein.distance(sequences[r], hyp_seq), len(sequences[r]))
+                          for r in ref_ids[ref_ptr[q]:ref_ptr[q + 1]].tolist()]
             rows.append(min(candidates, key=lambda c: self._rate(*c)))
         return np.array(rows, dtype=np.int64).reshape(len(pairs), 2)
+
+    #: WER's words over plain spaces are ``str.split()``'s, so the compiled word-id kernel applies
+    _compiled_words = False
 
     @staticmethod
     def _rate(edits: float, ref_len: float) -> float:
@@ -128,6 +153,7 @@ class WER(_ErrorRate):
     """Word error rate (0 is perfect, unbounded above), identical to ``jiwer.wer``."""
 
     name = "wer"
+    _compiled_words = True
 
     def _units(self, text: str) -> Sequence[str]:
         return jiwer_words(text)

@@ -76,17 +76,30 @@ def apply_13a_rules(src: np.ndarray, padded: np.ndarray) -> np.ndarray:  # pragm
 
 
 @njit
+def _grow(table: np.ndarray, hashes: np.ndarray, n_words: int) -> np.ndarray:  # pragma: no cover - compiled
+    """A hash table twice as large holding words ``0..n_words-1`` (open addressing on their hashes)."""
+    cap = table.size * 2
+    grown = np.full(cap, -1, np.int64)
+    for w in range(n_words):
+        slot = np.int64(hashes[w] & np.uint64(cap - 1))
+        while grown[slot] != -1:
+            slot = (slot + 1) & (cap - 1)
+        grown[slot] = w
+    return grown
+
+
+@njit
 def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     # pragma: no cover - compiled
+    """Words of each line (split on ``space``, lines on newline) as ids, equal words equal ids in order of
+    first occurrence; the table grows with the vocabulary (kept at most half full), so it stays in cache."""
     n = text.size
     ids = np.empty(n // 2 + 1, np.int64)
     ends = np.zeros(n_lines, np.int64)
-    cap = 1024
-    while cap < 2 * (n // 2 + 1):
-        cap *= 2
-    table = np.full(cap, -1, np.int64)
-    first = np.empty(n // 2 + 1, np.int64)
-    length = np.empty(n // 2 + 1, np.int64)
+    table = np.full(1024, -1, np.int64)
+    first = np.empty(1024, np.int64)
+    length = np.empty(1024, np.int64)
+    hashes = np.empty(1024, np.uint64)
     n_words = 0
     n_tok = 0
     line = 0
@@ -98,26 +111,38 @@ def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray) -> tuple[np.nda
             line += 1
             i += 1
             continue
-        if c <= 0x3000 and space[c]:
+        if c == _SP or (c <= 0x3000 and space[c]):
             i += 1
             continue
         j = i
         h = np.uint64(1469598103934665603)
-        while j < n and not (text[j] <= 0x3000 and space[text[j]]):
-            h = (h ^ np.uint64(text[j])) * np.uint64(1099511628211)
+        while j < n:
+            d = text[j]
+            if d == _SP or (d <= 0x3000 and space[d]):
+                break
+            h = (h ^ np.uint64(d)) * np.uint64(1099511628211)
             j += 1
         size = j - i
+        cap = table.size
         slot = np.int64(h & np.uint64(cap - 1))
         while True:
             w = table[slot]
             if w == -1:
-                table[slot] = n_words
+                if n_words == first.size:
+                    first = np.concatenate((first, np.empty(first.size, np.int64)))
+                    length = np.concatenate((length, np.empty(length.size, np.int64)))
+                    hashes = np.concatenate((hashes, np.empty(hashes.size, np.uint64)))
                 first[n_words] = i
                 length[n_words] = size
+                hashes[n_words] = h
                 ids[n_tok] = n_words
                 n_words += 1
+                if 2 * n_words > cap:
+                    table = _grow(table, hashes, n_words)
+                else:
+                    table[slot] = n_words - 1
                 break
-            if length[w] == size:
+            if length[w] == size and hashes[w] == h:
                 f = first[w]
                 same = True
                 for x in range(size):

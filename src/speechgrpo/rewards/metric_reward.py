@@ -45,5 +45,6 @@ class MetricReward(Reward):
         return 1.0 - np.minimum(fraction, 1.0)
 
     def _compute(self, batch: RewardBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        scores = self.to_reward_scale(self.metric.score(batch.completions, batch.references))
+        pairs = list(zip(batch.completions, batch.references, strict=True))  # validated when the batch was made
+        scores = self.to_reward_scale(self.metric.components_of_pairs(pairs)[self.metric.primary])
         return scores, {self.component_name: scores}

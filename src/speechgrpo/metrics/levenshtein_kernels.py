@@ -1,0 +1,68 @@
+"""Compiled word-level Levenshtein distance over a batch of id sequences (the WER kernel).
+
+Texts are ranges of one flat id array (:mod:`speechgrpo.metrics.word_ids`). Each pair's distance is
+the textbook dynamic programme (unit costs, as jiwer's and rapidfuzz's) on one row of
+``len(reference) + 1`` cells, after stripping the common prefix and suffix (which never changes the
+distance). With several references the one with the lowest rate is kept, the first on ties, as
+``min(candidates, key=rate)`` does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from speechgrpo.metrics.jit import njit
+
+
+@njit
+def _distance(ids: np.ndarray, a0: int, a1: int, b0: int, b1: int, row: np.ndarray) -> int:
+    # pragma: no cover - compiled
+    while a0 < a1 and b0 < b1 and ids[a0] == ids[b0]:
+        a0 += 1
+        b0 += 1
+    while a0 < a1 and b0 < b1 and ids[a1 - 1] == ids[b1 - 1]:
+        a1 -= 1
+        b1 -= 1
+    n, m = a1 - a0, b1 - b0
+    if n == 0 or m == 0:
+        return n + m
+    for j in range(m + 1):
+        row[j] = j
+    for i in range(1, n + 1):
+        diagonal = row[0]
+        row[0] = i
+        x = ids[a0 + i - 1]
+        for j in range(1, m + 1):
+            above = row[j]
+            best = diagonal + (0 if ids[b0 + j - 1] == x else 1)
+            if above + 1 < best:
+                best = above + 1
+            if row[j - 1] + 1 < best:
+                best = row[j - 1] + 1
+            row[j] = best
+            diagonal = above
+    return row[m]
+
+
+@njit
+def best_reference_edits(ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, pair_hyp: np.ndarray,
+                         ref_ptr: np.ndarray, ref_texts: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """Per pair ``[edits, reference length]`` against its best reference (lowest rate, first on ties)."""
+    out = np.zeros((pair_hyp.size, 2), np.int64)
+    longest = 1
+    for t in range(starts.size):
+        longest = max(longest, ends[t] - starts[t])
+    row = np.empty(longest + 1, np.int64)
+    for q in range(pair_hyp.size):
+        h = pair_hyp[q]
+        best_rate = np.inf
+        for k in range(ref_ptr[q], ref_ptr[q + 1]):
+            r = ref_texts[k]
+            edits = _distance(ids, starts[h], ends[h], starts[r], ends[r], row)
+            length = ends[r] - starts[r]
+            rate = edits / length if length > 0 else float(edits)
+            if rate < best_rate:
+                best_rate = rate
+                out[q, 0] = edits
+                out[q, 1] = length
+    return out
