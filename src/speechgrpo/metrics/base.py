@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
+from operator import itemgetter
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -80,14 +81,22 @@ class PairIndex:
     by_refset: np.ndarray
 
 
+def _ids(keys: Sequence[Any], index: dict[Any, int]) -> np.ndarray:
+    return np.fromiter(map(index.__getitem__, keys), np.int64, count=len(keys))
+
+
 def index_pairs(pairs: Pairs) -> PairIndex:
-    texts: dict[str, int] = {}
-    refsets: dict[tuple[str, ...], int] = {}
-    pair_hyp = np.fromiter((texts.setdefault(h, len(texts)) for h, _ in pairs), np.int64, len(pairs))
-    pair_refset = np.fromiter((refsets.setdefault(r, len(refsets)) for _, r in pairs), np.int64, len(pairs))
-    refset_texts = np.fromiter((texts.setdefault(ref, len(texts)) for refs in refsets for ref in refs), np.int64)
-    refset_ptr = np.concatenate(([0], np.cumsum([len(refs) for refs in refsets]))).astype(np.int64)
-    return PairIndex(list(texts), pair_hyp, pair_refset, refset_ptr, refset_texts,
+    """Distinct texts (hypotheses first) and reference sets of ``pairs``, in C-speed passes (no Python
+    loop per pair: a batch can hold a million pairs)."""
+    hyps = list(map(itemgetter(0), pairs))
+    refs = list(map(itemgetter(1), pairs))
+    refsets = dict(zip(dict.fromkeys(refs), itertools.count()))
+    flat = list(itertools.chain.from_iterable(refsets))
+    texts = dict(zip(dict.fromkeys(itertools.chain(hyps, flat)), itertools.count()))
+    pair_refset = _ids(refs, refsets)
+    refset_ptr = np.zeros(len(refsets) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, refsets), np.int64, count=len(refsets)), out=refset_ptr[1:])
+    return PairIndex(list(texts), _ids(hyps, texts), pair_refset, refset_ptr, _ids(flat, texts),
                      np.argsort(pair_refset, kind="stable"))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
 from speechgrpo.metrics.jit import compiled_available
-from speechgrpo.metrics.word_ids import char_ids, ids_of_token_lists
+from speechgrpo.metrics.word_ids import WordIds, char_ids, ids_of_token_lists
 from speechgrpo.validation import References
 
 # sacrebleu.metrics.chrf.CHRF._PUNCTS
@@ -141,19 +141,18 @@ class CHRF(Metric):
         processed = [t.lower() for t in index.texts] if self.lowercase else index.texts
         chars = char_ids(processed if self.whitespace else ["".join(t.split()) for t in processed])
         char_keys = ngram_keys(chars.ids, chars.starts, chars.ends, chars.vocab_size, self.char_order)
-        words = ids_of_token_lists([_split_punctuation(t) for t in processed] if self.word_order else
-                                   [[] for _ in processed])
+        if self.word_order:
+            words = ids_of_token_lists([_split_punctuation(t) for t in processed])
+        else:  # no word n-grams: every text has zero words
+            empty = np.zeros(len(processed), np.int64)
+            words = WordIds(np.empty(0, np.int64), empty, empty, 0)
         word_keys = ngram_keys(words.ids, words.starts, words.ends, words.vocab_size, self.word_order)
-        # one key table: character n-grams at positions [0, n_chars), word n-grams after them
-        n_chars = chars.ids.size
-        keys = np.full((self.char_order + self.word_order, n_chars + words.ids.size), -1, dtype=np.int64)
-        keys[:self.char_order, :n_chars] = char_keys
-        keys[self.char_order:, n_chars:] = word_keys
-        starts = np.stack([chars.starts, words.starts + n_chars])
+        starts = np.stack([chars.starts, words.starts])
         lengths = np.stack([chars.ends - chars.starts, words.ends - words.starts])
         order = index.by_refset
         stats = np.empty((len(pairs), 3 * (self.char_order + self.word_order)), dtype=np.int64)
-        stats[order] = chrf_statistics(keys, starts, lengths, index.pair_hyp[order], index.pair_refset[order],
+        stats[order] = chrf_statistics(char_keys, word_keys, starts, lengths, index.pair_hyp[order],
+                                       index.pair_refset[order],
                                        index.refset_ptr, index.refset_texts, self.char_order, self.beta,
                                        self.eps_smoothing)
         return stats

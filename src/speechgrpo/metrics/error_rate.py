@@ -20,19 +20,17 @@ character of category P), ``normalize_whitespace`` (``RemoveWhiteSpace(replace_b
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 import sys
 import unicodedata
 from abc import abstractmethod
 from collections.abc import Sequence
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
-from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import word_ids
 from speechgrpo.validation import References
@@ -101,33 +99,29 @@ class _ErrorRate(Metric):
 
     def statistics(self, pairs: Pairs) -> np.ndarray:
         """Per pair ``[edits, reference length]`` for the best-matching reference (lowest rate, first on ties)."""
-        hyps = list(map(itemgetter(0), pairs))  # C-speed passes: the batch can hold a million pairs
-        refs = list(map(itemgetter(1), pairs))
-        flat_refs = list(itertools.chain.from_iterable(refs))
-        index = dict(zip(dict.fromkeys(itertools.chain(hyps, flat_refs)), itertools.count()))
-        hyp_ids = np.fromiter(map(index.__getitem__, hyps), np.int64, count=len(hyps))
-        ref_ids = np.fromiter(map(index.__getitem__, flat_refs), np.int64, count=len(flat_refs))
-        ref_ptr = np.zeros(len(pairs) + 1, np.int64)
-        np.cumsum(np.fromiter(map(len, refs), np.int64, count=len(refs)), out=ref_ptr[1:])
-        texts = list(index)
+        index = index_pairs(pairs)
+        texts = index.texts
         if self.lowercase or self.remove_punctuation or self.normalize_whitespace:
             texts = [self._normalize(text) for text in texts]
         if self._compiled_words and compiled_available() and _only_plain_spaces(" ".join(texts)):
             from speechgrpo.metrics.levenshtein_kernels import best_reference_edits
 
             words = word_ids(texts)  # plain spaces only: jiwer's words are str.split()'s
-            return best_reference_edits(words.ids, words.starts, words.ends, hyp_ids, ref_ptr, ref_ids)
+            return best_reference_edits(words.ids, words.starts, words.ends, index.pair_hyp, index.pair_refset,
+                                        index.refset_ptr, index.refset_texts)
         sequences = [self._units(text) for text in texts]
-        hyp_seqs = [sequences[h] for h in hyp_ids.tolist()]
-        if ref_ptr[-1] == len(pairs):  # one reference per pair
-            ref_seqs = [sequences[r] for r in ref_ids.tolist()]
+        hyp_seqs = [sequences[h] for h in index.pair_hyp.tolist()]
+        if index.refset_ptr[-1] == len(index.refset_ptr) - 1:  # one reference per pair
+            ref_texts = index.refset_texts.tolist()
+            ref_seqs = [sequences[ref_texts[r]] for r in index.pair_refset.tolist()]
             edits = np.fromiter(map(Levenshtein.distance, ref_seqs, hyp_seqs), dtype=np.int64, count=len(pairs))
             ref_lens = np.fromiter(map(len, ref_seqs), dtype=np.int64, count=len(pairs))
             return np.stack([edits, ref_lens], axis=1)
+        ptr, ref_texts = index.refset_ptr.tolist(), index.refset_texts.tolist()
         rows = []
-        for q, hyp_seq in enumerate(hyp_seqs):
+        for hyp_seq, refset in zip(hyp_seqs, index.pair_refset.tolist(), strict=True):
             candidates = [(Levenshtein.distance(sequences[r], hyp_seq), len(sequences[r]))
-                          for r in ref_ids[ref_ptr[q]:ref_ptr[q + 1]].tolist()]
+                          for r in ref_texts[ptr[refset]:ptr[refset + 1]]]
             rows.append(min(candidates, key=lambda c: self._rate(*c)))
         return np.array(rows, dtype=np.int64).reshape(len(pairs), 2)
 

@@ -46,7 +46,8 @@ def _distance(ids: np.ndarray, a0: int, a1: int, b0: int, b1: int, row: np.ndarr
 
 @njit
 def best_reference_edits(ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, pair_hyp: np.ndarray,
-                         ref_ptr: np.ndarray, ref_texts: np.ndarray) -> np.ndarray:  # pragma: no cover
+                         pair_refset: np.ndarray, refset_ptr: np.ndarray, refset_texts: np.ndarray) -> np.ndarray:
+    # pragma: no cover - compiled
     """Per pair ``[edits, reference length]`` against its best reference (lowest rate, first on ties)."""
     out = np.zeros((pair_hyp.size, 2), np.int64)
     longest = 1
@@ -56,8 +57,9 @@ def best_reference_edits(ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, 
     for q in range(pair_hyp.size):
         h = pair_hyp[q]
         best_rate = np.inf
-        for k in range(ref_ptr[q], ref_ptr[q + 1]):
-            r = ref_texts[k]
+        rs = pair_refset[q]
+        for k in range(refset_ptr[rs], refset_ptr[rs + 1]):
+            r = refset_texts[k]
             edits = _distance(ids, starts[h], ends[h], starts[r], ends[r], row)
             length = ends[r] - starts[r]
             rate = edits / length if length > 0 else float(edits)

@@ -285,18 +285,19 @@ def _span(order_index: int, text: int, char_order: int, starts: np.ndarray,
 
 
 @njit
-def chrf_statistics(keys: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pair_hyp: np.ndarray,
-                    pair_refset: np.ndarray, refset_ptr: np.ndarray, refset_texts: np.ndarray, char_order: int,
-                    beta: int, eps_smoothing: bool) -> np.ndarray:  # pragma: no cover - compiled
+def chrf_statistics(char_keys: np.ndarray, word_keys: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+                    pair_hyp: np.ndarray, pair_refset: np.ndarray, refset_ptr: np.ndarray, refset_texts: np.ndarray,
+                    char_order: int, beta: int, eps_smoothing: bool) -> np.ndarray:  # pragma: no cover - compiled
     """Per pair ``[hyp, ref, match]`` counts per order (characters, then words) for the reference with
     the best F score (sacrebleu's chrF statistics). Pairs must be sorted by reference set.
 
-    ``keys[o]`` holds the n-gram keys of order ``o`` (see :func:`_span`). Each reference's n-grams of
+    ``char_keys[o]`` holds the character n-gram keys of order ``o + 1``, ``word_keys[o]`` the word ones
+    (see :func:`_span`; ``starts[0]``/``lengths[0]`` index characters, ``[1]`` words). Each reference's n-grams of
     each order go into an open-addressing table once per batch; a hypothesis n-gram matches while its
     running count stays below the reference count, which sums ``min(hyp count, ref count)`` over
     distinct n-grams without sorting.
     """
-    n_orders = keys.shape[0]
+    n_orders = char_keys.shape[0] + word_keys.shape[0]
     out = np.zeros((pair_hyp.size, 3 * n_orders), np.int64)
     stats = np.empty(3 * n_orders, np.int64)
     table_keys = np.empty(16, np.int64)
@@ -334,7 +335,8 @@ def chrf_statistics(keys: np.ndarray, starts: np.ndarray, lengths: np.ndarray, p
                 for o in range(n_orders):
                     s, cnt = _span(o, refset_texts[r], char_order, starts, lengths)
                     if cnt > 0:
-                        ref_total[r - a, o] = _insert_counts(keys[o], s, cnt, table_keys, table_counts,
+                        row = char_keys[o] if o < char_order else word_keys[o - char_order]
+                        ref_total[r - a, o] = _insert_counts(row, s, cnt, table_keys, table_counts,
                                                              table_base[r - a, o], table_mask[r - a, o])
         best_f = -1.0
         for r in range(b - a):
@@ -347,8 +349,9 @@ def chrf_statistics(keys: np.ndarray, starts: np.ndarray, lengths: np.ndarray, p
                     base = table_base[r, o]
                     mask = table_mask[r, o]
                     n_touched = 0
+                    row = char_keys[o] if o < char_order else word_keys[o - char_order]
                     for i in range(cnt):
-                        key = keys[o, s + i]
+                        key = row[s + i]
                         slot = _slot(key, mask)
                         while table_counts[base + slot] != 0 and table_keys[base + slot] != key:
                             slot = (slot + 1) & mask

@@ -157,3 +157,18 @@ def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray) -> tuple[np.nda
         i = j
     ends[line] = n_tok
     return ids[:n_tok], ends, n_words
+
+
+@njit
+def compact_ids(points: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
+    """Code points to ids ``0..k-1`` in order of first occurrence, through a table over all of Unicode."""
+    table = np.full(0x110000, -1, np.int64)
+    ids = np.empty(points.size, np.int64)
+    k = 0
+    for i in range(points.size):
+        c = points[i]
+        if table[c] == -1:
+            table[c] = k
+            k += 1
+        ids[i] = table[c]
+    return ids, k

@@ -80,8 +80,13 @@ def char_ids(texts: Sequence[str]) -> WordIds:
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     ends = np.cumsum(lengths)
     points = _code_points("".join(texts))
-    distinct, ids = np.unique(points, return_inverse=True)
-    return WordIds(ids.astype(np.int64), ends - lengths, ends, len(distinct))
+    if compiled_available():
+        from speechgrpo.metrics.text_kernels import compact_ids
+
+        ids, vocab_size = compact_ids(points)
+        return WordIds(ids, ends - lengths, ends, int(vocab_size))
+    distinct, inverse = np.unique(points, return_inverse=True)
+    return WordIds(inverse.astype(np.int64), ends - lengths, ends, len(distinct))
 
 
 def word_ids(texts: Sequence[str]) -> WordIds:
@@ -104,5 +109,5 @@ def tokenize_13a(texts: Sequence[str], fallback: Callable[[str], str]) -> WordId
         return ids_of_token_lists([fallback(t).split() for t in texts])
     from speechgrpo.metrics.text_kernels import apply_13a_rules
 
-    joined = " \n ".join(_13a_step1(t) for t in texts)
+    joined = " \n ".join(_13a_step1(t) if "&" in t or "\n" in t or "<" in t else t for t in texts)
     return _compiled_split(texts, apply_13a_rules(_code_points(f" {joined} "), _PADDED))
