@@ -11,67 +11,103 @@ _SP, _NL, _DOT, _COMMA, _DASH, _ZERO, _NINE = 32, 10, 46, 44, 45, 48, 57
 
 @njit
 def apply_13a_rules(src: np.ndarray, padded: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    n0 = src.size
-    s = np.empty(3 * n0 + 4, np.uint32)
-    n = 0
-    for i in range(n0):  # rule 1: ([{-~[-` -&(-+:-@/]) -> ' \1 '
+    """sacrebleu 13a's four regular expressions, in order, each as ``re.sub`` applies it (leftmost,
+    non-overlapping matches):
+
+    1. ``([{-~[-` -&(-+:-@/])`` -> ``' \\1 '``
+    2. ``([^0-9])([\\.,])`` -> ``'\\1 \\2 '``
+    3. ``([\\.,])([^0-9])`` -> ``' \\1 \\2'``
+    4. ``([0-9])(-)`` -> ``'\\1 \\2 '``
+
+    Rules 2-4 look one character ahead, so the four run as one pipeline over the text, each later rule
+    holding at most one pending character (``p2``, ``p3``, ``p4``) of the previous rule's output. They add
+    only spaces: two per padded character (rule 1), per ``.`` or ``,`` (rules 2 and 3) and per ``-``
+    (rule 4), which bounds the output.
+    """
+    n = src.size
+    bound = n + 16
+    for i in range(n):
         c = src[i]
-        if c < 128 and padded[c]:
-            s[n] = _SP
-            s[n + 1] = c
-            s[n + 2] = _SP
-            n += 3
-        else:
-            s[n] = c
-            n += 1
-    a = np.empty(2 * n + 4, np.uint32)
-    m = 0
-    i = 0
-    while i < n:  # rule 2: ([^0-9])([\.,]) -> '\1 \2 '
-        c = s[i]
-        if i + 1 < n and not (_ZERO <= c <= _NINE) and (s[i + 1] == _DOT or s[i + 1] == _COMMA):
-            a[m] = c
-            a[m + 1] = _SP
-            a[m + 2] = s[i + 1]
-            a[m + 3] = _SP
-            m += 4
-            i += 2
-        else:
-            a[m] = c
-            m += 1
-            i += 1
-    b = np.empty(2 * m + 4, np.uint32)
-    k = 0
-    i = 0
-    while i < m:  # rule 3: ([\.,])([^0-9]) -> ' \1 \2'
-        c = a[i]
-        if i + 1 < m and c in (_DOT, _COMMA) and not (_ZERO <= a[i + 1] <= _NINE):
-            b[k] = _SP
-            b[k + 1] = c
-            b[k + 2] = _SP
-            b[k + 3] = a[i + 1]
-            k += 4
-            i += 2
-        else:
-            b[k] = c
-            k += 1
-            i += 1
-    out = np.empty(2 * k + 4, np.uint32)
+        if c < 128:
+            if padded[c]:
+                bound += 2
+            elif c in (_DOT, _COMMA):
+                bound += 4
+            elif c == _DASH:
+                bound += 2
+    out = np.empty(bound, np.uint32)
+    b1 = np.empty(3, np.int64)  # one character's output of each rule
+    b2 = np.empty(4, np.int64)
+    b3 = np.empty(4, np.int64)
+    p2 = p3 = p4 = np.int64(-1)
     j = 0
-    i = 0
-    while i < k:  # rule 4: ([0-9])(-) -> '\1 \2 '
-        c = b[i]
-        if i + 1 < k and _ZERO <= c <= _NINE and b[i + 1] == _DASH:
-            out[j] = c
-            out[j + 1] = _SP
-            out[j + 2] = _DASH
-            out[j + 3] = _SP
-            j += 4
-            i += 2
+    for i in range(n + 1):  # position n flushes the pipeline (-1: end of text)
+        c = np.int64(src[i]) if i < n else np.int64(-1)
+        if c < 0:
+            b1[0] = -1
+            n1 = 1
+        elif c < 128 and padded[c]:
+            b1[0] = _SP
+            b1[1] = c
+            b1[2] = _SP
+            n1 = 3
         else:
-            out[j] = c
-            j += 1
-            i += 1
+            b1[0] = c
+            n1 = 1
+        for x1 in range(n1):
+            c2 = b1[x1]
+            n2 = 0  # rule 2 on c2
+            if p2 != -1:
+                if c2 >= 0 and not (_ZERO <= p2 <= _NINE) and (c2 in (_DOT, _COMMA)):
+                    b2[0] = p2
+                    b2[1] = _SP
+                    b2[2] = c2
+                    b2[3] = _SP
+                    n2 = 4
+                    p2 = -1
+                else:
+                    b2[0] = p2
+                    n2 = 1
+                    p2 = c2
+            else:
+                p2 = c2
+            if c2 < 0:
+                b2[n2] = -1
+                n2 += 1
+            for x2 in range(n2):
+                c3 = b2[x2]
+                n3 = 0  # rule 3 on c3
+                if p3 != -1:
+                    if c3 >= 0 and (p3 in (_DOT, _COMMA)) and not (_ZERO <= c3 <= _NINE):
+                        b3[0] = _SP
+                        b3[1] = p3
+                        b3[2] = _SP
+                        b3[3] = c3
+                        n3 = 4
+                        p3 = -1
+                    else:
+                        b3[0] = p3
+                        n3 = 1
+                        p3 = c3
+                else:
+                    p3 = c3
+                if c3 < 0:
+                    b3[n3] = -1
+                    n3 += 1
+                for x3 in range(n3):
+                    c4 = b3[x3]
+                    if p4 != -1:  # rule 4 on c4
+                        if c4 == _DASH and _ZERO <= p4 <= _NINE:
+                            out[j] = p4
+                            out[j + 1] = _SP
+                            out[j + 2] = _DASH
+                            out[j + 3] = _SP
+                            j += 4
+                            p4 = -1
+                            continue
+                        out[j] = p4
+                        j += 1
+                    p4 = c4
     return out[:j]
 
 
