@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import jiwer
 import numpy as np
 import pytest
 import sacrebleu
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
-from speechgrpo.metrics import BLEU, CHRF
+from speechgrpo.metrics import BLEU, CHRF, TER, WER
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import tokenize_13a, word_ids
 from speechgrpo.text_corpus import adversarial_strings, make_groups
@@ -128,3 +129,58 @@ def test_batches_larger_than_a_chunk_give_the_same_scores(monkeypatch: pytest.Mo
     monkeypatch.setattr(CHRF, "chunk_size", 37)
     for metric in (BLEU(), CHRF()):
         np.testing.assert_array_equal(metric.score(groups.hypotheses, groups.pair_references), whole[metric.name])
+
+
+def _repetitive_ter_cases(seed: int) -> list[tuple[str, list[str]]]:
+    """Few distinct words (many equal-scoring shifts), permuted references, references over 100 words (the
+    1,000-candidate limit), empty sides, length ratios far from 1 and several references."""
+    rng = random.Random(seed)
+
+    def sentence(vocab: list[str], lo: int, hi: int) -> str:
+        return " ".join(rng.choice(vocab) for _ in range(rng.randint(lo, hi)))
+
+    cases = []
+    for k in range(240):  # sacrebleu takes up to seconds a pair here: permuted references are kept short
+        vocab = list("abcde")[: rng.randint(1, 5)] if k % 2 else [f"w{i}" for i in range(30)]
+        if k % 3:
+            ref = sentence(vocab, 0, 40 if k % 60 != 1 else 120)
+            hyp = sentence(vocab, 0, 40)
+        else:
+            ref = sentence(vocab, 0, 16)
+            hyp = " ".join(rng.sample(ref.split(), len(ref.split())))
+        cases.append((hyp, [ref] if k % 5 else [ref, sentence(vocab, 0, 20)]))
+    # a shift to just after the moved words reads past the end of the hypothesis in sacrebleu's slices
+    return [*cases, ("b c c a b a b b b a b d b", ["d b a b c b b c a b a b b"]), ("", ["a b"]), ("a b", [""]),
+            ("", [""]), ("x " * 200, ["x " * 3]), ("x y " * 3, ["y x " * 60]), ("A B, c.", ["a b , c ."])]
+
+
+@pytest.mark.parametrize("options", [{}, {"case_sensitive": True}, {"normalized": True}, {"no_punct": True}])
+def test_compiled_ter_equals_sacrebleus_shift_search(options: dict[str, bool], monkeypatch: pytest.MonkeyPatch) -> None:
+    cases = _repetitive_ter_cases(3)
+    hyps, refs = [h for h, _ in cases], [r for _, r in cases]
+    compiled = TER(**options).score(hyps, refs)
+    reference = sacrebleu.metrics.TER(**options)
+    np.testing.assert_array_equal(compiled, [reference.sentence_score(h, r).score for h, r in cases])
+    # the same pairs inside a large batch (other word ids, other neighbours) give the same scores
+    groups = make_groups(64, 8, seed=9)
+    mixed = TER(**options).score([*groups.hypotheses, *hyps], [*groups.pair_references, *refs])
+    np.testing.assert_array_equal(mixed[len(groups.hypotheses):], compiled)
+    monkeypatch.setenv("SPEECHGRPO_NO_NUMBA", "1")
+    np.testing.assert_array_equal(TER(**options).score(hyps[-60:], refs[-60:]), compiled[-60:])
+
+
+def test_compiled_wer_equals_jiwer_and_the_python_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    groups = make_groups(96, 8, seed=10)  # plain spaces only: the compiled word-id path
+    rng = random.Random(3)
+    hyps = [*groups.hypotheses, "", "a", "a a a a", "b", "  a   b  "]
+    refs = [(r,) if rng.random() < 0.5 else (r, rng.choice(groups.references), rng.choice(hyps))
+            for r in groups.pair_references] + [("a",), ("",), ("a",), ("a b", "b", "c d e"), ("a b",)]
+    compiled = WER().score(hyps, refs)
+    single = [i for i, r in enumerate(refs) if len(r) == 1 and r[0].strip()]
+    np.testing.assert_array_equal(compiled[single], [jiwer.wer(refs[i][0], hyps[i]) for i in single])
+    monkeypatch.setenv("SPEECHGRPO_NO_NUMBA", "1")
+    np.testing.assert_array_equal(WER().score(hyps, refs), compiled)
+    monkeypatch.delenv("SPEECHGRPO_NO_NUMBA")
+    tabbed = [*hyps, "a\tb c"]  # a tab is part of a jiwer word: the batch takes the Python path
+    assert WER().score(tabbed, [*refs, ("a\tb c",)])[-1] == 0.0
+    assert WER().score(tabbed, [*refs, ("a b c",)])[-1] == jiwer.wer("a b c", "a\tb c")

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 from sacrebleu.metrics.ter import TER as SacreTER
 
-from speechgrpo.metrics.base import Metric, Pairs, cached_metric
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
+from speechgrpo.metrics.jit import compiled_available
+from speechgrpo.metrics.word_ids import ids_of_token_lists
 from speechgrpo.validation import References
 
 
@@ -47,6 +49,8 @@ class TER(Metric):
 
     def statistics(self, pairs: Pairs) -> np.ndarray:
         """Per pair ``[edits, average reference length]``."""
+        if compiled_available() and pairs:
+            return self._compiled_statistics(pairs)
         ref_cache: dict[tuple[str, ...], dict[str, Any]] = {}
         out = np.zeros((len(pairs), 2), dtype=np.float64)
         for row, (hyp, refs) in enumerate(pairs):
@@ -56,6 +60,23 @@ class TER(Metric):
                     [self._ter._preprocess_segment(r) for r in refs])
             out[row] = self._ter._compute_segment_statistics(self._ter._preprocess_segment(hyp), info)
         return out
+
+    def _compiled_statistics(self, pairs: Pairs) -> np.ndarray:
+        """The shift search compiled (:mod:`speechgrpo.metrics.ter_kernels`) over word ids; each distinct
+        text tokenized once by sacrebleu's own Tercom tokenizer."""
+        from speechgrpo.metrics.ter_kernels import ter_statistics
+
+        index = index_pairs(pairs)
+        words = ids_of_token_lists([self._ter._preprocess_segment(t).split() for t in index.texts])
+        stats = ter_statistics(words.ids, words.starts, words.ends, index.pair_hyp, index.pair_refset,
+                               index.refset_ptr, index.refset_texts)
+        failed = np.flatnonzero(stats[:, 0] < 0)
+        if failed.size:  # where sacrebleu's own search raises: let it raise its error
+            hyp, refs = pairs[int(failed[0])]
+            self._ter._compute_segment_statistics(self._ter._preprocess_segment(hyp), self._ter._extract_reference_info(
+                [self._ter._preprocess_segment(r) for r in refs]))
+            raise RuntimeError(f"TER's compiled search failed on pair {int(failed[0])} where sacrebleu's does not")
+        return stats
 
     @staticmethod
     def _from_stats(edits: float, ref_len: float) -> float:
