@@ -84,7 +84,7 @@ def speed_rows(out: str) -> dict[str, list[str]]:
 def test_speed_on_generated_pairs_writes_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_dir = tmp_path / "out"
     code, out, _ = run(["speed", "--rewards", "bleu,wer,chrf++", "--groups", "4", "--repeats", "2",
-                        "--out", str(out_dir)], capsys)
+                        "--corpus", "generated", "--out", str(out_dir)], capsys)
     assert code == 0
     rows = speed_rows(out)
     assert list(rows) == ["bleu", "wer", "chrfpp"]

@@ -56,7 +56,7 @@ def _runner(build: Callable[[argparse.Namespace], BenchReport]) -> Callable[[arg
 
 def _speed(args: argparse.Namespace) -> BenchReport:
     from speechgrpo.bench.signal import split_specs
-    from speechgrpo.bench.speed import file_pairs, generated_pairs, parse_max_pairs, run_speed
+    from speechgrpo.bench.speed import corpus_pairs, file_pairs, parse_max_pairs, run_speed
     from speechgrpo.group_data import read_groups
 
     rewards = split_specs(args.rewards)
@@ -71,13 +71,13 @@ def _speed(args: argparse.Namespace) -> BenchReport:
     if args.data:
         hyps, refs, note = file_pairs(read_groups(args.data), args.data)
     else:
-        hyps, refs, note = generated_pairs(args.groups, args.group_size, args.seed, args.style)
+        hyps, refs, note = corpus_pairs(args.corpus, args.groups, args.group_size, args.seed, args.style)
     return run_speed(hyps, refs, rewards, args.repeats, max_pairs, note, show_progress=not args.no_progress)
 
 
 def _add_speed(commands: Commands) -> None:
     from speechgrpo.bench.references import REWARD_SPECS
-    from speechgrpo.bench.speed import DEFAULT_MAX_PAIRS, DEFAULT_REWARDS
+    from speechgrpo.bench.speed import CORPORA, DEFAULT_MAX_PAIRS, DEFAULT_REWARDS
     from speechgrpo.text_corpus import STYLES
 
     caps = ",".join(f"{k}={v}" for k, v in DEFAULT_MAX_PAIRS.items())
@@ -87,10 +87,14 @@ def _add_speed(commands: Commands) -> None:
                     "on the same pairs, report pairs/s, the speedup and how many scores differ.")
     parser.add_argument("--rewards", default=",".join(DEFAULT_REWARDS),
                         help=f"comma-separated, from {', '.join(REWARD_SPECS)} (default {','.join(DEFAULT_REWARDS)})")
-    parser.add_argument("--data", help="groups JSONL file (default: generated pairs, see --groups)")
-    parser.add_argument("--groups", type=int, default=256, help="generated groups (default 256)")
-    parser.add_argument("--group-size", type=int, default=8, help="completions per generated group (default 8)")
-    parser.add_argument("--seed", type=int, default=1234, help="seed of the generated data (default 1234)")
+    parser.add_argument("--data", help="groups JSONL file (default: the --corpus pairs)")
+    parser.add_argument("--corpus", default="auto", choices=CORPORA,
+                        help="manpages: real German sentences from the machine's manual pages (Debian "
+                             "manpages-de + groff) with MT-like hypotheses; generated: --style text (its small "
+                             "vocabulary overstates the speedups); auto (default): manpages where available")
+    parser.add_argument("--groups", type=int, default=256, help="references (default 256)")
+    parser.add_argument("--group-size", type=int, default=8, help="hypotheses per reference (default 8)")
+    parser.add_argument("--seed", type=int, default=1234, help="seed of the pairs (default 1234)")
     parser.add_argument("--style", default="news", choices=STYLES,
                         help="generated text: news (8-30-word sentences), long (3-5 sentences) or short answers")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side; the median is kept (default 3)")

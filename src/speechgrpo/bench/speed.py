@@ -150,6 +150,40 @@ def generated_pairs(groups: int, group_size: int, seed: int, style: str) -> tupl
             f"generated: text_corpus.make_groups({groups}, {group_size}, seed={seed}, style={style!r})")
 
 
+CORPORA = ("auto", "manpages", "generated")
+
+
+def manpage_pairs(groups: int, group_size: int, seed: int) -> tuple[list[str], list[str], str]:
+    """Real text: German manual-page sentences with MT-like hypotheses (``bench.manpage_corpus``), its
+    statistics in the note."""
+    from speechgrpo.bench.manpage_corpus import make_real_groups
+
+    if groups < 1 or group_size < 1:
+        raise ValueError("--groups and --group-size must be at least 1")
+    corpus = make_real_groups(groups, group_size, seed=seed)
+    return corpus.hypotheses, corpus.pair_references, corpus.describe()
+
+
+def corpus_pairs(corpus: str, groups: int, group_size: int, seed: int, style: str
+                 ) -> tuple[list[str], list[str], str]:
+    """The pairs of ``--corpus``: ``manpages`` (real text; fails where the pages are missing), ``generated``
+    (``--style``) or ``auto`` (real text where this machine has it, else generated, said in the note)."""
+    from speechgrpo.bench.manpage_corpus import CorpusUnavailable
+
+    if corpus not in CORPORA:
+        raise ValueError(f"--corpus must be one of {', '.join(CORPORA)}, got {corpus!r}")
+    if corpus != "generated":
+        try:
+            return manpage_pairs(groups, group_size, seed)
+        except CorpusUnavailable as err:
+            if corpus == "manpages":
+                raise ValueError(f"--corpus manpages: {err}") from None
+            hyps, refs, note = generated_pairs(groups, group_size, seed, style)
+            return hyps, refs, (f"{note} (the real-text corpus is unavailable here: {err}; generated text "
+                                "overstates the speedups several times)")
+    return generated_pairs(groups, group_size, seed, style)
+
+
 def file_pairs(groups: Sequence[Group], source: str) -> tuple[list[str], list[str], str]:
     """Every completion of the file with its group's first reference (the references take one)."""
     batch = flatten(groups)
