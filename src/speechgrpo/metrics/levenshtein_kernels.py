@@ -41,7 +41,7 @@ def _distance(ids: np.ndarray, a0: int, a1: int, b0: int, b1: int, row: np.ndarr
                 best = row[j - 1] + 1
             row[j] = best
             diagonal = above
-    return row[m]
+    return int(row[m])
 
 
 @njit
