@@ -50,7 +50,7 @@ class BaseConfig:
     held_out: dict[str, int] = field(default_factory=lambda: {"dev": 100, "test": 200})
     asr_clips: int = 32_000  # fresh training clips for the hearing stage (the train split's ASR items)
     joint_asr_clips: int = 24_000  # the first N of them in the answering stage, beside the text examples
-    text_examples: int = 6_000  # text-only SQA and AST examples per task in the answering stage
+    text_examples: int = 9_000  # text-only SQA and AST examples per task in the answering stage
     voices: list[str] = field(default_factory=lambda: list(DEMO_VOICES))
     model: dict[str, Any] = field(default_factory=dict)  # TinySpeechLMConfig fields
     tokenizer_examples: int = 20_000  # generated examples per task (all difficulties) the vocabulary is read from
@@ -58,7 +58,7 @@ class BaseConfig:
         "steps": 9_000, "learning_rate": 2e-3, "warmup_steps": 50, "lr_schedule": "cosine", "ce_weight": 0.0,
         "ctc_weight": 1.0, "prompts_per_step": 16, "micro_batch_size": 16})
     joint: dict[str, Any] = field(default_factory=lambda: {
-        "steps": 5_000, "learning_rate": 1e-3, "warmup_steps": 50, "lr_schedule": "cosine", "ctc_weight": 1.0,
+        "steps": 7_000, "learning_rate": 1e-3, "warmup_steps": 50, "lr_schedule": "cosine", "ctc_weight": 1.0,
         "prompts_per_step": 16, "micro_batch_size": 16, "eval_every": 500})
     eval_max_new_tokens: int = 48
 
