@@ -176,10 +176,14 @@ def test_compiled_wer_equals_jiwer_and_the_python_path(monkeypatch: pytest.Monke
     refs = [(r,) if rng.random() < 0.5 else (r, rng.choice(groups.references), rng.choice(hyps))
             for r in groups.pair_references] + [("a",), ("",), ("a",), ("a b", "b", "c d e"), ("a b",)]
     compiled = WER().score(hyps, refs)
+    # equal rates (1/2 and 2/4): the first reference's statistics, which corpus WER sums
+    assert WER().statistics([("a b", ("a c", "a b x y")), ("a b", ("a b x y", "a c"))]).tolist() == [[1, 2], [2, 4]]
+    corpus = WER().corpus_score(hyps, refs=refs)
     single = [i for i, r in enumerate(refs) if len(r) == 1 and r[0].strip()]
     np.testing.assert_array_equal(compiled[single], [jiwer.wer(refs[i][0], hyps[i]) for i in single])
     monkeypatch.setenv("SPEECHGRPO_NO_NUMBA", "1")
     np.testing.assert_array_equal(WER().score(hyps, refs), compiled)
+    assert WER().corpus_score(hyps, refs=refs) == corpus
     monkeypatch.delenv("SPEECHGRPO_NO_NUMBA")
     tabbed = [*hyps, "a\tb c"]  # a tab is part of a jiwer word: the batch takes the Python path
     assert WER().score(tabbed, [*refs, ("a\tb c",)])[-1] == 0.0

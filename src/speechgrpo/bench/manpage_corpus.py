@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from speechgrpo.text_corpus import Groups
+
 MAN_DIRS = ("/usr/share/man/de",)
 INSTALL_HINT = "apt-get install manpages-de groff-base"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ])")
@@ -41,17 +43,10 @@ class CorpusUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
-class RealGroups:
-    """``references[g]`` is shared by ``hypotheses[g*group_size:(g+1)*group_size]``."""
+class RealGroups(Groups):
+    """Groups of real text, with where they come from."""
 
-    references: list[str]
-    hypotheses: list[str]
-    group_size: int
     source: str
-
-    @property
-    def pair_references(self) -> list[str]:
-        return [r for r in self.references for _ in range(self.group_size)]
 
     def statistics(self) -> dict[str, float]:
         """What a speed figure depends on: sizes, lengths, vocabulary, distinctness within groups."""

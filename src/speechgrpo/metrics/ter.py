@@ -1,8 +1,9 @@
-"""Translation edit rate, delegated to sacrebleu's Tercom reimplementation.
+"""Translation edit rate with sacrebleu's semantics.
 
-TER's shift search is intricate; sacrebleu's implementation *is* the reference, so each distinct
-pair is scored by it. What this wrapper adds is batching: reference preprocessing is done once per
-distinct reference set and identical completions are scored once.
+Each distinct text is tokenized once by sacrebleu's own Tercom tokenizer. With numba the shift search
+runs compiled over word ids (:mod:`speechgrpo.metrics.ter_kernels`, sacrebleu's algorithm step for
+step); without it each distinct pair is scored by sacrebleu's implementation, with reference
+preprocessing done once per distinct reference set.
 """
 
 from __future__ import annotations
