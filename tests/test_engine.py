@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import random
+from pathlib import Path
 
 import jiwer
 import numpy as np
@@ -188,3 +190,27 @@ def test_compiled_wer_equals_jiwer_and_the_python_path(monkeypatch: pytest.Monke
     tabbed = [*hyps, "a\tb c"]  # a tab is part of a jiwer word: the batch takes the Python path
     assert WER().score(tabbed, [*refs, ("a\tb c",)])[-1] == 0.0
     assert WER().score(tabbed, [*refs, ("a b c",)])[-1] == jiwer.wer("a b c", "a\tb c")
+
+
+def _imported_metric_modules(path: Path) -> set[str]:
+    """The speechgrpo.metrics modules ``path`` imports anywhere (module level or inside functions)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("speechgrpo.metrics."):
+            names.add(node.module.rsplit(".", 1)[1])
+    return names
+
+
+def test_metric_modules_import_without_cycles_and_share_one_formula() -> None:
+    import speechgrpo.metrics as metrics
+
+    folder = Path(metrics.__file__).parent
+    graph = {p.stem: _imported_metric_modules(p) for p in folder.glob("*.py")}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ()))
+
+    assert [m for m in graph if reaches(m, m, set())] == []
+    for formula in ("def bleu_from_statistics(", "def chrf_from_statistics(", "SMOOTH_DEFAULTS: "):
+        homes = [p.name for p in folder.glob("*.py") if formula in p.read_text()]
+        assert homes == ["_formulas.py"], (formula, homes)

@@ -8,7 +8,6 @@ once per batch (a GRPO group shares one reference), and identical completions ar
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from importlib import import_module
@@ -16,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from speechgrpo.metrics._formulas import bleu_from_statistics, smooth_value_of
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import tokenize_13a, word_ids
 from speechgrpo.validation import References
-
-SMOOTH_DEFAULTS: dict[str, float | None] = {"none": None, "floor": 0.1, "add-k": 1.0, "exp": None}
 
 #: sacrebleu tokenizers that work offline; the SentencePiece ones download a model at run time.
 TOKENIZERS = {
@@ -47,47 +45,6 @@ def load_sacrebleu_tokenizer(name: str) -> Callable[[str], str]:
         raise ImportError(f"tokenize={name!r} needs an extra package: {err}") from err
     tokenizer: Callable[[str], str] = getattr(module, class_name)()
     return tokenizer
-
-
-def _my_log(x: float) -> float:
-    # sacrebleu.utils.my_log: log floored at -9999999999 for zero precisions.
-    return -9999999999.0 if x == 0.0 else math.log(x)
-
-
-def bleu_from_statistics(correct: Sequence[float], total: Sequence[float], sys_len: int, ref_len: int,
-                         smooth_method: str, smooth_value: float | None, effective_order: bool) -> float:
-    """sacrebleu's ``BLEU.compute_bleu`` arithmetic, operation for operation (0-100 scale)."""
-    if smooth_value is None:
-        smooth_value = SMOOTH_DEFAULTS[smooth_method]
-    bp = 1.0
-    if sys_len < ref_len:
-        bp = math.exp(1 - ref_len / sys_len) if sys_len > 0 else 0.0
-    if not any(correct):
-        return 0.0
-    max_order = len(correct)
-    correct, total = list(correct), list(total)
-    precisions = [0.0] * max_order
-    smooth_mteval = 1.0
-    eff_order = max_order
-    for n in range(1, max_order + 1):
-        if smooth_method == "add-k" and n > 1:
-            assert smooth_value is not None
-            correct[n - 1] += smooth_value
-            total[n - 1] += smooth_value
-        if total[n - 1] == 0:
-            break
-        if effective_order:
-            eff_order = n
-        if correct[n - 1] == 0:
-            if smooth_method == "exp":
-                smooth_mteval *= 2
-                precisions[n - 1] = 100.0 / (smooth_mteval * total[n - 1])
-            elif smooth_method == "floor":
-                assert smooth_value is not None
-                precisions[n - 1] = 100.0 * smooth_value / total[n - 1]
-        else:
-            precisions[n - 1] = 100.0 * correct[n - 1] / total[n - 1]
-    return bp * math.exp(sum([_my_log(p) for p in precisions[:eff_order]]) / eff_order)
 
 
 def _ngram_counts(tokens: list[str], max_order: int) -> Counter[tuple[str, ...]]:
@@ -120,8 +77,7 @@ class BLEU(Metric):
 
     def __init__(self, tokenize: str = "13a", smooth_method: str = "exp", smooth_value: float | None = None,
                  effective_order: bool = True, lowercase: bool = False, max_ngram_order: int = 4) -> None:
-        if smooth_method not in SMOOTH_DEFAULTS:
-            raise ValueError(f"unknown smooth_method={smooth_method!r}; choose one of {list(SMOOTH_DEFAULTS)}")
+        self._smooth_value = smooth_value_of(smooth_method, smooth_value)  # checks the name
         if max_ngram_order < 1:
             raise ValueError(f"max_ngram_order must be >= 1, got {max_ngram_order}")
         self.tokenize = tokenize
@@ -201,16 +157,14 @@ class BLEU(Metric):
         """BLEU (0-100) of one row of :meth:`statistics`, or of their sum (corpus BLEU)."""
         order = self.max_ngram_order
         return bleu_from_statistics(row[2:2 + order], row[2 + order:], row[0], row[1], self.smooth_method,
-                                    self.smooth_value, self.effective_order)
+                                    self._smooth_value, self.effective_order)
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
         if compiled_available() and pairs:
             from speechgrpo.metrics.ngram_kernels import bleu_scores
 
-            smooth_value = self.smooth_value if self.smooth_value is not None else SMOOTH_DEFAULTS[self.smooth_method]
-            return {"bleu": bleu_scores(self._compiled_statistics(pairs), self.max_ngram_order,
-                                        list(SMOOTH_DEFAULTS).index(self.smooth_method), float(smooth_value or 0.0),
-                                        self.effective_order)}
+            return {"bleu": bleu_scores(self._compiled_statistics(pairs), self.max_ngram_order, self.smooth_method,
+                                        self._smooth_value, self.effective_order)}
         return {"bleu": np.array([self.score_from_statistics(row) for row in self._statistics(pairs)],
                                  dtype=np.float64)}
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from speechgrpo.metrics._formulas import chrf_from_statistics
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import WordIds, char_ids, ids_of_token_lists
@@ -38,37 +39,6 @@ def _split_punctuation(sentence: str) -> list[str]:
         else:
             words.append(word)
     return words
-
-
-def chrf_from_statistics(stats: Sequence[int] | np.ndarray, n_orders: int, beta: int, eps_smoothing: bool) -> float:
-    """sacrebleu's ``CHRF._compute_f_score``, operation for operation (also compiled by numba)."""
-    eps = 1e-16
-    score = 0.0
-    effective_order = 0
-    factor = beta ** 2
-    avg_prec, avg_rec = 0.0, 0.0
-    for i in range(n_orders):
-        n_hyp, n_ref, n_match = stats[3 * i], stats[3 * i + 1], stats[3 * i + 2]
-        prec = n_match / n_hyp if n_hyp > 0 else eps
-        rec = n_match / n_ref if n_ref > 0 else eps
-        denom = factor * prec + rec
-        score += ((1 + factor) * prec * rec / denom) if denom > 0 else eps
-        if n_hyp > 0 and n_ref > 0:
-            avg_prec += prec
-            avg_rec += rec
-            effective_order += 1
-    if eps_smoothing:
-        return 100 * score / n_orders
-    if effective_order == 0:
-        avg_prec = avg_rec = 0.0
-    else:
-        avg_prec /= effective_order
-        avg_rec /= effective_order
-    if avg_prec + avg_rec:
-        score = (1 + factor) * avg_prec * avg_rec
-        score /= (factor * avg_prec) + avg_rec
-        return 100 * score
-    return 0.0
 
 
 class CHRF(Metric):

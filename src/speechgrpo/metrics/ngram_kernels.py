@@ -1,4 +1,4 @@
-"""Compiled n-gram counting over a batch of id sequences, and sacrebleu's BLEU arithmetic.
+"""Compiled n-gram counting over a batch of id sequences, and the BLEU and chrF formulas applied per row.
 
 Texts are ranges of one flat id array (see :mod:`speechgrpo.metrics.word_ids`). The n-gram starting
 at position ``p`` gets an exact integer key per order: the ids shifted into one int64 when they fit
@@ -10,11 +10,9 @@ distinct key clipped against a binary search in the reference keys. Memory is O(
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from speechgrpo.metrics.chrf import chrf_from_statistics
+from speechgrpo.metrics._formulas import bleu_from_statistics, chrf_from_statistics
 from speechgrpo.metrics.jit import njit
 
 
@@ -198,56 +196,20 @@ def clipped_statistics(keys: np.ndarray, starts: np.ndarray, ends: np.ndarray, p
     return out
 
 
-@njit
-def bleu_scores(stats: np.ndarray, order: int, smooth: int, smooth_value: float,
-                effective_order: bool) -> np.ndarray:  # pragma: no cover - compiled
-    """sacrebleu ``BLEU.compute_bleu`` per row, operation for operation (scalar libm log/exp).
-
-    ``smooth``: the index of the method in ``bleu.SMOOTH_DEFAULTS`` (none, floor, add-k, exp).
-    """
-    out = np.zeros(stats.shape[0])
-    precisions = np.zeros(order)
-    for q in range(stats.shape[0]):
-        sys_len = stats[q, 0]
-        ref_len = stats[q, 1]
-        bp = 1.0
-        if sys_len < ref_len:
-            bp = math.exp(1 - ref_len / sys_len) if sys_len > 0 else 0.0
-        matched = False
-        for n in range(order):
-            if stats[q, 2 + n] != 0:
-                matched = True
-        if not matched:
-            continue
-        precisions[:] = 0.0
-        smooth_mteval = 1.0
-        eff = order
-        for n in range(1, order + 1):
-            correct = float(stats[q, 1 + n])
-            total = float(stats[q, 1 + order + n])
-            if smooth == 2 and n > 1:
-                correct += smooth_value
-                total += smooth_value
-            if total == 0:
-                break
-            if effective_order:
-                eff = n
-            if correct == 0:
-                if smooth == 3:
-                    smooth_mteval *= 2
-                    precisions[n - 1] = 100.0 / (smooth_mteval * total)
-                elif smooth == 1:
-                    precisions[n - 1] = 100.0 * smooth_value / total
-            else:
-                precisions[n - 1] = 100.0 * correct / total
-        log_sum = 0.0
-        for n in range(eff):
-            log_sum += -9999999999.0 if precisions[n] == 0.0 else math.log(precisions[n])
-        out[q] = bp * math.exp(log_sum / eff)
-    return out
-
-
+bleu_score = njit(bleu_from_statistics)
 chrf_f_score = njit(chrf_from_statistics)
+
+
+@njit
+def bleu_scores(stats: np.ndarray, order: int, smooth_method: str, smooth_value: float,
+                effective_order: bool) -> np.ndarray:  # pragma: no cover - compiled
+    """:func:`~speechgrpo.metrics._formulas.bleu_from_statistics` per row of ``[hyp_len, ref_len,
+    correct_1..N, total_1..N]``."""
+    out = np.empty(stats.shape[0])
+    for q in range(stats.shape[0]):
+        out[q] = bleu_score(stats[q, 2:2 + order], stats[q, 2 + order:], stats[q, 0], stats[q, 1], smooth_method,
+                            smooth_value, effective_order)
+    return out
 
 
 @njit
