@@ -16,7 +16,7 @@ from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 from speechgrpo.metrics import BLEU, CHRF, TER, WER
 from speechgrpo.metrics.jit import compiled_available
-from speechgrpo.metrics.word_ids import tokenize_13a, word_ids
+from speechgrpo.metrics.word_ids import rouge_word_ids, tokenize_13a, word_ids
 from speechgrpo.text_corpus import adversarial_strings, make_groups
 
 pytestmark = pytest.mark.skipif(not compiled_available(), reason="numba not installed (speechgrpo[fast])")
@@ -50,6 +50,35 @@ def test_tokenize_13a_equals_sacrebleu(texts: list[str]) -> None:
 @given(st.lists(TEXTS.map(lambda t: t.replace("\n", " ")), min_size=1, max_size=8))
 def test_word_ids_equal_str_split(texts: list[str]) -> None:
     assert as_strings(word_ids(texts), len(texts)) == dict_ids([t.split() for t in texts])
+
+
+ROUGE_ALPHABET = st.sampled_from([*"azAZ09/:`{@[ .,-\t\n\x00\x85\u3000", "é", "Straße", "İ", "Σ", "ΑΣ ",
+                                  "\u212a", "北", "😀", "Ǆ", "ﬃ"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(ROUGE_ALPHABET, max_size=20).map("".join), min_size=1, max_size=8))
+def test_rouge_word_ids_equal_rouge_scores_tokenizer(texts: list[str]) -> None:
+    from rouge_score.tokenize import tokenize
+
+    assert as_strings(rouge_word_ids(texts), len(texts)) == dict_ids([tokenize(t, None) for t in texts])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(0, 4), max_size=12), st.lists(st.integers(0, 4), max_size=12)),
+                min_size=1, max_size=6))
+def test_compiled_lcs_equals_rouge_scores_table(pairs: list[tuple[list[int], list[int]]]) -> None:
+    from rouge_score.rouge_scorer import _lcs_table
+
+    from speechgrpo.metrics.lcs_kernels import lcs_lengths
+
+    texts = [seq for pair in pairs for seq in pair]
+    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    ids = np.array([x for t in texts for x in t], dtype=np.int64)
+    a, b = np.arange(0, len(texts), 2), np.arange(1, len(texts), 2)
+    got = lcs_lengths(ids, ends - lengths, ends, a, b).tolist()
+    assert got == [_lcs_table(x, y)[-1][-1] for x, y in pairs]
 
 
 def test_tokenize_13a_on_a_corpus_with_edge_cases() -> None:

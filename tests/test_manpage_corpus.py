@@ -78,3 +78,20 @@ def test_a_missing_corpus_fails_when_asked_for_and_auto_falls_back(monkeypatch: 
     hyps, refs, note = corpus_pairs("auto", 4, 2, 0, "news")
     assert len(hyps) == len(refs) == 8
     assert note.startswith("generated: ") and "real-text corpus is unavailable here" in note
+
+
+def test_styles_give_their_lengths_from_the_same_sentences() -> None:
+    pool = [" ".join(f"wort{(i * 7 + k) % 500}" for k in range(20)) + "." for i in range(300)]
+    short = make_real_groups(200, 8, seed=1, sentences=pool, style="short")
+    lengths = [len(r.split()) for r in short.references]
+    assert min(lengths) == 1 and max(lengths) == 6
+    words = {w.rstrip(".") for s in pool for w in s.split()}
+    assert all(set(r.rstrip(".").lower().split()) <= words for r in short.references)
+    wrong = sum(not set(h.rstrip(".").lower().split()) & set(short.references[i // 8].rstrip(".").lower().split())
+                for i, h in enumerate(short.hypotheses))
+    assert 0.05 < wrong / len(short.hypotheses) < 0.3  # the wrong answers
+    long = make_real_groups(20, 2, seed=1, sentences=pool, style="long")
+    assert all(60 <= len(r.split()) <= 100 for r in long.references)
+    assert "1-6-word answers" in short.describe() and "3-5 sentences" in long.describe()
+    with pytest.raises(ValueError, match="unknown style"):
+        make_real_groups(2, 2, sentences=pool, style="tweets")

@@ -89,14 +89,15 @@ def _add_speed(commands: Commands) -> None:
                         help=f"comma-separated, from {', '.join(REWARD_SPECS)} (default {','.join(DEFAULT_REWARDS)})")
     parser.add_argument("--data", help="groups JSONL file (default: the --corpus pairs)")
     parser.add_argument("--corpus", default="auto", choices=CORPORA,
-                        help="manpages: real German sentences from the machine's manual pages (Debian "
-                             "manpages-de + groff) with MT-like hypotheses; generated: --style text (its small "
+                        help="manpages: real German text from the machine's manual pages (Debian "
+                             "manpages-de + groff) with MT-like hypotheses; generated: made-up text (its small "
                              "vocabulary overstates the speedups); auto (default): manpages where available")
     parser.add_argument("--groups", type=int, default=256, help="references (default 256)")
     parser.add_argument("--group-size", type=int, default=8, help="hypotheses per reference (default 8)")
     parser.add_argument("--seed", type=int, default=1234, help="seed of the pairs (default 1234)")
     parser.add_argument("--style", default="news", choices=STYLES,
-                        help="generated text: news (8-30-word sentences), long (3-5 sentences) or short answers")
+                        help="lengths: news (one sentence: manpages 15-30 words, generated 8-30), long (3-5 "
+                             "sentences) or short (1-6-word answers)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side; the median is kept (default 3)")
     parser.add_argument("--max-pairs", default=caps,
                         help=f"NAME=PAIRS,...: time at most PAIRS pairs for these rewards (default {caps!r}; "

@@ -180,23 +180,50 @@ class _ErrorModel:
         return " ".join(out) if out else words[0]
 
 
-def make_real_groups(n_references: int = 3_000, group_size: int = 16, seed: int = 1234,
-                     sentences: Sequence[str] | None = None) -> RealGroups:
-    """``n_references`` manual-page sentences (a seeded sample) with ``group_size`` MT-like hypotheses each.
+STYLES = ("news", "long", "short")  # the names of text_corpus' generated styles, for the same lengths
 
-    Raises :class:`CorpusUnavailable` when the German manual pages or groff are missing.
+
+def _short_answer(sentence: str, rng: random.Random) -> str:
+    """A 1-6-word span of a sentence, as a spoken-QA answer is a phrase of the passage."""
+    words = [w.strip(",;:") or w for w in sentence.rstrip(".!?").split()]
+    length = rng.randint(1, min(6, len(words)))
+    start = rng.randrange(len(words) - length + 1)
+    answer = " ".join(words[start:start + length])
+    return answer[0].upper() + answer[1:] + rng.choice(["", "", "."])
+
+
+def make_real_groups(n_references: int = 3_000, group_size: int = 16, seed: int = 1234,
+                     sentences: Sequence[str] | None = None, style: str = "news") -> RealGroups:
+    """``n_references`` references drawn from the manual-page sentences (seeded), with ``group_size`` MT-like
+    hypotheses each.
+
+    ``style``: ``news`` (one sentence, 15-30 words), ``long`` (3-5 consecutive sentences of a page) or
+    ``short`` (a 1-6-word span of a sentence; a sixth of its hypotheses are another sentence's span, a
+    wrong answer). Raises :class:`CorpusUnavailable` when the German manual pages or groff are missing.
     """
     if n_references < 1 or group_size < 1:
         raise ValueError("n_references and group_size must be at least 1")
+    if style not in STYLES:
+        raise ValueError(f"unknown style={style!r}; use one of {STYLES}")
     pool = list(sentences) if sentences is not None else manpage_sentences()
     rng = random.Random(seed)
-    chosen = rng.sample(pool, n_references) if n_references <= len(pool) else [rng.choice(pool) for _ in
-                                                                                range(n_references)]
+    picks = (rng.sample(range(len(pool)), n_references) if n_references <= len(pool)
+             else [rng.randrange(len(pool)) for _ in range(n_references)])
+    if style == "long":
+        chosen = [" ".join(pool[(i + j) % len(pool)] for j in range(rng.randint(3, 5))) for i in picks]
+    elif style == "short":
+        chosen = [_short_answer(pool[i], rng) for i in picks]
+    else:
+        chosen = [pool[i] for i in picks]
     model = _ErrorModel(Counter(w.rstrip(".,;:!?") for s in pool for w in s.split()))
     hypotheses = []
     for reference in chosen:
         for k in range(group_size):
+            if style == "short" and rng.random() < 1 / 6:
+                hypotheses.append(_short_answer(rng.choice(pool), rng))
+                continue
             rate = 0.1 + 0.6 * (k / max(1, group_size - 1)) * rng.uniform(0.8, 1.2)
             hypotheses.append(model.hypothesis(reference, rng, rate))
-    source = f"German manual pages (real text, {len(pool):,} sentences), MT-like errors, seed {seed}"
+    kind = {"news": "sentences", "long": "passages of 3-5 sentences", "short": "1-6-word answers"}[style]
+    source = f"German manual pages (real text, {len(pool):,} sentences) as {kind}, MT-like errors, seed {seed}"
     return RealGroups(chosen, hypotheses, group_size, source)

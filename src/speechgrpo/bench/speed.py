@@ -153,28 +153,28 @@ def generated_pairs(groups: int, group_size: int, seed: int, style: str) -> tupl
 CORPORA = ("auto", "manpages", "generated")
 
 
-def manpage_pairs(groups: int, group_size: int, seed: int) -> tuple[list[str], list[str], str]:
-    """Real text: German manual-page sentences with MT-like hypotheses (``bench.manpage_corpus``), its
-    statistics in the note."""
+def manpage_pairs(groups: int, group_size: int, seed: int, style: str = "news") -> tuple[list[str], list[str], str]:
+    """Real text: German manual-page text in ``style`` with MT-like hypotheses (``bench.manpage_corpus``),
+    its statistics in the note."""
     from speechgrpo.bench.manpage_corpus import make_real_groups
 
     if groups < 1 or group_size < 1:
         raise ValueError("--groups and --group-size must be at least 1")
-    corpus = make_real_groups(groups, group_size, seed=seed)
+    corpus = make_real_groups(groups, group_size, seed=seed, style=style)
     return corpus.hypotheses, corpus.pair_references, corpus.describe()
 
 
 def corpus_pairs(corpus: str, groups: int, group_size: int, seed: int, style: str
                  ) -> tuple[list[str], list[str], str]:
-    """The pairs of ``--corpus``: ``manpages`` (real text; fails where the pages are missing), ``generated``
-    (``--style``) or ``auto`` (real text where this machine has it, else generated, said in the note)."""
+    """The pairs of ``--corpus`` in ``--style``: ``manpages`` (real text; fails where the pages are missing),
+    ``generated`` or ``auto`` (real text where this machine has it, else generated, said in the note)."""
     from speechgrpo.bench.manpage_corpus import CorpusUnavailable
 
     if corpus not in CORPORA:
         raise ValueError(f"--corpus must be one of {', '.join(CORPORA)}, got {corpus!r}")
     if corpus != "generated":
         try:
-            return manpage_pairs(groups, group_size, seed)
+            return manpage_pairs(groups, group_size, seed, style)
         except CorpusUnavailable as err:
             if corpus == "manpages":
                 raise ValueError(f"--corpus manpages: {err}") from None

@@ -22,7 +22,9 @@ import numpy as np
 from rapidfuzz.distance import LCSseq
 from rouge_score import tokenize as rouge_tokenize
 
-from speechgrpo.metrics.base import Metric, Pairs, cached_metric, package_version
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs, package_version
+from speechgrpo.metrics.jit import compiled_available
+from speechgrpo.metrics.word_ids import rouge_word_ids
 from speechgrpo.validation import References
 
 Tokens = list[str]
@@ -84,11 +86,9 @@ def _ngram_prf(target_ngrams: list[Counter[tuple[str, ...]]],
     return _prf_from_counts(overlap, prediction_total, target_total)
 
 
-def _lcs_prf(targets: list[Tokens], predictions: list[Tokens]) -> np.ndarray:
-    # rouge_score.rouge_scorer._score_lcs, with the LCS length from rapidfuzz; empty sides score 0
-    lcs = np.fromiter(map(LCSseq.similarity, targets, predictions), dtype=np.float64, count=len(targets))
-    prediction_len = np.fromiter(map(len, predictions), dtype=np.float64, count=len(predictions))
-    target_len = np.fromiter(map(len, targets), dtype=np.float64, count=len(targets))
+def _lcs_prf(lcs: np.ndarray, prediction_len: np.ndarray, target_len: np.ndarray) -> np.ndarray:
+    # rouge_score.rouge_scorer._score_lcs from the LCS and token lengths; empty sides score 0
+    lcs, prediction_len, target_len = (np.asarray(x, dtype=np.float64) for x in (lcs, prediction_len, target_len))
     empty = (prediction_len == 0) | (target_len == 0)
     prf = _prf_from_counts(lcs, np.maximum(prediction_len, 1), np.maximum(target_len, 1))
     prf[empty] = 0.0
@@ -154,24 +154,33 @@ class ROUGE(Metric):
         # Each distinct text is tokenized once (a group's shared reference once per batch), and every
         # (pair, reference) combination is scored; rouge-score's score_multi then keeps, per pair, the
         # first reference with the highest F-measure.
-        index: dict[str, int] = {}
-        combos = [(row, index.setdefault(hyp, len(index)), index.setdefault(ref, len(index)))
-                  for row, (hyp, refs) in enumerate(pairs) for ref in refs]
-        rows, hyp_ids, ref_ids = (np.array(column, dtype=np.int64) for column in zip(*combos, strict=True)) \
-            if combos else (np.zeros(0, dtype=np.int64),) * 3
-        if rouge_type == "rougeLsum":
+        index = index_pairs(pairs)
+        per_pair = np.diff(index.refset_ptr)[index.pair_refset]
+        rows = np.repeat(np.arange(len(pairs)), per_pair)
+        first = np.repeat(index.refset_ptr[index.pair_refset] - (np.cumsum(per_pair) - per_pair), per_pair)
+        ref_ids = index.refset_texts[first + np.arange(rows.size)]
+        hyp_ids = index.pair_hyp[rows]
+        if rouge_type == "rougeL" and compiled_available() and self.tokenizer == "default" and not self.use_stemmer:
+            # rouge-score's tokens as word ids and the LCS in numba
+            from speechgrpo.metrics.lcs_kernels import lcs_lengths
+
+            words = rouge_word_ids(index.texts)
+            lengths = words.ends - words.starts
+            prf = _lcs_prf(lcs_lengths(words.ids, words.starts, words.ends, ref_ids, hyp_ids), lengths[hyp_ids],
+                           lengths[ref_ids])
+        elif rouge_type == "rougeLsum":
             from rouge_score import rouge_scorer  # imports all of nltk (~2 s): only when needed
 
-            sentences = [[self._tokenize(s) for s in text.split("\n") if s] for text in index]
+            sentences = [[self._tokenize(s) for s in text.split("\n") if s] for text in index.texts]
             scores = [rouge_scorer._summary_level_lcs(sentences[r], sentences[h]) for r, h in zip(ref_ids, hyp_ids,
                                                                                                     strict=True)]
             prf = np.array([(x.precision, x.recall, x.fmeasure) for x in scores], dtype=np.float64).reshape(-1, 3)
         else:
-            tokens = [self._tokenize(text) for text in index]
-            hyp_tokens = [tokens[h] for h in hyp_ids]
-            ref_tokens = [tokens[r] for r in ref_ids]
-            if rouge_type == "rougeL":
-                prf = _lcs_prf(ref_tokens, hyp_tokens)
+            tokens = [self._tokenize(text) for text in index.texts]
+            if rouge_type == "rougeL":  # rapidfuzz's bit-parallel LCS
+                lcs = [LCSseq.similarity(tokens[r], tokens[h]) for r, h in zip(ref_ids, hyp_ids, strict=True)]
+                lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+                prf = _lcs_prf(np.array(lcs), lengths[hyp_ids], lengths[ref_ids])
             else:
                 n = int(rouge_type[5:])
                 counts = [Counter(zip(*(toks[i:] for i in range(n)), strict=False)) for toks in tokens]

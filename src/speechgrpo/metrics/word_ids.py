@@ -89,6 +89,19 @@ def char_ids(texts: Sequence[str]) -> WordIds:
     return WordIds(inverse.astype(np.int64), ends - lengths, ends, len(distinct))
 
 
+def rouge_word_ids(texts: Sequence[str]) -> WordIds:
+    """rouge-score's default tokens (no stemmer) of each text as word ids, compiled: lower-cased, and every
+    run of characters outside ``[a-z0-9]`` a separator (its ``NON_ALPHANUM_RE`` and split). Needs numba."""
+    if not texts:
+        return ids_of_token_lists([])
+    lowered = [t.lower() for t in texts]
+    points = _code_points("\n".join(lowered)).copy()
+    points[((points - 48) >= 10) & ((points - 97) >= 26)] = 32  # unsigned: outside 0-9 and a-z
+    lengths = np.fromiter(map(len, lowered), dtype=np.int64, count=len(lowered))
+    points[np.cumsum(lengths[:-1] + 1) - 1] = 10  # the line breaks between texts
+    return _compiled_split(lowered, points)
+
+
 def word_ids(texts: Sequence[str]) -> WordIds:
     """Words as ``str.split()`` gives them, mapped to ids (equal words, equal ids)."""
     if not texts:
