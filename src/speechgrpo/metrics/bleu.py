@@ -94,17 +94,18 @@ class BLEU(Metric):
                 "order": self.max_ngram_order}
 
     def _tokens(self, text: str) -> list[str]:
-        return self._tokenizer(self._preprocess(text)).split()
+        return self._tokenizer(self._preprocess([text])[0]).split()
 
-    def _preprocess(self, text: str) -> str:
-        return (text.lower() if self.lowercase else text).rstrip()
+    def _preprocess(self, texts: Sequence[str]) -> list[str]:
+        """sacrebleu's preprocessing before the tokenizer: lower-cased if asked, trailing whitespace off."""
+        return list(map(str.rstrip, map(str.lower, texts) if self.lowercase else texts))
 
     def _compiled_statistics(self, pairs: Pairs) -> np.ndarray:
         """The batch engine: all distinct texts tokenized to ids at once, n-grams counted in numba."""
         from speechgrpo.metrics.ngram_kernels import clipped_statistics, ngram_keys
 
         index = index_pairs(pairs)
-        processed = [self._preprocess(t) for t in index.texts]
+        processed = self._preprocess(index.texts)
         if self.tokenize == "13a":
             words = tokenize_13a(processed, self._tokenizer)
         else:

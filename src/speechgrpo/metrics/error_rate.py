@@ -46,11 +46,6 @@ def _punctuation_table() -> dict[int, None]:
     return dict.fromkeys(c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)).startswith("P"))
 
 
-def _only_plain_spaces(text: str) -> bool:
-    """No whitespace but U+0020 (printable text has none, checked at C speed first)."""
-    return text.isprintable() or not _WHITESPACE_OTHER_THAN_SPACE.search(text)
-
-
 def jiwer_words(text: str) -> list[str]:
     """jiwer ``wer_default``: RemoveMultipleSpaces, Strip, ReduceToListOfListOfWords."""
     if not _WHITESPACE_OTHER_THAN_SPACE.search(text):
@@ -103,12 +98,13 @@ class _ErrorRate(Metric):
         texts = index.texts
         if self.lowercase or self.remove_punctuation or self.normalize_whitespace:
             texts = [self._normalize(text) for text in texts]
-        if self._compiled_words and compiled_available() and _only_plain_spaces(" ".join(texts)):
-            from speechgrpo.metrics.levenshtein_kernels import best_reference_edits
+        if self._compiled_words and compiled_available():
+            words = word_ids(texts)
+            if words.plain_spaces:  # no whitespace but U+0020: jiwer's words are str.split()'s
+                from speechgrpo.metrics.levenshtein_kernels import best_reference_edits
 
-            words = word_ids(texts)  # plain spaces only: jiwer's words are str.split()'s
-            return best_reference_edits(words.ids, words.starts, words.ends, index.pair_hyp, index.pair_refset,
-                                        index.refset_ptr, index.refset_texts)
+                return best_reference_edits(words.ids, words.starts, words.ends, index.pair_hyp,
+                                            index.pair_refset, index.refset_ptr, index.refset_texts)
         sequences = [self._units(text) for text in texts]
         hyp_seqs = [sequences[h] for h in index.pair_hyp.tolist()]
         if index.refset_ptr[-1] == len(index.refset_ptr) - 1:  # one reference per pair

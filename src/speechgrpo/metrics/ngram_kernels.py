@@ -3,9 +3,9 @@
 Texts are ranges of one flat id array (see :mod:`speechgrpo.metrics.word_ids`). The n-gram starting
 at position ``p`` gets an exact integer key per order: the ids shifted into one int64 when they fit
 (``bits * order <= 62``), otherwise consecutive ids are paired and renumbered order by order with
-``np.unique`` (exact for any vocabulary). Counting is sparse: per reference set, sorted unique keys
-with their (multi-reference maximum) counts; per hypothesis, a small sorted copy of its keys, each
-distinct key clipped against a binary search in the reference keys. Memory is O(tokens).
+``np.unique`` (exact for any vocabulary). Counting is by hashing: each reference set's n-grams go once
+into an open-addressing table with their (multi-reference maximum) counts, and each hypothesis n-gram
+is clipped against it with a running count, with no sorting. Memory is O(tokens).
 """
 
 from __future__ import annotations
@@ -49,55 +49,9 @@ def ngram_keys(ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, vocab_size
 
 
 @njit
-def _sorted_copy(keys: np.ndarray, start: int, count: int, out: np.ndarray) -> None:  # pragma: no cover
-    """``out[:count]`` = sorted ``keys[start:start + count]`` (insertion sort when short)."""
-    if count > 32:
-        out[:count] = np.sort(keys[start:start + count])
-        return
-    for i in range(count):
-        x = keys[start + i]
-        j = i - 1
-        while j >= 0 and out[j] > x:
-            out[j + 1] = out[j]
-            j -= 1
-        out[j + 1] = x
-
-
-@njit
-def _runs(sorted_keys: np.ndarray, count: int, keys_out: np.ndarray, counts_out: np.ndarray) -> int:
-    # pragma: no cover - compiled
-    """Distinct keys of a sorted array and their multiplicities; returns how many."""
-    m = 0
-    i = 0
-    while i < count:
-        j = i + 1
-        while j < count and sorted_keys[j] == sorted_keys[i]:
-            j += 1
-        keys_out[m] = sorted_keys[i]
-        counts_out[m] = j - i
-        m += 1
-        i = j
-    return m
-
-
-@njit
-def _clipped_matches(hyp_sorted: np.ndarray, count: int, ref_keys: np.ndarray, ref_counts: np.ndarray,
-                     m: int) -> int:  # pragma: no cover - compiled
-    """sum over distinct hypothesis keys of min(hyp count, ref count): a merge of two sorted lists."""
-    matched = 0
-    i = 0
-    r = 0
-    while i < count and r < m:
-        j = i + 1
-        while j < count and hyp_sorted[j] == hyp_sorted[i]:
-            j += 1
-        key = hyp_sorted[i]
-        while r < m and ref_keys[r] < key:
-            r += 1
-        if r < m and ref_keys[r] == key:
-            matched += min(j - i, ref_counts[r])
-        i = j
-    return matched
+def _slot(key: np.int64, mask: int) -> int:  # pragma: no cover - compiled
+    mixed = np.uint64(key) * np.uint64(11400714819323198485)
+    return int(mixed ^ (mixed >> np.uint64(32))) & mask
 
 
 @njit
@@ -106,20 +60,23 @@ def clipped_statistics(keys: np.ndarray, starts: np.ndarray, ends: np.ndarray, p
                        order: int) -> np.ndarray:  # pragma: no cover - compiled
     """Per pair ``[hyp_len, closest ref_len, correct_1..N, total_1..N]`` (sacrebleu's BLEU statistics).
 
-    Pairs must be sorted by reference set so that each set's n-grams are merged once.
+    Pairs must be sorted by reference set. Each set's n-grams go once into an open-addressing table per
+    order (kept at most half full) holding each n-gram's maximum count over the set's references; a
+    hypothesis n-gram matches while its running count (``used``) stays below that maximum, which sums
+    ``min(hyp count, max ref count)`` over distinct n-grams without sorting.
     """
     n_pairs = pair_hyp.size
     out = np.zeros((n_pairs, 2 + 2 * order), np.int64)
     longest = 1
     for t in range(starts.size):
         longest = max(longest, ends[t] - starts[t])
-    scratch = np.empty(longest, np.int64)
-    run_keys = np.empty(longest, np.int64)
-    run_counts = np.empty(longest, np.int64)
-    cap = 16
-    ref_keys = np.empty((order, cap), np.int64)
-    ref_counts = np.empty((order, cap), np.int64)
-    ref_n = np.zeros(order, np.int64)
+    size = 16
+    table_keys = np.empty(size, np.int64)
+    max_count = np.zeros(size, np.int64)  # 0: an empty slot once a reference has been counted
+    count = np.zeros(size, np.int64)  # the current reference's counts, then the hypothesis' (used)
+    touched = np.empty(max(size, longest), np.int64)
+    base = np.zeros(order, np.int64)
+    mask = np.zeros(order, np.int64)
     ref_lens = np.empty(0, np.int64)
     current = -1
     for q in range(n_pairs):
@@ -133,48 +90,46 @@ def clipped_statistics(keys: np.ndarray, starts: np.ndarray, ends: np.ndarray, p
                 t = refset_texts[r]
                 ref_lens[r - a] = ends[t] - starts[t]
                 total += ends[t] - starts[t]
-            if total > cap:
-                cap = total
-                ref_keys = np.empty((order, cap), np.int64)
-                ref_counts = np.empty((order, cap), np.int64)
+            used = 0
             for n in range(order):
-                m = 0
-                for r in range(a, b):  # merge references: the maximum count of each n-gram
-                    t = refset_texts[r]
-                    cnt = ends[t] - starts[t] - n
-                    if cnt <= 0:
-                        continue
-                    _sorted_copy(keys[n], starts[t], cnt, scratch)
-                    k = _runs(scratch, cnt, run_keys, run_counts)
-                    if m == 0:
-                        ref_keys[n, :k] = run_keys[:k]
-                        ref_counts[n, :k] = run_counts[:k]
-                        m = k
-                        continue
-                    merged_keys = np.empty(m + k, np.int64)
-                    merged_counts = np.empty(m + k, np.int64)
-                    i = 0
-                    j = 0
-                    u = 0
-                    while i < m or j < k:
-                        if j >= k or (i < m and ref_keys[n, i] < run_keys[j]):
-                            merged_keys[u] = ref_keys[n, i]
-                            merged_counts[u] = ref_counts[n, i]
-                            i += 1
-                        elif i >= m or run_keys[j] < ref_keys[n, i]:
-                            merged_keys[u] = run_keys[j]
-                            merged_counts[u] = run_counts[j]
-                            j += 1
-                        else:
-                            merged_keys[u] = run_keys[j]
-                            merged_counts[u] = max(ref_counts[n, i], run_counts[j])
-                            i += 1
-                            j += 1
-                        u += 1
-                    ref_keys[n, :u] = merged_keys[:u]
-                    ref_counts[n, :u] = merged_counts[:u]
-                    m = u
-                ref_n[n] = m
+                cap = 4
+                while cap < 2 * total:
+                    cap *= 2
+                base[n] = used
+                mask[n] = cap - 1
+                used += cap
+            if used > size:
+                size = used
+                table_keys = np.empty(size, np.int64)
+                max_count = np.zeros(size, np.int64)
+                count = np.zeros(size, np.int64)
+                touched = np.empty(max(size, longest), np.int64)
+            else:
+                max_count[:used] = 0
+            for r in range(a, b):
+                t = refset_texts[r]
+                for n in range(order):
+                    n_touched = 0
+                    for p in range(starts[t], ends[t] - n):
+                        key = keys[n, p]
+                        slot = _slot(key, mask[n])
+                        while True:
+                            at = base[n] + slot
+                            if max_count[at] == 0 and count[at] == 0:
+                                table_keys[at] = key
+                                break
+                            if table_keys[at] == key:
+                                break
+                            slot = (slot + 1) & mask[n]
+                        if count[at] == 0:
+                            touched[n_touched] = at
+                            n_touched += 1
+                        count[at] += 1
+                    for i in range(n_touched):  # the maximum over references
+                        at = touched[i]
+                        if count[at] > max_count[at]:
+                            max_count[at] = count[at]
+                        count[at] = 0
         t = pair_hyp[q]
         length = ends[t] - starts[t]
         out[q, 0] = length
@@ -187,12 +142,28 @@ def clipped_statistics(keys: np.ndarray, starts: np.ndarray, ends: np.ndarray, p
                 best = ref_lens[r]
         out[q, 1] = best
         for n in range(order):
-            cnt = length - n
-            if cnt <= 0:
+            if length - n <= 0:
                 continue
-            out[q, 2 + order + n] = cnt
-            _sorted_copy(keys[n], starts[t], cnt, scratch)
-            out[q, 2 + n] = _clipped_matches(scratch, cnt, ref_keys[n], ref_counts[n], ref_n[n])
+            out[q, 2 + order + n] = length - n
+            n_touched = 0
+            matched = 0
+            for p in range(starts[t], ends[t] - n):
+                key = keys[n, p]
+                slot = _slot(key, mask[n])
+                while True:
+                    at = base[n] + slot
+                    if max_count[at] == 0 or table_keys[at] == key:
+                        break
+                    slot = (slot + 1) & mask[n]
+                if count[at] < max_count[at]:
+                    if count[at] == 0:
+                        touched[n_touched] = at
+                        n_touched += 1
+                    count[at] += 1
+                    matched += 1
+            for i in range(n_touched):
+                count[touched[i]] = 0
+            out[q, 2 + n] = matched
     return out
 
 
@@ -210,12 +181,6 @@ def bleu_scores(stats: np.ndarray, order: int, smooth_method: str, smooth_value:
         out[q] = bleu_score(stats[q, 2:2 + order], stats[q, 2 + order:], stats[q, 0], stats[q, 1], smooth_method,
                             smooth_value, effective_order)
     return out
-
-
-@njit
-def _slot(key: np.int64, mask: int) -> int:  # pragma: no cover - compiled
-    mixed = np.uint64(key) * np.uint64(11400714819323198485)
-    return int(mixed ^ (mixed >> np.uint64(32))) & mask
 
 
 @njit

@@ -20,7 +20,9 @@ def apply_13a_rules(src: np.ndarray, padded: np.ndarray) -> np.ndarray:  # pragm
     4. ``([0-9])(-)`` -> ``'\\1 \\2 '``
 
     Rules 2-4 look one character ahead, so the four run as one pipeline over the text, each later rule
-    holding at most one pending character (``p2``, ``p3``, ``p4``) of the previous rule's output. They add
+    holding at most one pending character (``p2``, ``p3``, ``p4``) of the previous rule's output. A
+    character no rule can match at (not padded, not ``.,-``), with every stage holding one and ``p3`` not
+    ``.,-``, only moves the pending characters on: the fast path for most of a text. They add
     only spaces: two per padded character (rule 1), per ``.`` or ``,`` (rules 2 and 3) and per ``-``
     (rule 4), which bounds the output.
     """
@@ -43,6 +45,15 @@ def apply_13a_rules(src: np.ndarray, padded: np.ndarray) -> np.ndarray:  # pragm
     j = 0
     for i in range(n + 1):  # position n flushes the pipeline (-1: end of text)
         c = np.int64(src[i]) if i < n else np.int64(-1)
+        if (c >= 128 or (c >= 0 and not padded[c] and c != _DOT and c != _COMMA and c != _DASH)) and p4 != -1 \
+                and p3 != -1 and p2 != -1 and p3 != _DOT and p3 != _COMMA and p3 != _DASH:
+            # the common case: no rule can match at c, so the pipeline is a three-character delay line
+            out[j] = p4
+            j += 1
+            p4 = p3
+            p3 = p2
+            p2 = c
+            continue
         if c < 0:
             b1[0] = -1
             n1 = 1
@@ -125,10 +136,11 @@ def _grow(table: np.ndarray, hashes: np.ndarray, n_words: int) -> np.ndarray:  #
 
 
 @njit
-def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
     # pragma: no cover - compiled
     """Words of each line (split on ``space``, lines on newline) as ids, equal words equal ids in order of
-    first occurrence; the table grows with the vocabulary (kept at most half full), so it stays in cache."""
+    first occurrence; the table grows with the vocabulary (kept at most half full), so it stays in cache.
+    Also returns how many whitespace characters other than U+0020 and the line breaks it saw."""
     n = text.size
     ids = np.empty(n // 2 + 1, np.int64)
     ends = np.zeros(n_lines, np.int64)
@@ -139,6 +151,7 @@ def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray) -> tuple[np.nda
     n_words = 0
     n_tok = 0
     line = 0
+    other_space = 0
     i = 0
     while i < n:
         c = text[i]
@@ -148,6 +161,8 @@ def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray) -> tuple[np.nda
             i += 1
             continue
         if c == _SP or (c <= 0x3000 and space[c]):
+            if c != _SP:
+                other_space += 1
             i += 1
             continue
         j = i
@@ -192,7 +207,7 @@ def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray) -> tuple[np.nda
         n_tok += 1
         i = j
     ends[line] = n_tok
-    return ids[:n_tok], ends, n_words
+    return ids[:n_tok], ends, n_words, other_space
 
 
 @njit

@@ -38,12 +38,14 @@ def _python_whitespace() -> np.ndarray:
 
 @dataclass(frozen=True)
 class WordIds:
-    """Text ``t`` is ``ids[starts[t]:ends[t]]``; ``vocab_size`` distinct words in the batch."""
+    """Text ``t`` is ``ids[starts[t]:ends[t]]``; ``vocab_size`` distinct words in the batch.
+    ``plain_spaces``: the texts were seen to hold no whitespace but U+0020 (False when not checked)."""
 
     ids: np.ndarray
     starts: np.ndarray
     ends: np.ndarray
     vocab_size: int
+    plain_spaces: bool = False
 
 
 def ids_of_token_lists(tokens: Sequence[list[str]]) -> WordIds:
@@ -70,9 +72,9 @@ def _code_points(text: str) -> np.ndarray:
 def _compiled_split(lines: Sequence[str], text: np.ndarray) -> WordIds:
     from speechgrpo.metrics.text_kernels import split_ids
 
-    ids, ends, vocab_size = split_ids(text, len(lines), _python_whitespace())
+    ids, ends, vocab_size, other_space = split_ids(text, len(lines), _python_whitespace())
     starts = np.concatenate((np.zeros(1, np.int64), ends[:-1]))
-    return WordIds(ids, starts, ends, int(vocab_size))
+    return WordIds(ids, starts, ends, int(vocab_size), plain_spaces=other_space == 0)
 
 
 def char_ids(texts: Sequence[str]) -> WordIds:
@@ -106,8 +108,10 @@ def word_ids(texts: Sequence[str]) -> WordIds:
     """Words as ``str.split()`` gives them, mapped to ids (equal words, equal ids)."""
     if not texts:
         return ids_of_token_lists([])
-    if compiled_available() and not any("\n" in t for t in texts):
-        return _compiled_split(texts, _code_points("\n".join(texts)))
+    if compiled_available():
+        joined = "\n".join(texts)
+        if joined.count("\n") == len(texts) - 1:  # no text holds a line break
+            return _compiled_split(texts, _code_points(joined))
     return ids_of_token_lists([t.split() for t in texts])
 
 
@@ -122,5 +126,7 @@ def tokenize_13a(texts: Sequence[str], fallback: Callable[[str], str]) -> WordId
         return ids_of_token_lists([fallback(t).split() for t in texts])
     from speechgrpo.metrics.text_kernels import apply_13a_rules
 
-    joined = " \n ".join(_13a_step1(t) if "&" in t or "\n" in t or "<" in t else t for t in texts)
+    joined = " \n ".join(texts)
+    if "&" in joined or "<" in joined or joined.count("\n") != len(texts) - 1:  # step 1 changes some text
+        joined = " \n ".join(_13a_step1(t) if "&" in t or "\n" in t or "<" in t else t for t in texts)
     return _compiled_split(texts, apply_13a_rules(_code_points(f" {joined} "), _PADDED))
