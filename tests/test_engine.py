@@ -16,7 +16,7 @@ from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 from speechgrpo.metrics import BLEU, CHRF, TER, WER
 from speechgrpo.metrics.jit import compiled_available
-from speechgrpo.metrics.word_ids import rouge_word_ids, tokenize_13a, word_ids
+from speechgrpo.metrics.word_ids import chrf_word_ids, rouge_word_ids, tokenize_13a, word_ids
 from speechgrpo.text_corpus import adversarial_strings, make_groups
 
 pytestmark = pytest.mark.skipif(not compiled_available(), reason="numba not installed (speechgrpo[fast])")
@@ -50,6 +50,15 @@ def test_tokenize_13a_equals_sacrebleu(texts: list[str]) -> None:
 @given(st.lists(TEXTS.map(lambda t: t.replace("\n", " ")), min_size=1, max_size=8))
 def test_word_ids_equal_str_split(texts: list[str]) -> None:
     assert as_strings(word_ids(texts), len(texts)) == dict_ids([t.split() for t in texts])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(TEXTS.map(lambda t: t.replace("\n", " ")), min_size=1, max_size=8))
+def test_chrf_word_ids_equal_sacrebleus_punctuation_split(texts: list[str]) -> None:
+    split = sacrebleu.metrics.CHRF(word_order=2)._remove_punctuation
+    words = chrf_word_ids(texts)
+    assert words is not None and as_strings(words, len(texts)) == dict_ids([split(t) for t in texts])
+    assert chrf_word_ids([*texts, "a\nb"]) is None  # a line break inside a text: the caller's Python path
 
 
 ROUGE_ALPHABET = st.sampled_from([*"azAZ09/:`{@[ .,-\t\n\x00\x85\u3000", "é", "Straße", "İ", "Σ", "ΑΣ ",

@@ -17,11 +17,10 @@ import numpy as np
 from speechgrpo.metrics._formulas import chrf_from_statistics
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
 from speechgrpo.metrics.jit import compiled_available
-from speechgrpo.metrics.word_ids import WordIds, char_ids, ids_of_token_lists
+from speechgrpo.metrics.word_ids import CHRF_PUNCTUATION, WordIds, char_ids, chrf_word_ids, ids_of_token_lists
 from speechgrpo.validation import References
 
-# sacrebleu.metrics.chrf.CHRF._PUNCTS
-_PUNCTS = frozenset('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~')
+_PUNCTS = frozenset(CHRF_PUNCTUATION)
 
 NgramStats = list[Counter[str]]
 
@@ -112,7 +111,9 @@ class CHRF(Metric):
         chars = char_ids(processed if self.whitespace else ["".join(t.split()) for t in processed])
         char_keys = ngram_keys(chars.ids, chars.starts, chars.ends, chars.vocab_size, self.char_order)
         if self.word_order:
-            words = ids_of_token_lists([_split_punctuation(t) for t in processed])
+            words = chrf_word_ids(processed)
+            if words is None:  # a text with a line break
+                words = ids_of_token_lists([_split_punctuation(t) for t in processed])
         else:  # no word n-grams: every text has zero words
             empty = np.zeros(len(processed), np.int64)
             words = WordIds(np.empty(0, np.int64), empty, empty, 0)

@@ -34,3 +34,4 @@ def njit(fn: F) -> F:
     """Compile ``fn`` with numba, cached on disk."""
     numba: Any = importlib.import_module("numba")
     return cast(F, numba.njit(cache=True, nogil=True)(fn))
+

@@ -69,10 +69,16 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def _compiled_split(lines: Sequence[str], text: np.ndarray) -> WordIds:
+_NO_PUNCT = np.zeros(0, dtype=np.bool_)
+# sacrebleu.metrics.chrf.CHRF._PUNCTS, which chrF++ splits off words
+CHRF_PUNCTUATION = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~'
+_CHRF_PUNCT = np.array([chr(c) in CHRF_PUNCTUATION for c in range(128)], dtype=np.bool_)
+
+
+def _compiled_split(lines: Sequence[str], text: np.ndarray, punct: np.ndarray = _NO_PUNCT) -> WordIds:
     from speechgrpo.metrics.text_kernels import split_ids
 
-    ids, ends, vocab_size, other_space = split_ids(text, len(lines), _python_whitespace())
+    ids, ends, vocab_size, other_space = split_ids(text, len(lines), _python_whitespace(), punct)
     starts = np.concatenate((np.zeros(1, np.int64), ends[:-1]))
     return WordIds(ids, starts, ends, int(vocab_size), plain_spaces=other_space == 0)
 
@@ -89,6 +95,15 @@ def char_ids(texts: Sequence[str]) -> WordIds:
         return WordIds(ids, ends - lengths, ends, int(vocab_size))
     distinct, inverse = np.unique(points, return_inverse=True)
     return WordIds(inverse.astype(np.int64), ends - lengths, ends, len(distinct))
+
+
+def chrf_word_ids(texts: Sequence[str]) -> WordIds | None:
+    """sacrebleu chrF++'s words of each text as ids (``str.split()``, then one leading or trailing
+    punctuation character split off each longer word), compiled; None where a text holds a line break."""
+    joined = "\n".join(texts)
+    if not texts or joined.count("\n") != len(texts) - 1:
+        return None
+    return _compiled_split(texts, _code_points(joined), _CHRF_PUNCT)
 
 
 def rouge_word_ids(texts: Sequence[str]) -> WordIds:
