@@ -132,6 +132,17 @@ def test_large_vocabulary_uses_exact_renumbering() -> None:
                                   [bleu.sentence_score(h, [r]).score for h, r in zip(hyps, refs, strict=True)])
 
 
+def test_chrf_with_more_characters_than_shifted_keys_hold() -> None:
+    rng = random.Random(2)
+    alphabet = [chr(0x4E00 + i) for i in range(3000)]  # > 2**10 distinct characters: 6-grams need renumbering
+    refs = ["".join(rng.choices(alphabet, k=40)) + " 词 語," for _ in range(300)]
+    hyps = [r[: rng.randint(1, 40)] + "".join(rng.choices(alphabet, k=5)) for r in refs]
+    for word_order in (0, 2):
+        chrf = sacrebleu.metrics.CHRF(word_order=word_order)
+        np.testing.assert_array_equal(CHRF(word_order=word_order).score(hyps, refs),
+                                      [chrf.sentence_score(h, [r]).score for h, r in zip(hyps, refs, strict=True)])
+
+
 def test_megabyte_strings_through_the_compiled_path() -> None:
     long = " ".join(f"w{i % 5000}" for i in range(200_000))
     hyps, refs = [long, long[: len(long) // 2], "w1 w2"], [long, long, long]

@@ -104,12 +104,13 @@ class CHRF(Metric):
 
     def _compiled_statistics(self, pairs: Pairs) -> np.ndarray:
         """The batch engine: every distinct text's characters (and words) as ids, counted in numba."""
-        from speechgrpo.metrics.ngram_kernels import chrf_statistics, ngram_keys
+        from speechgrpo.metrics.ngram_kernels import chrf_statistics, ngram_key_source
 
         index = index_pairs(pairs)
         processed = [t.lower() for t in index.texts] if self.lowercase else index.texts
         chars = char_ids(processed if self.whitespace else ["".join(t.split()) for t in processed])
-        char_keys = ngram_keys(chars.ids, chars.starts, chars.ends, chars.vocab_size, self.char_order)
+        char_keys, char_bits = ngram_key_source(chars.ids, chars.starts, chars.ends, chars.vocab_size,
+                                                self.char_order)
         if self.word_order:
             words = chrf_word_ids(processed)
             if words is None:  # a text with a line break
@@ -117,12 +118,14 @@ class CHRF(Metric):
         else:  # no word n-grams: every text has zero words
             empty = np.zeros(len(processed), np.int64)
             words = WordIds(np.empty(0, np.int64), empty, empty, 0)
-        word_keys = ngram_keys(words.ids, words.starts, words.ends, words.vocab_size, self.word_order)
+        word_keys, word_bits = ngram_key_source(words.ids, words.starts, words.ends, words.vocab_size,
+                                                self.word_order)
         starts = np.stack([chars.starts, words.starts])
         lengths = np.stack([chars.ends - chars.starts, words.ends - words.starts])
         order = index.by_refset
         stats = np.empty((len(pairs), 3 * (self.char_order + self.word_order)), dtype=np.int64)
-        stats[order] = chrf_statistics(char_keys, word_keys, starts, lengths, index.pair_hyp[order],
+        stats[order] = chrf_statistics(chars.ids, char_keys, char_bits, words.ids, word_keys, word_bits, starts,
+                                       lengths, index.pair_hyp[order],
                                        index.pair_refset[order],
                                        index.refset_ptr, index.refset_texts, self.char_order, self.beta,
                                        self.eps_smoothing)

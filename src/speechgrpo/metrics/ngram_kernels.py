@@ -48,6 +48,16 @@ def ngram_keys(ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, vocab_size
     return keys
 
 
+def ngram_key_source(ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, vocab_size: int,
+                     order: int) -> tuple[np.ndarray, int]:
+    """How a kernel gets exact n-gram keys: ``(no table, bits)`` when the ids shifted into one int64 give
+    exact keys (computed on the fly, nothing stored), else ``(ngram_keys(...), 0)``."""
+    bits = max(1, int(vocab_size).bit_length())
+    if bits * order <= 62:
+        return np.empty((order, 0), np.int64), bits
+    return ngram_keys(ids, starts, ends, vocab_size, order), 0
+
+
 @njit
 def _slot(key: np.int64, mask: int) -> int:  # pragma: no cover - compiled
     mixed = np.uint64(key) * np.uint64(11400714819323198485)
@@ -184,22 +194,28 @@ def bleu_scores(stats: np.ndarray, order: int, smooth_method: str, smooth_value:
 
 
 @njit
-def _insert_counts(keys: np.ndarray, start: int, count: int, table_keys: np.ndarray, table_counts: np.ndarray,
-                   base: int, mask: int) -> int:  # pragma: no cover - compiled
-    """Count ``keys[start:start + count]`` into the open-addressing table at ``base``; return the total."""
-    for i in range(count):
-        key = keys[start + i]
-        slot = _slot(key, mask)
-        while True:
-            if table_counts[base + slot] == 0:
-                table_keys[base + slot] = key
-                table_counts[base + slot] = 1
-                break
-            if table_keys[base + slot] == key:
-                table_counts[base + slot] += 1
-                break
-            slot = (slot + 1) & mask
-    return count
+def _insert_ngrams(ids: np.ndarray, keys: np.ndarray, bits: int, start: int, length: int, first_order: int,
+                   n_orders: int, table_keys: np.ndarray, table_counts: np.ndarray, base: np.ndarray,
+                   mask: np.ndarray, totals: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Count the 1..``n_orders``-grams of the text ``ids[start:start + length]`` into the open-addressing
+    tables of orders ``first_order ..`` (at ``base[o]``, size ``mask[o] + 1``); their totals into ``totals``."""
+    for p in range(length):
+        k = np.int64(0)
+        for n in range(min(n_orders, length - p)):
+            o = first_order + n
+            k = keys[n, start + p] if bits == 0 else (k << bits) | ids[start + p + n]
+            slot = _slot(k, mask[o])
+            while True:
+                at = base[o] + slot
+                if table_counts[at] == 0:
+                    table_keys[at] = k
+                    table_counts[at] = 1
+                    break
+                if table_keys[at] == k:
+                    table_counts[at] += 1
+                    break
+                slot = (slot + 1) & mask[o]
+            totals[o] += 1
 
 
 @njit
@@ -212,14 +228,16 @@ def _span(order_index: int, text: int, char_order: int, starts: np.ndarray,
 
 
 @njit
-def chrf_statistics(char_keys: np.ndarray, word_keys: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+def chrf_statistics(char_ids: np.ndarray, char_keys: np.ndarray, char_bits: int, word_ids: np.ndarray,
+                    word_keys: np.ndarray, word_bits: int, starts: np.ndarray, lengths: np.ndarray,
                     pair_hyp: np.ndarray, pair_refset: np.ndarray, refset_ptr: np.ndarray, refset_texts: np.ndarray,
                     char_order: int, beta: int, eps_smoothing: bool) -> np.ndarray:  # pragma: no cover - compiled
     """Per pair ``[hyp, ref, match]`` counts per order (characters, then words) for the reference with
     the best F score (sacrebleu's chrF statistics). Pairs must be sorted by reference set.
 
-    ``char_keys[o]`` holds the character n-gram keys of order ``o + 1``, ``word_keys[o]`` the word ones
-    (see :func:`_span`; ``starts[0]``/``lengths[0]`` index characters, ``[1]`` words). Each reference's n-grams of
+    Characters and words come as ids with their :func:`ngram_key_source` (``char_keys.shape[0]`` and
+    ``word_keys.shape[0]`` are the orders; see :func:`_span`: ``starts[0]``/``lengths[0]`` index characters,
+    ``[1]`` words). Each reference's n-grams of
     each order go into an open-addressing table once per batch; a hypothesis n-gram matches while its
     running count stays below the reference count, which sums ``min(hyp count, ref count)`` over
     distinct n-grams without sorting.
@@ -227,6 +245,7 @@ def chrf_statistics(char_keys: np.ndarray, word_keys: np.ndarray, starts: np.nda
     n_orders = char_keys.shape[0] + word_keys.shape[0]
     out = np.zeros((pair_hyp.size, 3 * n_orders), np.int64)
     stats = np.empty(3 * n_orders, np.int64)
+    matches = np.zeros(n_orders, np.int64)
     table_keys = np.empty(16, np.int64)
     table_counts = np.zeros(16, np.int64)
     used = np.zeros(16, np.int64)
@@ -259,40 +278,51 @@ def chrf_statistics(char_keys: np.ndarray, word_keys: np.ndarray, starts: np.nda
                 touched = np.empty(size, np.int64)
             table_counts[:size] = 0
             for r in range(a, b):
-                for o in range(n_orders):
-                    s, cnt = _span(o, refset_texts[r], char_order, starts, lengths)
-                    if cnt > 0:
-                        row = char_keys[o] if o < char_order else word_keys[o - char_order]
-                        ref_total[r - a, o] = _insert_counts(row, s, cnt, table_keys, table_counts,
-                                                             table_base[r - a, o], table_mask[r - a, o])
+                t = refset_texts[r]
+                _insert_ngrams(char_ids, char_keys, char_bits, starts[0, t], lengths[0, t], 0, char_order,
+                               table_keys, table_counts, table_base[r - a], table_mask[r - a], ref_total[r - a])
+                _insert_ngrams(word_ids, word_keys, word_bits, starts[1, t], lengths[1, t], char_order,
+                               n_orders - char_order, table_keys, table_counts, table_base[r - a],
+                               table_mask[r - a], ref_total[r - a])
         best_f = -1.0
+        h = pair_hyp[q]
         for r in range(b - a):
-            for o in range(n_orders):
-                s, cnt = _span(o, pair_hyp[q], char_order, starts, lengths)
-                cnt = max(cnt, 0)
-                n_ref = ref_total[r, o]
-                match = 0
-                if cnt > 0 and n_ref > 0:
-                    base = table_base[r, o]
-                    mask = table_mask[r, o]
-                    n_touched = 0
-                    row = char_keys[o] if o < char_order else word_keys[o - char_order]
-                    for i in range(cnt):
-                        key = row[s + i]
-                        slot = _slot(key, mask)
-                        while table_counts[base + slot] != 0 and table_keys[base + slot] != key:
+            matches[:] = 0
+            n_touched = 0
+            for kind in range(2):  # characters, then words
+                ids = char_ids if kind == 0 else word_ids
+                keys = char_keys if kind == 0 else word_keys
+                bits = char_bits if kind == 0 else word_bits
+                first_order = 0 if kind == 0 else char_order
+                kind_orders = char_order if kind == 0 else n_orders - char_order
+                start, length = starts[kind, h], lengths[kind, h]
+                for p in range(length):
+                    k = np.int64(0)
+                    for n in range(min(kind_orders, length - p)):
+                        o = first_order + n
+                        k = keys[n, start + p] if bits == 0 else (k << bits) | ids[start + p + n]
+                        if ref_total[r, o] == 0:
+                            continue
+                        base = table_base[r, o]
+                        mask = table_mask[r, o]
+                        slot = _slot(k, mask)
+                        while table_counts[base + slot] != 0 and table_keys[base + slot] != k:
                             slot = (slot + 1) & mask
-                        if table_counts[base + slot] != 0 and used[base + slot] < table_counts[base + slot]:
-                            if used[base + slot] == 0:
-                                touched[n_touched] = base + slot
+                        at = base + slot
+                        if table_counts[at] != 0 and used[at] < table_counts[at]:
+                            if used[at] == 0:
+                                touched[n_touched] = at
                                 n_touched += 1
-                            used[base + slot] += 1
-                            match += 1
-                    for i in range(n_touched):
-                        used[touched[i]] = 0
+                            used[at] += 1
+                            matches[o] += 1
+            for i in range(n_touched):
+                used[touched[i]] = 0
+            for o in range(n_orders):
+                cnt = max(_span(o, h, char_order, starts, lengths)[1], 0)
+                n_ref = ref_total[r, o]
                 stats[3 * o] = cnt if n_ref > 0 else 0
                 stats[3 * o + 1] = n_ref
-                stats[3 * o + 2] = match
+                stats[3 * o + 2] = matches[o] if n_ref > 0 else 0
             f = chrf_f_score(stats, n_orders, beta, eps_smoothing)
             if f > best_f:
                 best_f = f
