@@ -5,8 +5,9 @@ resident set) belongs to that metric alone. The worker
 
 1. imports the metric and warms it up on 512 small pairs (numba compilation, lazy tables), and
    records the RSS then;
-2. builds the input, ``make_groups(pairs // 8, 8, seed)`` (hypotheses and ``pair_references``),
-   and records the RSS after that (the strings alone are a large share of the total);
+2. builds the input, ``--corpus`` pairs in groups of 16 (``speechgrpo.bench.speed.corpus_pairs``: by default
+   the real-text manual-page corpus where the machine has it), and records the RSS after that (the
+   strings alone are a large share of the total);
 3. scores all pairs with one ``metric.score(hyps, refs)`` call, timed, and records the peak RSS;
 4. checks a random sample of pairs against the reference implementation (after the peak was taken).
 
@@ -36,7 +37,7 @@ import time
 from common import SPECS, format_machine, format_table, machine_info, parse_names
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GROUP_SIZE = 8
+GROUP_SIZE = 16
 
 
 def _status_mib(field: str) -> float:
@@ -70,7 +71,8 @@ def peak_rss_mib() -> float:
 
 # --- worker: one metric, one process -----------------------------------------------------------------------
 
-def worker(name: str, pairs: int, seed: int, sample: int) -> dict[str, object]:
+def worker(name: str, pairs: int, seed: int, sample: int, corpus: str) -> dict[str, object]:
+    from speechgrpo.bench.speed import corpus_pairs
     from speechgrpo.text_corpus import make_groups
 
     spec = SPECS[name]
@@ -83,8 +85,7 @@ def worker(name: str, pairs: int, seed: int, sample: int) -> dict[str, object]:
     rss_ready = rss_mib()
 
     start = time.perf_counter()
-    groups = make_groups(pairs // GROUP_SIZE, GROUP_SIZE, seed)
-    hyps, refs = groups.hypotheses, groups.pair_references
+    hyps, refs, note = corpus_pairs(corpus, pairs // GROUP_SIZE, GROUP_SIZE, seed, "news")
     input_s = time.perf_counter() - start
     rss_input = rss_mib()
     peak_input = peak_rss_mib()
@@ -116,13 +117,13 @@ def worker(name: str, pairs: int, seed: int, sample: int) -> dict[str, object]:
         "hwm_input": hwm_input, "peak": peak, "hwm": hwm, "rss_after": rss_after,
         "sample": len(indices), "identical": identical,
         "max_diff": max_diff, "worst": worst, "reference_text": spec.reference_text,
-        "chunk_size": type(metric).chunk_size,
+        "chunk_size": type(metric).chunk_size, "corpus": note,
     }
 
 
-def run_worker(name: str, pairs: int, seed: int, sample: int) -> dict[str, object]:
+def run_worker(name: str, pairs: int, seed: int, sample: int, corpus: str) -> dict[str, object]:
     command = [sys.executable, os.path.join(HERE, "memory.py"), "--worker", name, "--pairs", str(pairs),
-               "--seed", str(seed), "--sample", str(sample)]
+               "--seed", str(seed), "--sample", str(sample), "--corpus", corpus]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -164,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--metrics", default="bleu,chrf,wer", help=f"comma-separated, from {', '.join(SPECS)}")
-    parser.add_argument("--pairs", type=int, default=1_000_000, help="pairs (groups of 8; rounded down to 8)")
+    parser.add_argument("--pairs", type=int, default=1_000_000, help="pairs (groups of 16; rounded down to 16)")
+    parser.add_argument("--corpus", default="auto", choices=("auto", "manpages", "generated"),
+                        help="the pairs, as speechgrpo bench speed --corpus (default auto: real text where available)")
     parser.add_argument("--compare-pairs", type=int, default=250_000,
                         help="second, smaller run per metric to see how memory grows (0: skip)")
     parser.add_argument("--seed", type=int, default=1234)
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.worker:
-        print(json.dumps(worker(args.worker, args.pairs, args.seed, args.sample)))
+        print(json.dumps(worker(args.worker, args.pairs, args.seed, args.sample, args.corpus)))
         return 0
 
     names = parse_names(args.metrics)
@@ -186,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         for size, bucket in [(pairs, results), (small_pairs, smalls)]:
             if size <= 0 or (bucket is smalls and size == pairs):
                 continue
-            r = run_worker(name, size, args.seed, args.sample)
+            r = run_worker(name, size, args.seed, args.sample, args.corpus)
             bucket.append(r)
             print(f"{name:6s} {r['pairs']:>9,} pairs: {r['seconds']:7.2f} s scoring, {r['input_s']:.1f} s building "
                   f"the input, {r['warm_up_s']:.1f} s warm-up, {r['process_s']:.1f} s process; peak RSS "
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()  # imports torch: only now, so that no worker inherits its RSS (see hwm_mib)
     print(format_machine(info, markdown=False))
     print()
-    print(f"make_groups(pairs // 8, 8, seed={args.seed}); one metric.score(hyps, refs) call per process; "
+    print(f"{results[0]['corpus'] if results else args.corpus}; one metric.score(hyps, refs) call per process; "
           f"chunk_size {results[0]['chunk_size'] if results else '-'}")
     print("RSS ready: after imports and a 512-pair warm-up; peak RSS: ru_maxrss; VmHWM: the same from "
           "/proc/self/status (cross-check); metric share = peak RSS - RSS after input")
@@ -219,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as handle:
             handle.write("# Memory on large inputs\n\n" + format_machine(info, markdown=True) + "\n\n")
+            handle.write(f"Pairs: {results[0]['corpus'] if results else args.corpus}\n\n")
             handle.write(main_table(results, markdown=True) + "\n\n")
             if smalls:
                 handle.write(main_table(smalls, markdown=True) + "\n\n")

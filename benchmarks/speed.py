@@ -1,6 +1,7 @@
 """Speed of speechgrpo's metrics against their reference implementations, in the same run.
 
-For every metric, on the same GRPO-shaped pairs (``make_groups(groups, pairs_per_group, seed)``):
+For every metric, on the same GRPO-shaped pairs (``--corpus``: by default the real-text manual-page
+corpus where the machine has it, as ``speechgrpo bench speed``; ``generated`` for ``make_groups``):
 
 - ours: one batched ``metric.score(hyps, refs)`` call on all pairs;
 - reference: one call per pair on one reused reference object, as a per-sample reward would do.
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 import common
 
 from speechgrpo.bench.references import compare_scores
-from speechgrpo.bench.speed import SideBySide, side_by_side
-from speechgrpo.text_corpus import STYLES, make_groups
+from speechgrpo.bench.speed import CORPORA, SideBySide, corpus_pairs, side_by_side
+from speechgrpo.text_corpus import STYLES
 
 DEFAULT_METRICS = ",".join(common.SPECS)
 #: Groups used for the slow metrics by default (the reference BERTScore costs ~45 ms per pair on 2 cores).
@@ -78,8 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--groups", type=int, default=1024, help="references (groups) (default 1024)")
     parser.add_argument("--pairs-per-group", type=int, default=8, help="hypotheses per reference (default 8)")
     parser.add_argument("--seed", type=int, default=1234, help="corpus seed (default 1234)")
+    parser.add_argument("--corpus", default="auto", choices=CORPORA,
+                        help="manpages: real German text (manpages-de + groff); generated: made-up text; "
+                             "auto (default): manpages where available")
     parser.add_argument("--style", default="news", choices=STYLES,
-                        help="news: 8-30-word sentences; long: 3-5 sentences; short: 1-6-word answers")
+                        help="news: one sentence; long: 3-5 sentences; short: 1-6-word answers")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side; the median is kept")
     parser.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated (default {DEFAULT_METRICS})")
     parser.add_argument("--subset", default=DEFAULT_SUBSETS,
@@ -97,8 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(args.torch_threads)
     machine = common.machine_info()  # before the run: the code under test, torch threads
-    corpus = make_groups(args.groups, args.pairs_per_group, seed=args.seed, style=args.style)
-    hyps, refs = corpus.hypotheses, corpus.pair_references
+    hyps, refs, corpus_note = corpus_pairs(args.corpus, args.groups, args.pairs_per_group, args.seed, args.style)
     command = "benchmarks/speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
 
     results = []
@@ -111,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.append(result)
 
     notes = [
-        f"corpus: make_groups({args.groups}, {args.pairs_per_group}, seed={args.seed}, style={args.style!r}), "
+        f"corpus: {corpus_note}; "
         f"{len(set(zip(hyps, refs, strict=True))):,} distinct (hyp, ref) pairs of {len(hyps):,}; "
         "subsets are its first groups",
         f"median of {args.repeats} runs; sacrebleu tokenizer lru_caches cleared before every timed run",
