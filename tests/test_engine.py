@@ -90,6 +90,14 @@ def test_compiled_lcs_equals_rouge_scores_table(pairs: list[tuple[list[int], lis
     assert got == [_lcs_table(x, y)[-1][-1] for x, y in pairs]
 
 
+def test_tokenize_13a_finds_the_few_texts_with_entities_in_a_large_batch() -> None:
+    texts = make_groups(256, 8, seed=22).hypotheses
+    for at, odd in ((5, "AT&T &amp; co &lt;b&gt;"), (700, "a <skipped> b &quot;c&quot;"), (len(texts) - 1, "x &")):
+        texts[at] = odd + " " + texts[at]
+    tokenizer = Tokenizer13a()
+    assert as_strings(tokenize_13a(texts, tokenizer), len(texts)) == dict_ids([tokenizer(t).split() for t in texts])
+
+
 def test_tokenize_13a_on_a_corpus_with_edge_cases() -> None:
     texts = make_groups(256, 8, seed=21, adversarial=0.2).hypotheses + adversarial_strings()
     texts += ["a.,5", "..5", "5..", "x.,.,y", "1-2-3", "a-\n", "\ud800 lone surrogate", "tab\tin\x1cside"]

@@ -58,7 +58,7 @@ def encodable(text: str) -> bool:
 
 def check_encodable(texts: Sequence[str], field: str) -> None:
     """Raise naming the first string of ``texts`` that is not valid Unicode (one C-speed check if none)."""
-    if not encodable("".join(texts)):
+    if not encodable("".join(dict.fromkeys(texts))):  # each distinct string once (a group shares its reference)
         for i, text in enumerate(texts):
             problem = unencodable(text)
             if problem:

@@ -47,15 +47,6 @@ def apply_13a_rules(src: np.ndarray, padded: np.ndarray) -> np.ndarray:  # pragm
     j = 0
     for i in range(n + 1):  # position n flushes the pipeline (-1: end of text)
         c = np.int64(src[i]) if i < n else np.int64(-1)
-        if (c >= 128 or (c >= 0 and not padded[c] and c != _DOT and c != _COMMA and c != _DASH)) and p4 != -1 \
-                and p3 != -1 and p2 != -1 and p3 != _DOT and p3 != _COMMA and p3 != _DASH:
-            # the common case: no rule can match at c, so the pipeline is a three-character delay line
-            out[j] = p4
-            j += 1
-            p4 = p3
-            p3 = p2
-            p2 = c
-            continue
         if c < 0:
             b1[0] = -1
             n1 = 1
@@ -69,6 +60,15 @@ def apply_13a_rules(src: np.ndarray, padded: np.ndarray) -> np.ndarray:  # pragm
             n1 = 1
         for x1 in range(n1):
             c2 = b1[x1]
+            if c2 >= 0 and c2 != _DOT and c2 != _COMMA and p2 != -1 and p3 != -1 and p4 != -1 and p3 != _DOT \
+                    and p3 != _COMMA and p3 != _DASH:
+                # the common case: rules 2-4 cannot match, so they are a three-character delay line
+                out[j] = p4
+                j += 1
+                p4 = p3
+                p3 = p2
+                p2 = c2
+                continue
             n2 = 0  # rule 2 on c2
             if p2 != -1:
                 if c2 >= 0 and not (_ZERO <= p2 <= _NINE) and (c2 in (_DOT, _COMMA)):

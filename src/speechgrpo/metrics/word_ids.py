@@ -142,6 +142,18 @@ def tokenize_13a(texts: Sequence[str], fallback: Callable[[str], str]) -> WordId
     from speechgrpo.metrics.text_kernels import apply_13a_rules
 
     joined = " \n ".join(texts)
-    if "&" in joined or "<" in joined or joined.count("\n") != len(texts) - 1:  # step 1 changes some text
+    marks = joined.count("&") + joined.count("<")
+    if joined.count("\n") != len(texts) - 1 or marks > len(texts) // 16:  # step 1 changes many texts
         joined = " \n ".join(_13a_step1(t) if "&" in t or "\n" in t or "<" in t else t for t in texts)
+    elif marks:  # step 1 changes the few texts holding an entity or <skipped>: find them in the joined text
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        starts = np.cumsum(lengths + 3) - (lengths + 3)  # where each text begins in the joined text
+        fixed = list(texts)
+        for mark in "&<":
+            at = joined.find(mark)
+            while at != -1:
+                t = int(np.searchsorted(starts, at, side="right")) - 1
+                fixed[t] = _13a_step1(texts[t])
+                at = joined.find(mark, int(starts[t] + lengths[t]))
+        joined = " \n ".join(fixed)
     return _compiled_split(texts, apply_13a_rules(_code_points(f" {joined} "), _PADDED))
