@@ -24,7 +24,7 @@ from rouge_score import tokenize as rouge_tokenize
 
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs, package_version
 from speechgrpo.metrics.jit import compiled_available
-from speechgrpo.metrics.word_ids import rouge_word_ids
+from speechgrpo.metrics.word_ids import WordIds, rouge_word_ids
 from speechgrpo.validation import References
 
 Tokens = list[str]
@@ -84,6 +84,23 @@ def _ngram_prf(target_ngrams: list[Counter[tuple[str, ...]]],
     prediction_total = np.array([max(sum(c.values()), 1) for c in prediction_ngrams], dtype=np.float64)
     target_total = np.array([max(sum(c.values()), 1) for c in target_ngrams], dtype=np.float64)
     return _prf_from_counts(overlap, prediction_total, target_total)
+
+
+def _compiled_ngram_prf(words: WordIds, n: int, hyp_ids: np.ndarray, ref_ids: np.ndarray) -> np.ndarray:
+    """:func:`_ngram_prf` from word ids: each (hypothesis, reference) combination's clipped n-gram overlap
+    is BLEU's clipped count against that one reference (each text its own reference set)."""
+    from speechgrpo.metrics.ngram_kernels import clipped_statistics, ngram_keys
+
+    keys = ngram_keys(words.ids, words.starts, words.ends, words.vocab_size, n)
+    texts = np.arange(words.starts.size + 1, dtype=np.int64)
+    by_ref = np.argsort(ref_ids, kind="stable")
+    stats = np.empty((hyp_ids.size, 2 + 2 * n), dtype=np.int64)
+    stats[by_ref] = clipped_statistics(keys, words.starts, words.ends, hyp_ids[by_ref], ref_ids[by_ref], texts,
+                                       texts[:-1], n)
+    prediction_total = stats[:, 1 + 2 * n]
+    target_total = np.maximum(stats[:, 1] - n + 1, 0)
+    return _prf_from_counts(stats[:, 1 + n].astype(np.float64), np.maximum(prediction_total, 1).astype(np.float64),
+                            np.maximum(target_total, 1).astype(np.float64))
 
 
 def _lcs_prf(lcs: np.ndarray, prediction_len: np.ndarray, target_len: np.ndarray) -> np.ndarray:
@@ -160,14 +177,17 @@ class ROUGE(Metric):
         first = np.repeat(index.refset_ptr[index.pair_refset] - (np.cumsum(per_pair) - per_pair), per_pair)
         ref_ids = index.refset_texts[first + np.arange(rows.size)]
         hyp_ids = index.pair_hyp[rows]
-        if rouge_type == "rougeL" and compiled_available() and self.tokenizer == "default" and not self.use_stemmer:
-            # rouge-score's tokens as word ids and the LCS in numba
-            from speechgrpo.metrics.lcs_kernels import lcs_lengths
-
+        compiled = compiled_available() and self.tokenizer == "default" and not self.use_stemmer
+        if compiled and rouge_type != "rougeLsum":  # rouge-score's tokens as word ids, counted in numba
             words = rouge_word_ids(index.texts)
             lengths = words.ends - words.starts
-            prf = _lcs_prf(lcs_lengths(words.ids, words.starts, words.ends, ref_ids, hyp_ids), lengths[hyp_ids],
-                           lengths[ref_ids])
+            if rouge_type == "rougeL":
+                from speechgrpo.metrics.lcs_kernels import lcs_lengths
+
+                prf = _lcs_prf(lcs_lengths(words.ids, words.starts, words.ends, ref_ids, hyp_ids),
+                               lengths[hyp_ids], lengths[ref_ids])
+            else:
+                prf = _compiled_ngram_prf(words, int(rouge_type[5:]), hyp_ids, ref_ids)
         elif rouge_type == "rougeLsum":
             from rouge_score import rouge_scorer  # imports all of nltk (~2 s): only when needed
 
