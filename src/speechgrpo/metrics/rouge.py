@@ -1,9 +1,11 @@
 """ROUGE-N, ROUGE-L and ROUGE-Lsum with rouge-score's semantics.
 
 With the default tokenizer the numbers equal ``rouge_score.rouge_scorer.RougeScorer`` exactly: the
-same tokenizer (called from rouge-score, with the Porter stemmer memoised per word), the same n-gram
-clipping, an exact LCS length (rapidfuzz's bit-parallel LCS instead of a Python DP table), the same
-F-measure arithmetic and, with several references, the reference of highest F.
+same tokens, the same n-gram clipping, an exact LCS length, the same F-measure arithmetic and, with
+several references, the reference of highest F. Without a stemmer and with numba, the whole batch's
+tokens become word ids in one compiled pass and ROUGE-N/L are counted in numba (BLEU's clipped-count
+kernel, an LCS kernel); otherwise rouge-score's tokenizer is called (the Porter stemmer memoised per
+word) with rapidfuzz's bit-parallel LCS.
 
 rouge-score deletes every non-ASCII character (``'Straße'`` becomes ``['stra', 'e']``, Chinese text
 becomes nothing). ``tokenizer="unicode"`` is the opt-in alternative for other languages: NFKC,
