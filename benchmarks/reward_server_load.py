@@ -5,7 +5,7 @@ up and should turn concurrent requests into few engine calls. For each reward sp
 server in a subprocess (``reward_server.serve`` on 127.0.0.1, a free port), sends ``--warmup`` requests,
 then ``--requests`` requests of ``--samples-per-request`` samples (1, as OpenRLHF v0.9.1+ sends them)
 with at most ``--concurrency`` in flight, the way OpenRLHF's client does: a new ``aiohttp.ClientSession``,
-so a new connection, per request (``--keep-alive`` reuses one session). Samples are ``make_groups`` news
+so a new connection, per request (``--keep-alive`` reuses one session). Samples are ``make_generated_corpus`` news
 sentences as chat-templated queries (prompt + hypothesis + ``<|im_end|>``) with the reference as label.
 
 Reported per spec: requests/s and samples/s over the timed wall clock, p50/p99 request latency, errors
@@ -35,9 +35,9 @@ import aiohttp
 import numpy as np
 from common import format_table, machine_info, report
 
+from speechgrpo.bench.generated_corpus import make_generated_corpus
 from speechgrpo.grpo_adapters.openrlhf import extract_response
 from speechgrpo.rewards import parse_reward
-from speechgrpo.text_corpus import make_groups
 
 DEFAULT_REWARDS = "bleu; 0.5*bleu + 0.5*chrf"
 
@@ -56,7 +56,7 @@ class Row:
 
 def make_requests(n: int, per_request: int, seed: int) -> list[dict[str, list[Any]]]:
     """``n`` request bodies of ``per_request`` samples (groups of 8 samples share a prompt)."""
-    groups = make_groups(max(1, -(-n * per_request // 8)), 8, seed=seed)
+    groups = make_generated_corpus(max(1, -(-n * per_request // 8)), 8, seed=seed)
     queries, prompts, labels = [], [], []
     for i, hypothesis in enumerate(groups.hypotheses[:n * per_request]):
         reference = groups.references[i // 8]

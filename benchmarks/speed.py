@@ -1,7 +1,7 @@
 """Speed of speechgrpo's metrics against their reference implementations, in the same run.
 
 For every metric, on the same GRPO-shaped pairs (``--corpus``: by default the real-text manual-page
-corpus where the machine has it, as ``speechgrpo bench speed``; ``generated`` for ``make_groups``):
+corpus where the machine has it, as ``speechgrpo bench speed``; ``generated`` for ``make_generated_corpus``):
 
 - ours: one batched ``metric.score(hyps, refs)`` call on all pairs;
 - reference: one call per pair on one reused reference object, as a per-sample reward would do.
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import common
 
-from speechgrpo.bench.references import compare_scores
-from speechgrpo.bench.speed import CORPORA, SideBySide, corpus_pairs, side_by_side
-from speechgrpo.text_corpus import STYLES
+from speechgrpo.bench.corpus import CORPORA, STYLES, corpus_pairs
+from speechgrpo.bench.reference_implementations import compare_scores
+from speechgrpo.bench.speed import SideBySide, side_by_side
 
 DEFAULT_METRICS = ",".join(common.SPECS)
 #: Groups used for the slow metrics by default (the reference BERTScore costs ~45 ms per pair on 2 cores).
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     names = common.parse_names(args.metrics)
-    subsets = common.parse_sizes(args.subset)
+    subsets = common.parse_sizes(args.subset, "--subset")
     if args.torch_threads and "bertscore" in names:
         import torch
 

@@ -89,7 +89,7 @@ def test_speed_on_generated_pairs_writes_every_format(tmp_path: Path, capsys: py
     rows = speed_rows(out)
     assert list(rows) == ["bleu", "wer", "chrfpp"]
     assert all(row[1] == "32" and row[7] == "0" for row in rows.values())  # 32 pairs, 0 mismatches
-    assert "generated: text_corpus.make_groups(4, 8, seed=1234, style='news')" in flat(out)
+    assert "generated: make_generated_corpus(4, 8, seed=1234, style='news')" in flat(out)
     assert "median of 2 runs" in flat(out)
     assert {p.name for p in out_dir.iterdir()} == {"speed.csv", "speed.md", "speed.json", "speed.png"}
     csv = pd.read_csv(out_dir / "speed.csv", index_col="reward")
@@ -177,7 +177,7 @@ def test_wide_tables_are_split_into_blocks_that_repeat_the_index() -> None:
 
     columns = {f"column_{i:02d}": [0.5, 1.5] for i in range(14)}
     frame = pd.DataFrame(columns, index=pd.Index(["bleu", "wer"], name="reward"))
-    text = Table("t", "T", frame).to_text()
+    text = Table.from_frame("t", "T", frame).to_text()
     lines = text.splitlines()
     assert max(map(len, lines)) <= 120
     blocks = text.split("\n\n")

@@ -17,7 +17,7 @@ from speechgrpo.bench.signal import (
     within_group_kendall,
     within_group_pearson,
 )
-from speechgrpo.group_data import Group
+from speechgrpo.data.groups_file import Group
 from speechgrpo.rewards import get_reward
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from toy_demo import needs_espeak
 
-from speechgrpo.data import corpus_texts, synthesize_examples, synthetic_examples
+from speechgrpo.data import Example, corpus_texts, synthesize_examples, synthetic_examples
 from speechgrpo.data.synthetic.tts import espeak_version
 from speechgrpo.models import TinySpeechLM
-from speechgrpo.train.base_model import BaseConfig, asr_wer, bundled_base, held_out_examples, read_build_record
+from speechgrpo.train.base_model import BaseConfig, asr_wer, bundled_base, read_build_record
 from speechgrpo.train.pipeline import PipelineConfig, check_held_out
 
 
@@ -35,6 +35,13 @@ def test_its_vocabulary_covers_the_demo_data() -> None:
     texts = corpus_texts(e for rows in splits.values() for e in rows)
     unknown = {text for text in texts if tokenizer.unk_id in tokenizer.encode(text)}
     assert not unknown, sorted(unknown)[:5]
+
+
+def held_out_examples(config: BaseConfig, split: str) -> list[Example]:
+    """The held-out split's examples (text only), as the base was built with them."""
+    sizes = {"dev": config.held_out["dev"], "test": config.held_out["test"]}
+    return synthetic_examples(config.seed, sizes, tasks=config.tasks, difficulty=config.difficulty,
+                              voices=config.voices)[split]
 
 
 @needs_espeak

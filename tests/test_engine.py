@@ -10,14 +10,15 @@ import jiwer
 import numpy as np
 import pytest
 import sacrebleu
+from adversarial import adversarial_corpus, adversarial_strings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
+from speechgrpo.bench.generated_corpus import make_generated_corpus
 from speechgrpo.metrics import BLEU, CHRF, TER, WER
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import chrf_word_ids, rouge_word_ids, tokenize_13a, word_ids
-from speechgrpo.text_corpus import adversarial_strings, make_groups
 
 pytestmark = pytest.mark.skipif(not compiled_available(), reason="numba not installed (speechgrpo[fast])")
 
@@ -91,7 +92,7 @@ def test_compiled_lcs_equals_rouge_scores_table(pairs: list[tuple[list[int], lis
 
 
 def test_tokenize_13a_finds_the_few_texts_with_entities_in_a_large_batch() -> None:
-    texts = [t.replace("&", "+").replace("<", "(") for t in make_groups(256, 8, seed=22).hypotheses]
+    texts = [t.replace("&", "+").replace("<", "(") for t in make_generated_corpus(256, 8, seed=22).hypotheses]
     for at, odd in ((5, "AT&T &amp; co &lt;b&gt;"), (700, "a <skipped> b &quot;c&quot;"), (len(texts) - 1, "x &")):
         texts[at] = odd + " " + texts[at]
     tokenizer = Tokenizer13a()
@@ -99,7 +100,7 @@ def test_tokenize_13a_finds_the_few_texts_with_entities_in_a_large_batch() -> No
 
 
 def test_tokenize_13a_on_a_corpus_with_edge_cases() -> None:
-    texts = make_groups(256, 8, seed=21, adversarial=0.2).hypotheses + adversarial_strings()
+    texts = adversarial_corpus(256, 8, seed=21, fraction=0.2).hypotheses + adversarial_strings()
     texts += ["a.,5", "..5", "5..", "x.,.,y", "1-2-3", "a-\n", "\ud800 lone surrogate", "tab\tin\x1cside"]
     texts = [t.rstrip() for t in texts]
     tokenizer = Tokenizer13a()
@@ -113,7 +114,7 @@ def test_tokenize_13a_on_a_corpus_with_edge_cases() -> None:
 ])
 def test_compiled_bleu_equals_sacrebleu_and_the_python_path(options: dict[str, object],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    groups = make_groups(128, 8, seed=5, adversarial=0.1)
+    groups = adversarial_corpus(128, 8, seed=5, fraction=0.1)
     hyps = groups.hypotheses
     rng = random.Random(0)
     refs = [(r,) if rng.random() < 0.5 else (r, rng.choice(groups.references), rng.choice(hyps))
@@ -165,7 +166,7 @@ def test_megabyte_strings_through_the_compiled_path() -> None:
 ])
 def test_compiled_chrf_equals_sacrebleu_and_the_python_path(options: dict[str, object],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    groups = make_groups(96, 8, seed=6, adversarial=0.15)
+    groups = adversarial_corpus(96, 8, seed=6, fraction=0.15)
     hyps = [*groups.hypotheses, "ab", "a", "", " ", "北京欢迎你", "x" * 3000]
     rng = random.Random(2)
     refs = [(r,) if rng.random() < 0.5 else (r, rng.choice(groups.references), rng.choice(hyps))
@@ -182,7 +183,7 @@ def test_compiled_chrf_equals_sacrebleu_and_the_python_path(options: dict[str, o
 
 
 def test_batches_larger_than_a_chunk_give_the_same_scores(monkeypatch: pytest.MonkeyPatch) -> None:
-    groups = make_groups(64, 8, seed=8)
+    groups = make_generated_corpus(64, 8, seed=8)
     whole = {m.name: m.score(groups.hypotheses, groups.pair_references) for m in (BLEU(), CHRF())}
     monkeypatch.setattr(BLEU, "chunk_size", 37)
     monkeypatch.setattr(CHRF, "chunk_size", 37)
@@ -221,7 +222,7 @@ def test_compiled_ter_equals_sacrebleus_shift_search(options: dict[str, bool], m
     reference = sacrebleu.metrics.TER(**options)
     np.testing.assert_array_equal(compiled, [reference.sentence_score(h, r).score for h, r in cases])
     # the same pairs inside a large batch (other word ids, other neighbours) give the same scores
-    groups = make_groups(64, 8, seed=9)
+    groups = make_generated_corpus(64, 8, seed=9)
     mixed = TER(**options).score([*groups.hypotheses, *hyps], [*groups.pair_references, *refs])
     np.testing.assert_array_equal(mixed[len(groups.hypotheses):], compiled)
     monkeypatch.setenv("SPEECHGRPO_NO_NUMBA", "1")
@@ -229,7 +230,7 @@ def test_compiled_ter_equals_sacrebleus_shift_search(options: dict[str, bool], m
 
 
 def test_compiled_wer_equals_jiwer_and_the_python_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    groups = make_groups(96, 8, seed=10)  # plain spaces only: the compiled word-id path
+    groups = make_generated_corpus(96, 8, seed=10)  # plain spaces only: the compiled word-id path
     rng = random.Random(3)
     hyps = [*groups.hypotheses, "", "a", "a a a a", "b", "  a   b  "]
     refs = [(r,) if rng.random() < 0.5 else (r, rng.choice(groups.references), rng.choice(hyps))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from speechgrpo.bench import manpage_corpus
-from speechgrpo.bench.manpage_corpus import CorpusUnavailable, make_real_groups, manpage_sentences, prose_sentences
-from speechgrpo.bench.speed import corpus_pairs
+from speechgrpo.bench.corpus import corpus_pairs
+from speechgrpo.bench.manpage_corpus import CorpusUnavailable, make_manpage_corpus, manpage_sentences, prose_sentences
 
 PAGE = r""".TH BEISPIEL 1 "2024" "Test" "Benutzerbefehle"
 .SH BESCHREIBUNG
@@ -57,9 +57,9 @@ def test_sentences_are_read_with_groff_and_cached(tmp_path: Path, monkeypatch: p
 
 def test_groups_are_deterministic_distinct_and_described() -> None:
     pool = [" ".join(f"wort{(i * 7 + k) % 500}" for k in range(20)) + "." for i in range(300)]
-    a = make_real_groups(50, 16, seed=3, sentences=pool)
-    assert a == make_real_groups(50, 16, seed=3, sentences=pool)
-    assert a.hypotheses != make_real_groups(50, 16, seed=4, sentences=pool).hypotheses
+    a = make_manpage_corpus(50, 16, seed=3, sentences=pool)
+    assert a == make_manpage_corpus(50, 16, seed=3, sentences=pool)
+    assert a.hypotheses != make_manpage_corpus(50, 16, seed=4, sentences=pool).hypotheses
     stats = a.statistics()
     assert stats["pairs"] == 800 and stats["references"] == 50 and stats["group_size"] == 16
     assert stats["distinct_hypotheses"] > 0.9 and 15 <= stats["words_per_hypothesis"] <= 25
@@ -82,7 +82,7 @@ def test_a_missing_corpus_fails_when_asked_for_and_auto_falls_back(monkeypatch: 
 
 def test_styles_give_their_lengths_from_the_same_sentences() -> None:
     pool = [" ".join(f"wort{(i * 7 + k) % 500}" for k in range(20)) + "." for i in range(300)]
-    short = make_real_groups(200, 8, seed=1, sentences=pool, style="short")
+    short = make_manpage_corpus(200, 8, seed=1, sentences=pool, style="short")
     lengths = [len(r.split()) for r in short.references]
     assert min(lengths) == 1 and max(lengths) == 6
     words = {w.rstrip(".") for s in pool for w in s.split()}
@@ -90,8 +90,8 @@ def test_styles_give_their_lengths_from_the_same_sentences() -> None:
     wrong = sum(not set(h.rstrip(".").lower().split()) & set(short.references[i // 8].rstrip(".").lower().split())
                 for i, h in enumerate(short.hypotheses))
     assert 0.05 < wrong / len(short.hypotheses) < 0.3  # the wrong answers
-    long = make_real_groups(20, 2, seed=1, sentences=pool, style="long")
+    long = make_manpage_corpus(20, 2, seed=1, sentences=pool, style="long")
     assert all(60 <= len(r.split()) <= 100 for r in long.references)
     assert "1-6-word answers" in short.describe() and "3-5 sentences" in long.describe()
     with pytest.raises(ValueError, match="unknown style"):
-        make_real_groups(2, 2, sentences=pool, style="tweets")
+        make_manpage_corpus(2, 2, sentences=pool, style="tweets")

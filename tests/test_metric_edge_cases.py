@@ -17,12 +17,12 @@ import jiwer
 import numpy as np
 import pytest
 import sacrebleu
+from adversarial import adversarial_corpus, adversarial_strings
 from sacrebleu.metrics import BLEU as SacreBLEU
 from sacrebleu.metrics import CHRF as SacreCHRF
 from sacrebleu.metrics import TER as SacreTER
 
 import speechgrpo
-from speechgrpo import wordnet_data
 from speechgrpo.metrics import (
     BLEU,
     CER,
@@ -50,8 +50,8 @@ from speechgrpo.metrics import (
     sentence_ter,
     token_f1,
     wer,
+    wordnet,
 )
-from speechgrpo.text_corpus import adversarial_strings, make_groups
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -368,7 +368,7 @@ def test_bertscore_signature() -> None:
 # --------------------------------------------------------------------------------------------------
 
 def small_batch() -> tuple[list[str], list[Any]]:
-    groups = make_groups(6, 8, seed=99, adversarial=0.2)
+    groups = adversarial_corpus(6, 8, seed=99, fraction=0.2)
     refs: list[Any] = list(groups.pair_references)
     for i in range(0, len(refs), 5):  # some samples with several references
         refs[i] = [refs[i], groups.references[(i // 8 + 1) % 6], ""]
@@ -485,21 +485,21 @@ def test_meteor_without_wordnet_raises_with_setup_instructions(monkeypatch: pyte
         for name in ("adj.exc", "data.noun", "index.noun"):
             (source / name).write_text("")
     data_dir = tmp_path / "speechgrpo-nltk-data"
-    monkeypatch.setattr(wordnet_data, "DEBIAN_WORDNET", source)
+    monkeypatch.setattr(wordnet, "DEBIAN_WORDNET", source)
     monkeypatch.setenv("SPEECHGRPO_NLTK_DATA", str(data_dir))
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "nltk-data-nowhere")])
     with pytest.raises(LookupError, match="speechgrpo setup-wordnet") as info:
         METEOR()
     assert "wordnet-base wordnet-sense-index" in str(info.value)
     with pytest.raises(LookupError, match="speechgrpo setup-wordnet"):
-        wordnet_data.ensure_wordnet()
+        wordnet.ensure_wordnet()
     assert not (data_dir / "corpora").exists()  # nothing half-built
 
 
 def _debian_wordnet() -> Path:
-    if not wordnet_data.DEBIAN_WORDNET.is_dir():
-        pytest.skip(f"no Debian WordNet under {wordnet_data.DEBIAN_WORDNET}")
-    return wordnet_data.DEBIAN_WORDNET
+    if not wordnet.DEBIAN_WORDNET.is_dir():
+        pytest.skip(f"no Debian WordNet under {wordnet.DEBIAN_WORDNET}")
+    return wordnet.DEBIAN_WORDNET
 
 
 @pytest.mark.meteor
@@ -510,7 +510,7 @@ def test_install_wordnet_builds_a_usable_copy(monkeypatch: pytest.MonkeyPatch, t
     from nltk.translate.meteor_score import meteor_score
 
     source = _debian_wordnet()
-    target = wordnet_data.install_wordnet(tmp_path / "nltk_data", source=source)
+    target = wordnet.install_wordnet(tmp_path / "nltk_data", source=source)
     # NLTK reads corpora only under its data path (nltk.pathsec); ensure_wordnet appends its folder likewise
     monkeypatch.setattr(nltk.data, "path", [*nltk.data.path, str(target)])
     assert target == tmp_path / "nltk_data"
@@ -530,7 +530,7 @@ def test_install_wordnet_builds_a_usable_copy(monkeypatch: pytest.MonkeyPatch, t
     with_synonyms = meteor_score([ref], hyp, wordnet=reader)
     assert with_synonyms > meteor_score([["the", "cat", "barked"]], hyp, wordnet=reader)
     # installing again over an existing copy is fine
-    assert wordnet_data.install_wordnet(target, source=source) == target
+    assert wordnet.install_wordnet(target, source=source) == target
 
 
 @pytest.mark.meteor
@@ -541,7 +541,7 @@ def test_ensure_wordnet_builds_from_debian_when_nltk_finds_nothing(monkeypatch: 
     data_dir = tmp_path / "speechgrpo-nltk-data"
     monkeypatch.setenv("SPEECHGRPO_NLTK_DATA", str(data_dir))
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "nowhere")])
-    wordnet_data.ensure_wordnet()
+    wordnet.ensure_wordnet()
     assert (data_dir / "corpora" / "wordnet" / "lexnames").is_file()
     assert str(data_dir) in nltk.data.path
     assert Path(nltk.data.find("corpora/wordnet").path) == data_dir / "corpora" / "wordnet"
@@ -550,9 +550,9 @@ def test_ensure_wordnet_builds_from_debian_when_nltk_finds_nothing(monkeypatch: 
 def test_install_wordnet_reports_missing_files(tmp_path: Path) -> None:
     source = tmp_path / "partial"
     source.mkdir()
-    if wordnet_data.DEBIAN_WORDNET.is_dir():
-        shutil.copyfile(wordnet_data.DEBIAN_WORDNET / "adj.exc", source / "adj.exc")
+    if wordnet.DEBIAN_WORDNET.is_dir():
+        shutil.copyfile(wordnet.DEBIAN_WORDNET / "adj.exc", source / "adj.exc")
     with pytest.raises(FileNotFoundError, match=r"data\.noun") as info:
-        wordnet_data.install_wordnet(tmp_path / "out", source=source)
+        wordnet.install_wordnet(tmp_path / "out", source=source)
     assert "speechgrpo setup-wordnet" in str(info.value)
     assert not (tmp_path / "out").exists()

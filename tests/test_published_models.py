@@ -17,11 +17,11 @@ import torch
 
 pytest.importorskip("transformers")
 import published_models
+from tiny_lm import trainable_fraction
 
 from speechgrpo.data import Example, write_manifest, write_wav
 from speechgrpo.models import SamplingConfig, SpeechPrompt
 from speechgrpo.models.loading import load_speech_lm
-from speechgrpo.models.lora import trainable_fraction
 from speechgrpo.train import trainer as T
 from speechgrpo.train.config import TrainConfig
 

@@ -19,10 +19,15 @@ pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
 from speechgrpo.models import SamplingConfig, SpeechPrompt  # noqa: E402
-from speechgrpo.models.log_mel import log_mel, num_frames  # noqa: E402
+from speechgrpo.models.log_mel import HOP_LENGTH, N_FFT, log_mel  # noqa: E402
 from speechgrpo.models.tiny_speech_lm import TinySpeechLM  # noqa: E402
 from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig  # noqa: E402
 from speechgrpo.models.word_tokenizer import WordTokenizer, build_tokenizer  # noqa: E402
+
+
+def num_frames(num_samples: int) -> int:
+    """Frames ``log_mel`` should return: a centred STFT of clips padded to at least one window."""
+    return 1 + max(num_samples, N_FFT) // HOP_LENGTH
 
 SENTENCES = [
     "The dog runs.", "Der Hund läuft.", "Die Straße ist groß, oder?", "Äpfel und Öl sind süß!",

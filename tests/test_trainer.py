@@ -17,7 +17,7 @@ import torch
 from tiny_lm import PAIRS, build_tiny_lm
 
 from speechgrpo.data import Example, read_manifest, write_manifest
-from speechgrpo.group_data import read_groups
+from speechgrpo.data.groups_file import read_groups
 from speechgrpo.losses import policy_loss
 from speechgrpo.models import SamplingConfig, SpeechPrompt
 from speechgrpo.models.loading import load_speech_lm

@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tiny_lm import PAIRS, build_tiny_lm
+from tiny_lm import PAIRS, build_tiny_lm, trainable_fraction
 
 from speechgrpo.advantages import group_advantages
 from speechgrpo.data import Example, write_manifest
 from speechgrpo.losses import LOSS_PRESETS
 from speechgrpo.models import SamplingConfig, SpeechPrompt
 from speechgrpo.models.loading import load_speech_lm
-from speechgrpo.models.lora import LORA_DIRECTORY, trainable_fraction
+from speechgrpo.models.lora import LORA_DIRECTORY
 from speechgrpo.rewards import parse_reward
 from speechgrpo.train import TrainConfig
 from speechgrpo.train import trainer as T

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "in", "park", "one", "two", "three", "four", "five",
          "six", "red", "green", "blue", "yellow", "black", "white", "der", "die", "das", "ein", "eine", "hund",
@@ -34,3 +35,9 @@ def build_tiny_lm(directory: Path, seed: int = 0) -> Path:
     AutoModelForCausalLM.from_config(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def trainable_fraction(module: Any) -> float:
+    """Trainable parameters / all parameters (LoRA leaves a small fraction trainable)."""
+    total = sum(p.numel() for p in module.parameters())
+    return sum(p.numel() for p in module.parameters() if p.requires_grad) / max(total, 1)

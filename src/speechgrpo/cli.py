@@ -15,7 +15,7 @@ from speechgrpo.train.cli import add_cli as add_train_cli
 
 
 def _setup_wordnet(args: argparse.Namespace) -> int:
-    from speechgrpo.wordnet_data import DEBIAN_WORDNET, default_data_dir, install_wordnet
+    from speechgrpo.metrics.wordnet import DEBIAN_WORDNET, default_data_dir, install_wordnet
 
     target = install_wordnet(Path(args.target) if args.target else None, Path(args.source or DEBIAN_WORDNET))
     if args.target and target != default_data_dir():

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from speechgrpo.presets import check_choice, resolve_preset
+from speechgrpo._presets import check_choice, resolve_preset
 
 Center = Literal["group", "leave_one_out", "none"]
 Scale = Literal["group", "batch", "none"]

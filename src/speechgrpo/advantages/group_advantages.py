@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from speechgrpo._group_ids import dense_ids
 from speechgrpo.advantages.config import AdvantageConfig, advantage_config
 
 MAX_ABS_REWARD = 1e12
@@ -96,11 +97,8 @@ def _group_inverse(ops: _Ops, groups: Any, n: int) -> tuple[Any, int]:
     if ids.shape != (n,):
         raise ValueError(f"groups has shape {ids.shape} but there are {n} samples; pass a group size or one id "
                          "per sample")
-    try:
-        unique, inverse = np.unique(ids, return_inverse=True)
-    except TypeError as err:
-        raise TypeError(f"group ids must be mutually comparable (all ints or all strings): {err}") from None
-    return ops.array(inverse.astype(np.int64)), len(unique)
+    inverse = dense_ids(ids)
+    return ops.array(inverse), int(inverse.max()) + 1 if n else 0
 
 
 def _check_rewards(ops: _Ops, rewards: Any) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 
 from speechgrpo.bench.report import BenchReport, Table
 from speechgrpo.rewards.spec import spec_slug
-from speechgrpo.train.config import Stage
+from speechgrpo.train.config import PAPER_METRICS, Stage
 from speechgrpo.train.pipeline import (
     PipelineConfig,
     evaluate_run,
@@ -30,7 +30,6 @@ from speechgrpo.train.pipeline import (
 )
 
 DEFAULT_REWARDS = ("bleu", "meteor", "rouge1", "rouge2", "rougeL", "bertscore", "0.5*bleu + 0.5*bertscore")
-METRICS = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")
 SFT_ROW = "SFT (same compute)"
 #: GRPO steps per run of ``bench train`` (half the demo's 200: seven rewards x three seeds fit in 90
 #: minutes on 2 cores); the demo's GRPO row is the BLEU reward at the full budget
@@ -87,7 +86,7 @@ def run_ablation(config: PipelineConfig, rewards: Sequence[str], task: str, step
             answers[(task, spec, seed)] = evaluate_run(run.model, test, config,
                                                        runs / "answers" / f"{name}-seed{seed}.json")
             records.append({"reward": spec, "name": name, **run.record})
-    rows, _ = score_table(answers, {task: test}, METRICS)
+    rows, _ = score_table(answers, {task: test}, PAPER_METRICS)
     return ablation_report(rows, records, task, grpo, sft["steps"], config)
 
 
@@ -98,20 +97,21 @@ def ablation_report(rows: list[dict[str, Any]], records: list[dict[str, Any]], t
 
     frame = pd.DataFrame(rows).rename(columns={"method": "trained with"})
     order = list(dict.fromkeys(frame["trained with"]))
-    columns = [*METRICS, "avg", "words"]
+    columns = [*PAPER_METRICS, "avg", "words"]
     mean = frame.groupby("trained with", sort=False)[columns].mean().reindex(order)
     std = frame.groupby("trained with", sort=False)[columns].std(ddof=1).reindex(order)
     compute = pd.DataFrame(records).groupby("reward", sort=False)[["prompts_seen", "completions", "wall_s"]].mean()
     compute.index.name = "trained with"
     seeds = config.training_seeds
-    tables = [Table("ablation_sampled", f"{task}: test scores by training reward, sampled decoding (T 0.9, top-p "
-                    f"0.9, {config.eval_passes} passes), mean over seeds {seeds}", mean, default_format="{:.2f}"),
-              Table("ablation_std", f"{task}: std over seeds {seeds}", std, default_format="{:.2f}"),
-              Table("ablation_compute", f"{task}: compute per run (mean over seeds)", compute,
-                    default_format="{:.0f}")]
+    tables = [Table.from_frame("ablation_sampled", f"{task}: test scores by training reward, sampled decoding (T 0.9, "
+                               f"top-p 0.9, {config.eval_passes} passes), mean over seeds {seeds}", mean,
+                               default_format="{:.2f}"),
+              Table.from_frame("ablation_std", f"{task}: std over seeds {seeds}", std, default_format="{:.2f}"),
+              Table.from_frame("ablation_compute", f"{task}: compute per run (mean over seeds)", compute,
+                               default_format="{:.0f}")]
     trained = mean.drop(index="base")
     notes = [f"best average: {trained['avg'].idxmax()} ({trained['avg'].max():.2f})"]
-    notes += [f"best {metric}: {trained[metric].idxmax()} ({trained[metric].max():.2f})" for metric in METRICS]
+    notes += [f"best {metric}: {trained[metric].idxmax()} ({trained[metric].max():.2f})" for metric in PAPER_METRICS]
     notes += ["scores on 0-100; BLEU is corpus BLEU, the others per-example means; words: mean answer length",
               f"{SFT_ROW}: {sft_steps} SFT steps of {config.sft['prompts_per_step']} examples = as many sequences as "
               "each GRPO run samples"]
@@ -121,7 +121,7 @@ def ablation_report(rows: list[dict[str, Any]], records: list[dict[str, Any]], t
             "runs": str(Path(config.output_dir) / "ablation" / task)}
     return BenchReport("train", tables, notes, meta,
                        plots={"training_curves.png": lambda path: plot_curves(curves, path),
-                              "ablation_metrics.png": lambda path: plot_metrics(mean[list(METRICS)], task, path)})
+                              "ablation_metrics.png": lambda path: plot_metrics(mean[list(PAPER_METRICS)], task, path)})
 
 
 def plot_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> None:

@@ -55,9 +55,10 @@ def _runner(build: Callable[[argparse.Namespace], BenchReport]) -> Callable[[arg
 # --- speed ------------------------------------------------------------------------------------------------
 
 def _speed(args: argparse.Namespace) -> BenchReport:
+    from speechgrpo.bench.corpus import corpus_pairs, file_pairs
     from speechgrpo.bench.signal import split_specs
-    from speechgrpo.bench.speed import corpus_pairs, file_pairs, parse_max_pairs, run_speed
-    from speechgrpo.group_data import read_groups
+    from speechgrpo.bench.speed import parse_max_pairs, run_speed
+    from speechgrpo.data.groups_file import read_groups
 
     rewards = split_specs(args.rewards)
     max_pairs = parse_max_pairs(args.max_pairs)
@@ -76,9 +77,9 @@ def _speed(args: argparse.Namespace) -> BenchReport:
 
 
 def _add_speed(commands: Commands) -> None:
-    from speechgrpo.bench.references import REWARD_SPECS
-    from speechgrpo.bench.speed import CORPORA, DEFAULT_MAX_PAIRS, DEFAULT_REWARDS
-    from speechgrpo.text_corpus import STYLES
+    from speechgrpo.bench.corpus import CORPORA, STYLES
+    from speechgrpo.bench.reference_implementations import REWARD_SPECS
+    from speechgrpo.bench.speed import DEFAULT_MAX_PAIRS, DEFAULT_REWARDS
 
     caps = ",".join(f"{k}={v}" for k, v in DEFAULT_MAX_PAIRS.items())
     parser = commands.add_parser(
@@ -112,7 +113,7 @@ def _add_speed(commands: Commands) -> None:
 
 def _signal(args: argparse.Namespace) -> BenchReport:
     from speechgrpo.bench.signal import DEFAULT_REWARDS, run_signal, split_specs
-    from speechgrpo.group_data import example_groups, read_groups
+    from speechgrpo.data.groups_file import example_groups, read_groups
 
     groups = read_groups(args.data) if args.data else example_groups()
     specs = split_specs(args.rewards) if args.rewards else list(DEFAULT_REWARDS)

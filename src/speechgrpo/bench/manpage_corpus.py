@@ -25,10 +25,9 @@ import shutil
 import subprocess
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from speechgrpo.text_corpus import Groups
+from speechgrpo.bench.corpus import STYLES, Corpus
 
 MAN_DIRS = ("/usr/share/man/de",)
 INSTALL_HINT = "apt-get install manpages-de groff-base"
@@ -40,31 +39,6 @@ _INFLECTED = re.compile(r"^(?P<stem>\w{3,}?)(?P<end>e|en|er|es|em|n|s|t|te)?(?P<
 
 class CorpusUnavailable(RuntimeError):
     """The machine lacks the German manual pages or groff."""
-
-
-@dataclass(frozen=True)
-class RealGroups(Groups):
-    """Groups of real text, with where they come from."""
-
-    source: str
-
-    def statistics(self) -> dict[str, float]:
-        """What a speed figure depends on: sizes, lengths, vocabulary, distinctness within groups."""
-        words = [len(h.split()) for h in self.hypotheses]
-        types = {w for text in (*self.references, *self.hypotheses) for w in text.split()}
-        g = self.group_size
-        distinct = sum(len(set(self.hypotheses[i:i + g])) for i in range(0, len(self.hypotheses), g))
-        return {"references": len(self.references), "pairs": len(self.hypotheses), "group_size": g,
-                "words_per_hypothesis": sum(words) / max(1, len(words)),
-                "words_per_reference": sum(len(r.split()) for r in self.references) / max(1, len(self.references)),
-                "word_types": len(types), "distinct_hypotheses": distinct / max(1, len(self.hypotheses))}
-
-    def describe(self) -> str:
-        s = self.statistics()
-        return (f"{self.source}: {s['references']:,} references x {s['group_size']} hypotheses = {s['pairs']:,} "
-                f"pairs, {s['words_per_reference']:.1f} words per reference, {s['words_per_hypothesis']:.1f} per "
-                f"hypothesis, {s['word_types']:,} word types, {s['distinct_hypotheses']:.0%} of hypotheses "
-                "distinct within their group")
 
 
 def manual_pages(dirs: Sequence[str] = MAN_DIRS) -> list[Path]:
@@ -180,9 +154,6 @@ class _ErrorModel:
         return " ".join(out) if out else words[0]
 
 
-STYLES = ("news", "long", "short")  # the names of text_corpus' generated styles, for the same lengths
-
-
 def _short_answer(sentence: str, rng: random.Random) -> str:
     """A 1-6-word span of a sentence, as a spoken-QA answer is a phrase of the passage."""
     words = [w.strip(",;:") or w for w in sentence.rstrip(".!?").split()]
@@ -192,8 +163,8 @@ def _short_answer(sentence: str, rng: random.Random) -> str:
     return answer[0].upper() + answer[1:] + rng.choice(["", "", "."])
 
 
-def make_real_groups(n_references: int = 3_000, group_size: int = 16, seed: int = 1234,
-                     sentences: Sequence[str] | None = None, style: str = "news") -> RealGroups:
+def make_manpage_corpus(n_references: int = 3_000, group_size: int = 16, seed: int = 1234,
+                        sentences: Sequence[str] | None = None, style: str = "news") -> Corpus:
     """``n_references`` references drawn from the manual-page sentences (seeded), with ``group_size`` MT-like
     hypotheses each.
 
@@ -226,4 +197,4 @@ def make_real_groups(n_references: int = 3_000, group_size: int = 16, seed: int 
             hypotheses.append(model.hypothesis(reference, rng, rate))
     kind = {"news": "sentences", "long": "passages of 3-5 sentences", "short": "1-6-word answers"}[style]
     source = f"German manual pages (real text, {len(pool):,} sentences) as {kind}, MT-like errors, seed {seed}"
-    return RealGroups(chosen, hypotheses, group_size, source)
+    return Corpus(chosen, hypotheses, group_size, source)

@@ -1,22 +1,26 @@
 """Output shared by the ``speechgrpo bench`` commands: printed tables, CSV, Markdown, JSON, PNG plots.
 
-A command builds a :class:`BenchReport` (pandas DataFrames plus notes and plot functions) and
+A command builds a :class:`BenchReport` (tables of rows plus notes and plot functions) and
 hands it to :func:`emit`, which prints the tables (or JSON with ``--json``) and, with ``--out DIR``,
 writes ``<table>.csv`` for every table, ``<command>.md``, ``<command>.json`` and the PNG plots there.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import sys
 import textwrap
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pandas as pd
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 T = TypeVar("T")
 
@@ -26,62 +30,99 @@ TEXT_WIDTH = 120
 
 @dataclass
 class Table:
-    """One result table; ``formats`` maps a column to a ``str.format`` spec for display (CSV keeps full precision)."""
+    """One result table: ``rows`` are dicts keyed by column, each holding the ``index`` column (the row's
+    name) first. ``formats`` maps a column to a ``str.format`` spec for display (CSV keeps full precision)."""
 
     name: str
     title: str
-    frame: pd.DataFrame
+    index: str
+    rows: list[dict[str, Any]]
     formats: dict[str, str] = field(default_factory=dict)
     default_format: str = "{:.3f}"
 
+    @classmethod
+    def from_frame(cls, name: str, title: str, frame: pd.DataFrame, formats: dict[str, str] | None = None,
+                   default_format: str = "{:.3f}") -> Table:
+        """A table from a pandas DataFrame (its index is the row name)."""
+        index = str(frame.index.name or "")
+        rows = [{index: _python(label), **{str(k): _python(v) for k, v in zip(frame.columns, values, strict=True)}}
+                for label, values in zip(frame.index, frame.itertuples(index=False), strict=True)]
+        return cls(name, title, index, rows, dict(formats or {}), default_format)
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns after the index, in first-seen order."""
+        return [c for c in dict.fromkeys(k for row in self.rows for k in row) if c != self.index]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The table as a pandas DataFrame indexed by the row names (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=[self.index, *self.columns]).set_index(self.index)
+
     def cell(self, column: str, value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        value = _python(value)
+        if value is None:
             return "-"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return str(value)
         return self.formats.get(column, "{:d}" if isinstance(value, int) else self.default_format).format(value)
 
-    def rows(self) -> tuple[list[str], list[list[str]]]:
+    def display_rows(self) -> tuple[list[str], list[list[str]]]:
         """Header and display cells, the index first."""
-        frame = self.frame
-        header = [str(frame.index.name or ""), *map(str, frame.columns)]
-        columns = [[self.cell(str(column), _python(value)) for value in frame[column].tolist()]
-                   for column in frame.columns]  # column by column: an int column stays int
-        rows = [[str(index), *cells] for index, *cells in zip(frame.index, *columns, strict=True)]
+        columns = self.columns
+        header = [self.index, *columns]
+        rows = [[str(row.get(self.index, "")), *(self.cell(c, row.get(c)) for c in columns)] for row in self.rows]
         return header, rows
 
+    def to_csv(self, path: Path) -> None:
+        """Full-precision values; an empty field for a missing value or NaN."""
+        columns = [self.index, *self.columns]
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            for row in self.rows:
+                writer.writerow(["" if (v := _python(row.get(c))) is None else v for c in columns])
+
     def to_text(self, width: int = TEXT_WIDTH) -> str:
-        """Aligned columns; a table wider than ``width`` is split into blocks of columns, each
-        repeating the first (index) column."""
-        header, rows = self.rows()
-        widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-        blocks: list[list[int]] = [[]]
-        used = widths[0]
-        for i in range(1, len(header)):
-            if blocks[-1] and used + 2 + widths[i] > width:
-                blocks.append([])
-                used = widths[0]
-            blocks[-1].append(i)
-            used += 2 + widths[i]
-
-        def line(cells: list[str], columns: list[int]) -> str:
-            return "  ".join([cells[0].ljust(widths[0]), *(cells[i].rjust(widths[i]) for i in columns)])
-
-        return "\n\n".join("\n".join([line(header, columns), *(line(row, columns) for row in rows)])
-                           for columns in blocks)
+        return text_table(*self.display_rows(), width=width)
 
     def to_markdown(self) -> str:
-        header, rows = self.rows()
-
-        def line(cells: list[str]) -> str:
-            return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-
-        return "\n".join([line(header), "|---|" + "---:|" * (len(header) - 1), *(line(row) for row in rows)])
+        return markdown_table(*self.display_rows())
 
     def records(self) -> list[dict[str, Any]]:
         """JSON-ready rows (the index as a column; NaN as None)."""
-        frame = self.frame.reset_index()
-        return [{str(k): _python(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+        return [{k: _python(v) for k, v in row.items()} for row in self.rows]
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1, width: int = TEXT_WIDTH) -> str:
+    """Aligned columns, the first ``left`` left-aligned and the others right-aligned; a table wider than
+    ``width`` is split into blocks of columns, each repeating the first column."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    blocks: list[list[int]] = [[]]
+    used = widths[0]
+    for i in range(1, len(header)):
+        if blocks[-1] and used + 2 + widths[i] > width:
+            blocks.append([])
+            used = widths[0]
+        blocks[-1].append(i)
+        used += 2 + widths[i]
+
+    def line(cells: Sequence[str], columns: list[int]) -> str:
+        return "  ".join(cells[i].ljust(widths[i]) if i < left else cells[i].rjust(widths[i]) for i in [0, *columns])
+
+    return "\n\n".join("\n".join([line(header, columns), *(line(row, columns) for row in rows)])
+                        for columns in blocks)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """A Markdown table, the first ``left`` columns left-aligned and the others right-aligned."""
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    rule = "|" + "|".join(["---"] * left + ["---:"] * (len(header) - left)) + "|"
+    return "\n".join([line(header), rule, *(line(row) for row in rows)])
 
 
 def _python(value: Any) -> Any:
@@ -137,7 +178,7 @@ def write(report: BenchReport, out: str | Path) -> list[Path]:
     written = []
     for t in report.tables:
         path = folder / f"{t.name}.csv"
-        t.frame.to_csv(path)
+        t.to_csv(path)
         written.append(path)
     for path, text in ((folder / f"{report.command}.md", report.to_markdown()),
                        (folder / f"{report.command}.json", json.dumps(report.to_json(), indent=2) + "\n")):
@@ -205,27 +246,22 @@ def bar_chart(path: Path, labels: list[str], values: list[float], xlabel: str, t
     figure.savefig(path, dpi=120)
 
 
-def heat_map(path: Path, frame: pd.DataFrame, title: str, vmin: float = -1.0, vmax: float = 1.0) -> None:
-    """A square matrix with its values written in the cells (NaN cells left blank)."""
+def heat_map(path: Path, labels: Sequence[str], values: np.ndarray, title: str, vmin: float = -1.0,
+             vmax: float = 1.0) -> None:
+    """A square matrix (rows and columns named ``labels``) with its values written in the cells (NaN cells
+    left blank)."""
     from matplotlib.figure import Figure
 
-    size = len(frame.columns)
-    figure = Figure(figsize=(1.6 + 0.55 * size, 1.2 + 0.5 * len(frame)), layout="constrained")
+    size = len(labels)
+    figure = Figure(figsize=(1.6 + 0.55 * size, 1.2 + 0.5 * size), layout="constrained")
     axes = figure.add_subplot()
-    image = axes.imshow(frame.to_numpy(dtype=float), cmap="RdBu", vmin=vmin, vmax=vmax)
-    axes.set_xticks(range(size), [str(c) for c in frame.columns], rotation=60, ha="right")
-    axes.set_yticks(range(len(frame)), [str(i) for i in frame.index])
-    for (i, j), value in _cells(frame):
+    image = axes.imshow(values, cmap="RdBu", vmin=vmin, vmax=vmax)
+    axes.set_xticks(range(size), list(labels), rotation=60, ha="right")
+    axes.set_yticks(range(size), list(labels))
+    for (i, j), value in np.ndenumerate(values):
         if math.isfinite(value):
             axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
                       color="white" if abs(value) > 0.6 else "black")
     figure.colorbar(image, ax=axes, shrink=0.8)
     axes.set_title(title)
     figure.savefig(path, dpi=120)
-
-
-def _cells(frame: pd.DataFrame) -> Iterator[tuple[tuple[int, int], float]]:
-    values = frame.to_numpy(dtype=float)
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            yield (i, j), float(values[i, j])

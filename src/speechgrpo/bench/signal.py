@@ -17,16 +17,17 @@ Off-policy samples (MP-GRPO's injected references) are left out of the statistic
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from speechgrpo._extras import unavailable_reason
+from speechgrpo._group_ids import dense_ids
 from speechgrpo.bench.report import BenchReport, Table, heat_map, progress
-from speechgrpo.group_data import Group, flatten
+from speechgrpo.data.groups_file import Group, flatten
 
 DEFAULT_REWARDS = ("bleu", "chrf", "chrfpp", "ter", "rouge1", "rouge2", "rougeL", "meteor", "wer", "cer",
                    "exact_match", "token_f1", "bertscore")
@@ -60,9 +61,8 @@ def split_specs(text: str) -> list[str]:
 
 def group_indices(group_ids: np.ndarray) -> list[np.ndarray]:
     """Sample indices of every group, groups in order of first appearance."""
-    _, first, inverse = np.unique(group_ids, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    return [np.flatnonzero(inverse == g) for g in order]
+    ids = dense_ids(group_ids)
+    return [np.flatnonzero(ids == g) for g in range(int(ids.max()) + 1 if ids.size else 0)]
 
 
 def is_constant(values: np.ndarray) -> bool:
@@ -161,7 +161,7 @@ def run_signal(groups: Sequence[Group], specs: Sequence[str], target: str | None
     kept_groups = group_indices(batch.group_ids[keep])
     lengths = np.array([len(c.split()) for c in batch.completions], dtype=np.float64)[keep]
     scored: dict[str, np.ndarray] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in progress(list(rewards), len(rewards), "bench signal", show_progress):
         reward = rewards[spec]
         try:
@@ -189,14 +189,15 @@ def run_signal(groups: Sequence[Group], specs: Sequence[str], target: str | None
         raise ValueError("none of the rewards could run here")
     names = list(scored)
     tau, used = within_group_kendall(np.stack([scored[n] for n in names]), kept_groups)
-    agreement = pd.DataFrame(tau, index=pd.Index(names, name="reward"), columns=names)
-    agreement_groups = pd.DataFrame(used, index=pd.Index(names, name="reward"), columns=names)
-    frame = pd.DataFrame(rows).set_index("reward")
-    if target is not None:
-        frame.insert(frame.columns.get_loc("off_policy_mean"), "tau_target", agreement[target])
-        frame.insert(frame.columns.get_loc("off_policy_mean"), "tau_target_groups", agreement_groups[target])
-    if not batch.off_policy.any():
-        frame = frame.drop(columns="off_policy_mean")
+    position = {name: i for i, name in enumerate(names)}
+    for row in rows:  # display order: the target's agreement before off_policy_mean and ms
+        tail = {"off_policy_mean": row.pop("off_policy_mean"), "ms": row.pop("ms")}
+        if target is not None:
+            i, j = position[row["reward"]], position[target]
+            row.update(tau_target=float(tau[i, j]), tau_target_groups=int(used[i, j]))
+        if not batch.off_policy.any():
+            del tail["off_policy_mean"]
+        row.update(tail)
 
     n_off = int(batch.off_policy.sum())
     off_text = ("none are off-policy" if not n_off else
@@ -220,14 +221,18 @@ def run_signal(groups: Sequence[Group], specs: Sequence[str], target: str | None
         *notes,
     ]
     formats = {"length_groups": "{:d}", "tau_target_groups": "{:d}", "ms": "{:.1f}"}
+    def matrix(values: np.ndarray, cast: Callable[[Any], Any]) -> list[dict[str, Any]]:
+        return [{"reward": a, **{b: cast(values[i, j]) for j, b in enumerate(names)}} for i, a in enumerate(names)]
+
     tables = [
-        Table("signal", "Learning signal per reward", frame, formats),
-        Table("agreement", "Within-group rank agreement (mean Kendall tau-b)", agreement, default_format="{:.2f}"),
-        Table("agreement_groups", "Groups used for each agreement value", agreement_groups),
+        Table("signal", "Learning signal per reward", "reward", rows, formats),
+        Table("agreement", "Within-group rank agreement (mean Kendall tau-b)", "reward", matrix(tau, float),
+              default_format="{:.2f}"),
+        Table("agreement_groups", "Groups used for each agreement value", "reward", matrix(used, int)),
     ]
 
     def draw(path: Path) -> None:
-        heat_map(path, agreement, "within-group Kendall tau-b (mean over groups)")
+        heat_map(path, names, tau, "within-group Kendall tau-b (mean over groups)")
 
     meta = {"data": source or "groups", "groups": len(groups), "completions": len(batch.completions),
             "off_policy": n_off, "include_off_policy": include_off_policy, "target": target}

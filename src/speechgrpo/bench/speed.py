@@ -23,14 +23,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from speechgrpo._extras import unavailable_reason
-from speechgrpo.bench.references import ReferenceFn, clear_caches, compare_scores, reward_spec
+from speechgrpo.bench.reference_implementations import ReferenceFn, clear_caches, compare_scores, reward_spec
 from speechgrpo.bench.report import BenchReport, Table, bar_chart, progress
-from speechgrpo.group_data import Group, flatten
 from speechgrpo.rewards import MetricReward, Reward, get_reward
 
 DEFAULT_REWARDS = ("bleu", "chrf", "rougeL", "wer", "bertscore")
@@ -122,8 +121,9 @@ def side_by_side(ours: ScoreFn, reference: ReferenceFn, hyps: list[str], refs: l
     return result
 
 
-def parse_max_pairs(text: str) -> dict[str, int]:
-    """``"bertscore=256,meteor=512"`` -> ``{"bertscore": 256, "meteor": 512}``."""
+def parse_max_pairs(text: str, option: str = "--max-pairs") -> dict[str, int]:
+    """``"bertscore=256,meteor=512"`` -> ``{"bertscore": 256, "meteor": 512}``, keyed by reward name
+    (``chrf++`` gives ``chrfpp``); errors name ``option``."""
     sizes: dict[str, int] = {}
     for item in text.split(","):
         if not item.strip():
@@ -134,64 +134,9 @@ def parse_max_pairs(text: str) -> dict[str, int]:
         except ValueError:
             size = 0
         if not sep or size < 1:
-            raise ValueError(f"--max-pairs: expected NAME=PAIRS with PAIRS >= 1, got {item.strip()!r}")
+            raise ValueError(f"{option}: expected NAME=PAIRS with PAIRS >= 1, got {item.strip()!r}")
         sizes[reward_spec(name.strip()).reward_name] = size
     return sizes
-
-
-def generated_pairs(groups: int, group_size: int, seed: int, style: str) -> tuple[list[str], list[str], str]:
-    """Built-in data: ``text_corpus.make_groups`` (references perturbed into G hypotheses each)."""
-    from speechgrpo.text_corpus import make_groups
-
-    if groups < 1 or group_size < 1:
-        raise ValueError("--groups and --group-size must be at least 1")
-    corpus = make_groups(groups, group_size, seed=seed, style=style)
-    return (corpus.hypotheses, corpus.pair_references,
-            f"generated: text_corpus.make_groups({groups}, {group_size}, seed={seed}, style={style!r})")
-
-
-CORPORA = ("auto", "manpages", "generated")
-
-
-def manpage_pairs(groups: int, group_size: int, seed: int, style: str = "news") -> tuple[list[str], list[str], str]:
-    """Real text: German manual-page text in ``style`` with MT-like hypotheses (``bench.manpage_corpus``),
-    its statistics in the note."""
-    from speechgrpo.bench.manpage_corpus import make_real_groups
-
-    if groups < 1 or group_size < 1:
-        raise ValueError("--groups and --group-size must be at least 1")
-    corpus = make_real_groups(groups, group_size, seed=seed, style=style)
-    return corpus.hypotheses, corpus.pair_references, corpus.describe()
-
-
-def corpus_pairs(corpus: str, groups: int, group_size: int, seed: int, style: str
-                 ) -> tuple[list[str], list[str], str]:
-    """The pairs of ``--corpus`` in ``--style``: ``manpages`` (real text; fails where the pages are missing),
-    ``generated`` or ``auto`` (real text where this machine has it, else generated, said in the note)."""
-    from speechgrpo.bench.manpage_corpus import CorpusUnavailable
-
-    if corpus not in CORPORA:
-        raise ValueError(f"--corpus must be one of {', '.join(CORPORA)}, got {corpus!r}")
-    if corpus != "generated":
-        try:
-            return manpage_pairs(groups, group_size, seed, style)
-        except CorpusUnavailable as err:
-            if corpus == "manpages":
-                raise ValueError(f"--corpus manpages: {err}") from None
-            hyps, refs, note = generated_pairs(groups, group_size, seed, style)
-            return hyps, refs, (f"{note} (the real-text corpus is unavailable here: {err}; generated text "
-                                "overstates the speedups several times)")
-    return generated_pairs(groups, group_size, seed, style)
-
-
-def file_pairs(groups: Sequence[Group], source: str) -> tuple[list[str], list[str], str]:
-    """Every completion of the file with its group's first reference (the references take one)."""
-    batch = flatten(groups)
-    multi = sum(len(g.references) > 1 for g in groups)
-    note = f"{source}: {len(groups)} groups, every completion (off-policy ones included)"
-    if multi:
-        note += f"; {multi} groups have several references, the first one is used on both sides"
-    return batch.completions, [refs[0] for refs in batch.references], note
 
 
 def cpu_model() -> str:
@@ -232,7 +177,7 @@ def run_speed(hyps: list[str], refs: list[str], rewards: Sequence[str], repeats:
         raise ValueError("no pairs to time")
     specs = [reward_spec(name) for name in rewards]
     caps = DEFAULT_MAX_PAIRS if max_pairs is None else max_pairs
-    rows = []
+    rows: list[dict[str, Any]] = []
     notes = [data_note] if data_note else []
     bar = progress(range(len(specs) * repeats), len(specs) * repeats, "bench speed", show_progress)
     for spec in specs:
@@ -266,7 +211,7 @@ def run_speed(hyps: list[str], refs: list[str], rewards: Sequence[str], repeats:
         pass
     if not rows:
         raise ValueError("none of the rewards could run here: " + "; ".join(n for n in notes if "left out" in n))
-    frame = pd.DataFrame(rows).set_index("reward")
+    timed = {row["reward"] for row in rows}
     notes += [
         f"median of {repeats} runs; sacrebleu tokenizer caches cleared before every timed run",
         "ours = one batched reward call on all pairs; reference = one call per pair (references below)",
@@ -274,14 +219,14 @@ def run_speed(hyps: list[str], refs: list[str], rewards: Sequence[str], repeats:
         "(tolerance 0: identical floats); max_abs_diff = largest |difference|",
         "direction: *_s lower is faster, *_pairs_per_s and speedup higher is faster; mismatches, max_abs_diff and "
         "reference_errors: 0 is exact; values are compared on the reward scale (wer, cer, ter as 1 - min(rate, 1))",
-        *(f"{spec.reward_name}: {spec.reference_text}" for spec in specs if spec.reward_name in frame.index),
+        *(f"{spec.reward_name}: {spec.reference_text}" for spec in specs if spec.reward_name in timed),
     ]
-    table = Table("speed", "Reward speed against the reference implementation", frame, formats={
+    table = Table("speed", "Reward speed against the reference implementation", "reward", rows, formats={
         "ours_s": "{:.4f}", "reference_s": "{:.4f}", "ours_pairs_per_s": "{:,.0f}",
         "reference_pairs_per_s": "{:,.0f}", "speedup": "{:.2f}x", "max_abs_diff": "{:.3g}", "tolerance": "{:g}",
     })
-    labels = list(frame.index)
-    ratios = [float(x) for x in frame["speedup"]]
+    labels = [r["reward"] for r in rows]
+    ratios = [float(r["speedup"]) for r in rows]
 
     def draw(path: Path) -> None:
         bar_chart(path, labels, ratios, "speedup (reference time / ours), log scale",

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from speechgrpo.data._jsonl import RecordCheck, jsonl_records
 from speechgrpo.data.audio import SAMPLE_RATE, load_audio
-from speechgrpo.jsonl import jsonl_records
 
 if TYPE_CHECKING:
     from speechgrpo.models import SpeechPrompt
@@ -117,38 +117,29 @@ class AudioCache:
         return SpeechPrompt(self._audio[key], example.prompt)
 
 
-def _check(condition: bool, where: str, message: str) -> None:
-    if not condition:
-        raise ManifestError(f"{where}: {message}")
-
-
 def parse_example(record: Any, where: str, root: Path | None = None) -> Example:
     """Validate one decoded JSON row (``where`` prefixes error messages, e.g. ``file:line``)."""
-    _check(isinstance(record, dict), where, f"expected a JSON object, got {type(record).__name__}")
+    check = RecordCheck(ManifestError, where)
+    record = check.object(record)
     unknown = sorted(set(record) - set(FIELDS))
-    _check(not unknown, where, f"unknown field '{unknown[0] if unknown else ''}' (fields: {', '.join(FIELDS)}; "
-                               "put anything else under 'meta')")
+    check(not unknown, f"unknown field '{unknown[0] if unknown else ''}' (fields: {', '.join(FIELDS)}; "
+                       "put anything else under 'meta')")
     for key in ("id", "task"):
         value = record.get(key)
-        _check(isinstance(value, str) and value.strip() != "", where, f"'{key}' must be a non-empty string")
+        check(isinstance(value, str) and value.strip() != "", f"'{key}' must be a non-empty string")
     audio = record.get("audio")
-    _check(audio is None or (isinstance(audio, str) and audio.strip() != ""), where,
-           "'audio' must be a non-empty string, or null for a text-only prompt")
-    _check(isinstance(record.get("prompt"), str), where, "'prompt' must be a string")
-    refs = record.get("references")
-    if isinstance(refs, str):
-        refs = [refs]
-    _check(isinstance(refs, list) and len(refs) > 0, where, "'references' must be a non-empty list of strings")
-    for j, ref in enumerate(refs):
-        _check(isinstance(ref, str), where, f"references[{j}] must be a string, got {type(ref).__name__}")
+    check(audio is None or (isinstance(audio, str) and audio.strip() != ""),
+          "'audio' must be a non-empty string, or null for a text-only prompt")
+    check(isinstance(record.get("prompt"), str), "'prompt' must be a string")
+    references = check.references(record)
     split = record.get("split")
-    _check(split is None or isinstance(split, str), where, "'split' must be a string")
+    check(split is None or isinstance(split, str), "'split' must be a string")
     duration = record.get("duration")
-    _check(duration is None or (isinstance(duration, (int, float)) and not isinstance(duration, bool)
-                                and duration >= 0), where, "'duration' must be a non-negative number (seconds)")
+    check(duration is None or (isinstance(duration, (int, float)) and not isinstance(duration, bool)
+                               and duration >= 0), "'duration' must be a non-negative number (seconds)")
     meta = record.get("meta", {})
-    _check(isinstance(meta, dict), where, "'meta' must be an object")
-    return Example(id=record["id"], audio=audio, prompt=record["prompt"], references=tuple(refs),
+    check(isinstance(meta, dict), "'meta' must be an object")
+    return Example(id=record["id"], audio=audio, prompt=record["prompt"], references=references,
                    task=record["task"], split=split, duration=None if duration is None else float(duration),
                    meta=meta, root=root)
 
@@ -161,8 +152,8 @@ def read_manifest(path: str | Path) -> list[Example]:
     first_line: dict[str, int] = {}
     for number, where, record in jsonl_records(path, ManifestError):
         example = parse_example(record, where, root)
-        _check(example.id not in first_line, where,
-               f"'id' {example.id!r} already used on line {first_line.get(example.id)}")
+        RecordCheck(ManifestError, where)(example.id not in first_line,
+                                          f"'id' {example.id!r} already used on line {first_line.get(example.id)}")
         first_line[example.id] = number
         examples.append(example)
     if not examples:

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from speechgrpo._validation import REFERENCE_KEYS, references_of, unencodable
 from speechgrpo.rewards import Reward, as_reward
-from speechgrpo.validation import REFERENCE_KEYS, references_of, unencodable
 
 logger = logging.getLogger("speechgrpo.adapters")
 
@@ -43,14 +43,6 @@ def references_from_label(label: Any, where: str) -> tuple[str, ...]:
             raise LabelError(str(err)) from None
     raise LabelError(f"{where} must be a string, a list of strings or a dict with a reference key, "
                      f"got {type(label).__name__} {label!r}"[:200])
-
-
-def group_ids_of_runs(keys: Sequence[Any]) -> np.ndarray:
-    """Group ids from contiguous runs of equal keys (a GRPO batch lists a prompt's G samples together)."""
-    ids = np.zeros(len(keys), dtype=np.int64)
-    for i in range(1, len(keys)):
-        ids[i] = ids[i - 1] + (keys[i] != keys[i - 1])
-    return ids
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ import evaluate
 from evaluate.naming import camelcase_to_snakecase
 from packaging.requirements import Requirement
 
+from speechgrpo._validation import as_references, as_texts
 from speechgrpo.metrics.base import Metric, cached_metric, package_version
-from speechgrpo.validation import as_references, as_texts
 
 MODULES_DIR = Path(__file__).resolve().parent.parent / "evaluate_modules"
 #: The fenced BibTeX block under a metric card's "## Citation" heading.

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from speechgrpo import __version__
-from speechgrpo.grpo_adapters.adapter_core import AdapterReward, AdapterScores, group_ids_of_runs, logger
+from speechgrpo._group_ids import group_ids_of_runs
+from speechgrpo.grpo_adapters.adapter_core import AdapterReward, AdapterScores, logger
 from speechgrpo.rewards import Reward
 
 #: End-of-sequence and padding tokens stripped from both ends of an extracted response.

@@ -27,7 +27,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from speechgrpo.grpo_adapters.adapter_core import group_ids_of_runs, logger
+from speechgrpo._group_ids import group_ids_of_runs
+from speechgrpo.grpo_adapters.adapter_core import logger
 from speechgrpo.grpo_adapters.openrlhf import DEFAULT_SPECIAL_TOKENS, OpenRLHFReward
 from speechgrpo.rewards import Reward
 

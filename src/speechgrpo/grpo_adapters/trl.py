@@ -16,7 +16,8 @@ import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Literal
 
-from speechgrpo.grpo_adapters.adapter_core import AdapterReward, group_ids_of_runs
+from speechgrpo._group_ids import group_ids_of_runs
+from speechgrpo.grpo_adapters.adapter_core import AdapterReward
 from speechgrpo.rewards import Reward
 
 OnError = Literal["raise", "none"]

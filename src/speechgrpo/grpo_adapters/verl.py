@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from speechgrpo._group_ids import dense_ids
 from speechgrpo.grpo_adapters.adapter_core import AdapterReward, LabelError, references_from_label
 from speechgrpo.rewards import Reward
 
@@ -209,8 +210,8 @@ def _group_ids(extra_infos: Sequence[Mapping[str, Any]]) -> list[int] | None:
     """Group ids from the first of :data:`GROUP_KEYS` that every row has; ``None`` lets the reward infer them."""
     for key in GROUP_KEYS:
         if extra_infos and all(key in info for info in extra_infos):
-            seen: dict[Any, int] = {}
-            return [seen.setdefault(info[key], len(seen)) for info in extra_infos]
+            ids: list[int] = dense_ids([info[key] for info in extra_infos]).tolist()
+            return ids
     return None
 
 

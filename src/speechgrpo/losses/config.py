@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from speechgrpo.presets import check_choice, resolve_preset
+from speechgrpo._presets import check_choice, resolve_preset
 
 RatioLevel = Literal["token", "sequence"]
 LossAggregation = Literal["sequence_mean", "token_mean", "constant"]

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from speechgrpo.validation import References, as_references, as_texts
+from speechgrpo._validation import References, as_references, as_texts
 
 #: What the corpus functions named after sacrebleu's say when the reference layout is not explicit.
 LAYOUT_HELP = (

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from speechgrpo._validation import References
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, package_version
-from speechgrpo.validation import References
 
 MEASURES = ("precision", "recall", "f1")
 _UNBOUNDED_MAX_LENGTH = 1_000_000

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from speechgrpo._validation import References
 from speechgrpo.metrics._formulas import bleu_from_statistics, smooth_value_of
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import tokenize_13a, word_ids
-from speechgrpo.validation import References
 
 #: sacrebleu tokenizers that work offline; the SentencePiece ones download a model at run time.
 TOKENIZERS = {

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from speechgrpo._validation import References
 from speechgrpo.metrics._formulas import chrf_from_statistics
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import CHRF_PUNCTUATION, WordIds, char_ids, chrf_word_ids, ids_of_token_lists
-from speechgrpo.validation import References
 
 _PUNCTS = frozenset(CHRF_PUNCTUATION)
 

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
+from speechgrpo._validation import References
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import word_ids
-from speechgrpo.validation import References
 
 _MULTIPLE_SPACES = re.compile(r"\s\s+")
 _WHITESPACE_OTHER_THAN_SPACE = re.compile(r"[^\S ]")

@@ -4,7 +4,7 @@ NLTK's ``meteor_score`` takes pre-tokenised text. ``tokenize="treebank"`` (defau
 ``word_tokenize(text, preserve_line=True)``: the Treebank tokenizer that HF ``evaluate``'s METEOR uses,
 minus the Punkt sentence split (Punkt data cannot be downloaded offline; the two differ only on
 sentence-internal periods). ``tokenize="whitespace"`` is ``str.split``. With several references the
-best reference counts, as in NLTK. METEOR needs WordNet: see :mod:`speechgrpo.wordnet_data`.
+best reference counts, as in NLTK. METEOR needs WordNet: see :mod:`speechgrpo.metrics.wordnet`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from speechgrpo._validation import References
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric
-from speechgrpo.validation import References
 
 TOKENIZERS = ("treebank", "whitespace")
 
@@ -40,7 +40,7 @@ class METEOR(Metric):
             from nltk.translate.meteor_score import meteor_score
         except ImportError as err:
             raise ImportError("METEOR needs nltk: pip install 'speechgrpo[meteor]'") from err
-        from speechgrpo.wordnet_data import ensure_wordnet
+        from speechgrpo.metrics.wordnet import ensure_wordnet
 
         ensure_wordnet()
         self.alpha, self.beta, self.gamma = alpha, beta, gamma

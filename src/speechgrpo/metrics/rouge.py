@@ -24,10 +24,10 @@ import numpy as np
 from rapidfuzz.distance import LCSseq
 from rouge_score import tokenize as rouge_tokenize
 
+from speechgrpo._validation import References
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs, package_version
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import WordIds, rouge_word_ids
-from speechgrpo.validation import References
 
 Tokens = list[str]
 TOKENIZERS = ("default", "unicode")

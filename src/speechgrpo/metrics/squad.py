@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from speechgrpo._validation import References
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric
-from speechgrpo.validation import References
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = str.maketrans("", "", string.punctuation)

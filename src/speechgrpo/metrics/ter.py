@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from sacrebleu.metrics.ter import TER as SacreTER
 
+from speechgrpo._validation import References
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import ids_of_token_lists
-from speechgrpo.validation import References
 
 
 class TER(Metric):

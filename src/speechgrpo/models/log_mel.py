@@ -30,11 +30,6 @@ def _mel_filters(n_mels: int) -> torch.Tensor:
     return torch.from_numpy(filters.astype(np.float32))  # (freq, mel)
 
 
-def num_frames(num_samples: int) -> int:
-    """Frames :func:`log_mel` returns for ``num_samples`` samples (clips shorter than a window are padded)."""
-    return 1 + max(num_samples, N_FFT) // HOP_LENGTH
-
-
 def log_mel(audio: np.ndarray, n_mels: int = N_MELS) -> torch.Tensor:
     """Normalized log-mel spectrogram of 16 kHz mono audio, ``(frames, n_mels)`` float32."""
     samples = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32).reshape(-1))

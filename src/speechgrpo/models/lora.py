@@ -145,9 +145,3 @@ def merge_lora(module: torch.nn.Module) -> torch.nn.Module:
         parent_name, _, attribute = name.rpartition(".")
         setattr(module.get_submodule(parent_name) if parent_name else module, attribute, layer.get_base_layer())
     return module
-
-
-def trainable_fraction(module: torch.nn.Module) -> float:
-    """Trainable parameters / all parameters."""
-    total = sum(p.numel() for p in module.parameters())
-    return sum(p.numel() for p in module.parameters() if p.requires_grad) / max(total, 1)

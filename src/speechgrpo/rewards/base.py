@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from speechgrpo.groups import as_group_ids
+from speechgrpo._group_ids import as_group_ids
+from speechgrpo._validation import References, as_references, as_texts, check_same_length, unencodable
 from speechgrpo.metrics.base import nrefs_of, package_version
-from speechgrpo.validation import References, as_references, as_texts, check_same_length, unencodable
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from speechgrpo._validation import check_weight
 from speechgrpo.advantages import group_advantages
 from speechgrpo.rewards.base import Reward, RewardBatch, RewardResult
-from speechgrpo.validation import check_weight
 
 
 def _merge_components(children: Sequence[Reward], results: Sequence[RewardResult]) -> dict[str, np.ndarray]:

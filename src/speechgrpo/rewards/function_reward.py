@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from speechgrpo._validation import check_scores
 from speechgrpo.rewards.base import Reward, RewardBatch
-from speechgrpo.validation import check_scores
 
 
 class FunctionReward(Reward):

@@ -25,13 +25,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from speechgrpo._validation import check_weight
 from speechgrpo.rewards.base import Reward
 from speechgrpo.rewards.composite import GroupNormalizedSum, Minimum, Product, WeightedSum
 from speechgrpo.rewards.function_reward import FunctionReward
 from speechgrpo.rewards.gate import Gate
 from speechgrpo.rewards.registry import get_reward
 from speechgrpo.rewards.shaping import OverlongPenalty
-from speechgrpo.validation import check_weight
 
 
 class SpecError(ValueError):

@@ -119,13 +119,6 @@ def asr_wer(model_dir: str | Path, examples: list[Example], max_new_tokens: int 
     return float(result["greedy"]["wer"])
 
 
-def held_out_examples(config: BaseConfig, split: str) -> list[Example]:
-    """The held-out split's examples (text only), identical to the demo's at the same settings."""
-    sizes = {"dev": config.held_out["dev"], "test": config.held_out["test"]}
-    return synthetic_examples(config.seed, sizes, tasks=config.tasks, difficulty=config.difficulty,
-                              voices=config.voices)[split]
-
-
 def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     """Build the base in ``config.output_dir`` (each stage resumes if interrupted) and return the model
     folder ``<output_dir>/model`` (config, weights, tokenizer and ``build.json``)."""

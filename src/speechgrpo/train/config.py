@@ -8,14 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from speechgrpo.presets import check_choice
+from speechgrpo._presets import check_choice
 
 C = TypeVar("C")
 Stage = Literal["sft", "grpo", "mp_grpo"]
 
 
 # The metrics validation and `speechgrpo eval` compute (speechgrpo.train.evaluation).
-EVAL_METRICS = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor", "wer")
+#: the paper's evaluation metrics (its Tables 1-3), reported by the demo and ``bench train``
+PAPER_METRICS = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")
+#: every metric an evaluation can report (WER for ASR)
+EVAL_METRICS = (*PAPER_METRICS, "wer")
 Precision = Literal["no", "bf16", "fp16"]
 DType = Literal["float32", "bfloat16"]
 KLEstimator = Literal["k1", "k2", "k3"]

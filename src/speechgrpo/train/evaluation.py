@@ -15,11 +15,10 @@ import torch
 from tqdm.auto import tqdm
 
 from speechgrpo.data import AudioCache, Example
-from speechgrpo.metrics import BLEU, METEOR, ROUGE, WER, BERTScore, Metric
+from speechgrpo.metrics import BLEU, Metric
 from speechgrpo.models import SamplingConfig, SpeechLM
-from speechgrpo.train.config import EVAL_METRICS
-
-DEFAULT_METRICS = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")
+from speechgrpo.rewards import MetricReward, get_reward
+from speechgrpo.train.config import EVAL_METRICS, PAPER_METRICS
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class EvalConfig:
     greedy: bool = True
     max_new_tokens: int = 200
     batch_size: int = 16
-    metrics: tuple[str, ...] = DEFAULT_METRICS
+    metrics: tuple[str, ...] = PAPER_METRICS
 
 
 def generate_answers(model: SpeechLM, examples: Sequence[Example], sampling: SamplingConfig, seed: int,
@@ -60,15 +59,15 @@ def corpus_bleu_metric() -> BLEU:
 
 
 def evaluation_metric(name: str) -> Metric:
-    """The metric behind an evaluation name (``bleu`` is corpus BLEU as sacrebleu computes it)."""
+    """The metric behind an evaluation name, as the reward of that name measures it (``bleu`` is corpus
+    BLEU as sacrebleu computes it)."""
     if name not in EVAL_METRICS:
         raise ValueError(f"unknown evaluation metric {name!r}; use one of {', '.join(EVAL_METRICS)}")
-    if name.startswith("rouge"):
-        return ROUGE(rouge_type=name)
     if name == "bleu":
         return corpus_bleu_metric()
-    factories: dict[str, type[Metric]] = {"bertscore": BERTScore, "meteor": METEOR, "wer": WER}
-    return factories[name]()
+    reward = get_reward(name)
+    assert isinstance(reward, MetricReward)
+    return reward.metric
 
 
 def score_answers(answers: Sequence[str], examples: Sequence[Example], metrics: Sequence[str]) -> dict[str, float]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from speechgrpo.data import Example, build_synthetic, read_manifest, write_manifest
 from speechgrpo.train.base_model import DEMO_VOICES
-from speechgrpo.train.config import Stage, TrainConfig, check_numbers, load_layered
+from speechgrpo.train.config import PAPER_METRICS, Stage, TrainConfig, check_numbers, load_layered
 
 PROTOCOLS = ("quick", "full")
 METHODS = ("base", "sft", "grpo", "mp_grpo", "mp_grpo_luffy", "sft_grpo")
@@ -72,7 +72,7 @@ class PipelineConfig:
     reward: str = "bleu"
     dev_examples: int = 100  # validation during training on the first N dev examples of the task
     eval_passes: int = 3  # sampled passes at T 0.9, top-p 0.9 on test, averaged
-    eval_metrics: tuple[str, ...] = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")
+    eval_metrics: tuple[str, ...] = PAPER_METRICS
     eval_max_new_tokens: int = 48
     bootstrap_resamples: int = 1000
     examples_shown: int = 3  # test examples per task with every model's greedy answer in results.md

@@ -1,4 +1,4 @@
-"""GRPO rollouts as a groups JSONL file (the format of :mod:`speechgrpo.group_data`), for
+"""GRPO rollouts as a groups JSONL file (the format of :mod:`speechgrpo.data.groups_file`), for
 ``speechgrpo bench signal`` and for reading what the policy said; safe to resume."""
 
 from __future__ import annotations

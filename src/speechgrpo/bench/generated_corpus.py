@@ -1,17 +1,21 @@
-"""Generated text for tests and benchmarks: GRPO-shaped groups of references and hypotheses.
+"""Generated text for benchmarks and tests: GRPO-shaped groups of references and hypotheses.
 
 References are news-like English or German sentences (entities, numbers such as ``3.5``, ``10,000``
 and ``1990-1995``, quotes, parentheses, abbreviations, HTML entities, accented and CJK words); each
 group holds ``group_size`` hypotheses made from its reference by the perturbations an MT/ASR system
 or a sampled policy produces (dropped, replaced, swapped and inserted words, truncation, case and
-punctuation changes), the first hypothesis being lightly perturbed, as in the measurements of
-``metric_pitfalls.md``. Everything is deterministic given the seed.
+punctuation changes), the first hypothesis being lightly perturbed. Everything is deterministic given
+the seed. Its small vocabulary and repeated phrases overstate speedups several times: the default
+benchmark corpus is real text (:mod:`speechgrpo.bench.manpage_corpus`); this one is for machines
+without it and for shapes real text lacks.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+
+from speechgrpo.bench.corpus import STYLES, Corpus
 
 _SUBJECTS = ["the government", "the committee", "a spokesman", "the company", "researchers", "the mayor",
              "Angela Müller", "the central bank", "President Obama", "the U.S. army", "police", "the court",
@@ -30,24 +34,6 @@ _TAILS = ["on Monday", "last week", "in 2014", "by 3.5 percent", "for $10,000", 
 _FILLER = ["however", "also", "still", "reportedly", "quickly", "finally", "very", "not", "now", "auch",
            "noch", "sehr", "the", "a", "and", "of", "in", "to", "it", "that"]
 _ENDINGS = [".", ".", ".", "!", "?", "", " .", ":", ";"]
-_ADVERSARIAL = ["", " ", "\t", "\n", "...", "!!!", "&amp;&lt;&gt;&quot;", "3.5-4", "1,000,000", "-.-,-",
-                "a\tb  c", "  leading and trailing  ", "UPPER lower MiXeD", "don't won't can't", "(hi)",
-                "e.g. U.S.A.", "naïve café Zürich Straße", "北京欢迎你", "東京 と 大阪", "😀 emoji 🚀",
-                "ß ẞ ﬁ ǅ", "$10,000", "x" * 300, "word " * 120, "-\nline\nbreak<skipped>", "a-b-c", "1-2-3"]
-
-
-@dataclass(frozen=True)
-class Groups:
-    """``references[g]`` is shared by ``hypotheses[g*group_size:(g+1)*group_size]``."""
-
-    references: list[str]
-    hypotheses: list[str]
-    group_size: int
-
-    @property
-    def pair_references(self) -> list[str]:
-        """The reference of every hypothesis (each repeated ``group_size`` times)."""
-        return [r for r in self.references for _ in range(self.group_size)]
 
 
 def make_sentence(rng: random.Random) -> str:
@@ -106,19 +92,18 @@ def make_short_answer(rng: random.Random) -> str:
     return answer[0].upper() + answer[1:] + rng.choice(["", "", "."])
 
 
-STYLES = ("news", "long", "short")
-
-
-def make_groups(n_references: int = 1024, group_size: int = 8, seed: int = 1234,
-                adversarial: float = 0.0, style: str = "news") -> Groups:
-    """``n_references`` groups of ``group_size`` hypotheses; ``adversarial`` is the fraction of
-    hypotheses replaced by edge-case strings (empty, whitespace, entities, CJK, very long...).
+def make_generated_corpus(n_references: int = 1024, group_size: int = 8, seed: int = 1234, style: str = "news",
+                          replacements: Sequence[str] = (), replaced_fraction: float = 0.0) -> Corpus:
+    """``n_references`` groups of ``group_size`` hypotheses.
 
     ``style``: ``news`` (one 8-30-word sentence), ``long`` (3-5 sentences, 40-120 words) or ``short``
-    (1-6-word answers, as in spoken question answering).
+    (1-6-word answers, as in spoken question answering). ``replaced_fraction`` of the hypotheses, at
+    random, are one of ``replacements`` instead (the exactness tests mix in edge-case strings).
     """
     if style not in STYLES:
         raise ValueError(f"unknown style={style!r}; use one of {STYLES}")
+    if replaced_fraction > 0 and not replacements:
+        raise ValueError("replaced_fraction > 0 needs replacements")
     rng = random.Random(seed)
     if style == "long":
         references = [" ".join(make_sentence(rng) for _ in range(rng.randint(3, 5))) for _ in range(n_references)]
@@ -129,13 +114,10 @@ def make_groups(n_references: int = 1024, group_size: int = 8, seed: int = 1234,
     hypotheses = []
     for ref in references:
         for k in range(group_size):
-            if rng.random() < adversarial:
-                hypotheses.append(rng.choice(_ADVERSARIAL))
+            if rng.random() < replaced_fraction:
+                hypotheses.append(rng.choice(replacements))
             else:
                 hypotheses.append(perturb(ref, rng, 0.05 if k == 0 else rng.uniform(0.05, 0.6)))
-    return Groups(references, hypotheses, group_size)
-
-
-def adversarial_strings() -> list[str]:
-    """Edge-case strings every metric must handle like its reference implementation."""
-    return list(_ADVERSARIAL)
+    replaced = f", {replaced_fraction:.0%} replaced" if replaced_fraction else ""
+    return Corpus(references, hypotheses, group_size, f"generated: make_generated_corpus({n_references}, "
+                  f"{group_size}, seed={seed}, style={style!r}){replaced}")

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from speechgrpo.jsonl import jsonl_records
+from speechgrpo.data._jsonl import RecordCheck, jsonl_records
+from speechgrpo.rewards.base import RewardBatch
 
 
 @dataclass(frozen=True)
@@ -37,47 +38,24 @@ class Group:
     task: str = ""
 
 
-@dataclass(frozen=True)
-class FlatBatch:
-    """Groups flattened into the per-sample arrays a reward takes."""
-
-    completions: list[str]
-    references: list[tuple[str, ...]]
-    group_ids: np.ndarray
-    off_policy: np.ndarray
-
-
 class GroupFileError(ValueError):
     """A malformed groups file; the message names the file, line and field."""
 
 
-def _check(condition: bool, where: str, message: str) -> None:
-    if not condition:
-        raise GroupFileError(f"{where}: {message}")
-
-
 def parse_group(record: Any, where: str, default_id: str) -> Group:
-    _check(isinstance(record, dict), where, f"expected a JSON object, got {type(record).__name__}")
-    refs = record.get("references")
-    if isinstance(refs, str):
-        refs = [refs]
-    _check(isinstance(refs, list) and len(refs) > 0, where, "'references' must be a string or a non-empty list")
-    for j, ref in enumerate(refs):
-        _check(isinstance(ref, str), where, f"references[{j}] must be a string, got {type(ref).__name__}")
-    completions = record.get("completions")
-    _check(isinstance(completions, list) and len(completions) > 0, where,
-           "'completions' must be a non-empty list of strings")
-    for j, completion in enumerate(completions):
-        _check(isinstance(completion, str), where,
-               f"completions[{j}] must be a string, got {type(completion).__name__}")
+    """Validate one decoded JSON line (``where`` prefixes error messages, e.g. ``file:line``)."""
+    check = RecordCheck(GroupFileError, where)
+    record = check.object(record)
+    references = check.references(record)
+    completions = check.strings(record, "completions")
     off_policy = record.get("off_policy", [False] * len(completions))
-    _check(isinstance(off_policy, list) and len(off_policy) == len(completions), where,
-           f"'off_policy' must be a list of {len(completions)} booleans (one per completion)")
+    check(isinstance(off_policy, list) and len(off_policy) == len(completions),
+          f"'off_policy' must be a list of {len(completions)} booleans (one per completion)")
     for j, flag in enumerate(off_policy):
-        _check(isinstance(flag, bool), where, f"off_policy[{j}] must be true or false, got {flag!r}")
+        check(isinstance(flag, bool), f"off_policy[{j}] must be true or false, got {flag!r}")
     for key in ("id", "prompt", "task"):
-        _check(isinstance(record.get(key, ""), str), where, f"'{key}' must be a string")
-    return Group(id=record.get("id") or default_id, references=tuple(refs), completions=completions,
+        check(isinstance(record.get(key, ""), str), f"'{key}' must be a string")
+    return Group(id=record.get("id") or default_id, references=references, completions=completions,
                  off_policy=off_policy, prompt=record.get("prompt", ""), task=record.get("task", ""))
 
 
@@ -93,12 +71,14 @@ def read_groups(path: str | Path) -> list[Group]:
 
 def example_groups() -> list[Group]:
     """The bundled example batch: spoken QA and En→De translation groups of 8 completions."""
-    source = resources.files("speechgrpo") / "data" / "example_groups.jsonl"
+    source = resources.files("speechgrpo.data") / "example_groups.jsonl"
     with resources.as_file(source) as path:
         return read_groups(path)
 
 
-def flatten(groups: Iterable[Group]) -> FlatBatch:
+def flatten(groups: Iterable[Group]) -> RewardBatch:
+    """The groups as one reward batch: every completion with its group's references, group id and
+    off-policy flag."""
     completions: list[str] = []
     references: list[tuple[str, ...]] = []
     group_ids: list[int] = []
@@ -108,5 +88,4 @@ def flatten(groups: Iterable[Group]) -> FlatBatch:
         references += [group.references] * len(group.completions)
         group_ids += [index] * len(group.completions)
         off_policy += group.off_policy or [False] * len(group.completions)  # no flags: all on-policy
-    return FlatBatch(completions, references, np.array(group_ids, dtype=np.int64),
-                     np.array(off_policy, dtype=bool))
+    return RewardBatch(completions, references, np.array(group_ids, dtype=np.int64), np.array(off_policy, dtype=bool))

@@ -117,7 +117,7 @@ def _meteor() -> ReferenceFn:
     from nltk.tokenize import word_tokenize
     from nltk.translate.meteor_score import meteor_score
 
-    from speechgrpo.wordnet_data import ensure_wordnet
+    from speechgrpo.metrics.wordnet import ensure_wordnet
 
     ensure_wordnet()
     return lambda hyp, ref: float(meteor_score([word_tokenize(ref, preserve_line=True)],

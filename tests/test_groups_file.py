@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from speechgrpo._group_ids import as_group_ids
 from speechgrpo.cli import main
-from speechgrpo.group_data import Group, GroupFileError, example_groups, flatten, read_groups
-from speechgrpo.groups import as_group_ids
+from speechgrpo.data.groups_file import Group, GroupFileError, example_groups, flatten, read_groups
 
 
 def write(path: Path, lines: list[object]) -> Path:

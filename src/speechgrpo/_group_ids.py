@@ -1,0 +1,49 @@
+"""Group ids: which samples of a batch share a prompt, as dense integers (0, 1, 2, ... by first appearance).
+
+Rewards, advantages, trainer adapters and ``bench`` all turn group keys (prompt strings, uids, references)
+into these ids; this is the one place that does it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+from speechgrpo._validation import check_same_length
+
+
+def dense_ids(keys: Sequence[Hashable] | np.ndarray) -> np.ndarray:
+    """One int64 id per key: equal keys get the same id, ids numbered in order of first appearance."""
+    if isinstance(keys, np.ndarray) and keys.dtype != object:
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        rank = np.empty(len(first), dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(first), dtype=np.int64)
+        return rank[inverse.reshape(-1)]
+    seen: dict[Hashable, int] = {}
+    return np.fromiter((seen.setdefault(key, len(seen)) for key in keys), dtype=np.int64, count=len(keys))
+
+
+def group_ids_of_runs(keys: Sequence[Any]) -> np.ndarray:
+    """One id per contiguous run of equal keys (a GRPO batch lists a prompt's G samples together, so two
+    prompts with the same text in different places of the batch stay two groups)."""
+    ids = np.zeros(len(keys), dtype=np.int64)
+    for i in range(1, len(keys)):
+        ids[i] = ids[i - 1] + (keys[i] != keys[i - 1])
+    return ids
+
+
+def as_group_ids(group_ids: Any, n: int, references: Sequence[Hashable] | None = None) -> np.ndarray:
+    """Group ids as an int64 array of length ``n``.
+
+    ``None`` infers groups from the references: samples with the same reference(s) form a group, which
+    is what a GRPO batch looks like (G completions per prompt, one reference per prompt).
+    """
+    if group_ids is None:
+        return np.arange(n, dtype=np.int64) if references is None else dense_ids(references)
+    ids = np.asarray(group_ids)
+    check_same_length(n, ids, "group_ids")
+    if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+        raise TypeError(f"group_ids must be a 1-D sequence of integers, got dtype {ids.dtype}")
+    return ids.astype(np.int64, copy=False)
