@@ -6,6 +6,7 @@ into these ids; this is the one place that does it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -21,8 +22,8 @@ def dense_ids(keys: Sequence[Hashable] | np.ndarray) -> np.ndarray:
         rank = np.empty(len(first), dtype=np.int64)
         rank[np.argsort(first, kind="stable")] = np.arange(len(first), dtype=np.int64)
         return rank[inverse.reshape(-1)]
-    seen: dict[Hashable, int] = {}
-    return np.fromiter((seen.setdefault(key, len(seen)) for key in keys), dtype=np.int64, count=len(keys))
+    index = dict(zip(dict.fromkeys(keys), itertools.count()))  # C-speed passes: a batch can hold a million keys
+    return np.fromiter(map(index.__getitem__, keys), dtype=np.int64, count=len(keys))
 
 
 def group_ids_of_runs(keys: Sequence[Any]) -> np.ndarray:

@@ -22,31 +22,64 @@ def apply_13a_rules(src: np.ndarray, padded: np.ndarray) -> np.ndarray:  # pragm
     4. ``([0-9])(-)`` -> ``'\\1 \\2 '``
 
     Rules 2-4 look one character ahead, so the four run as one pipeline over the text, each later rule
-    holding at most one pending character (``p2``, ``p3``, ``p4``) of the previous rule's output. A
-    character no rule can match at (not padded, not ``.,-``), with every stage holding one and ``p3`` not
-    ``.,-``, only moves the pending characters on: the fast path for most of a text. They add
+    holding at most one pending character (``p2``, ``p3``, ``p4``) of the previous rule's output. While
+    every stage holds one and ``p3`` is not ``.,-``, a character other than ``.,`` (and rule 1's padding
+    of it) only moves the pending characters on: the fast path, a tight loop over most of a text. They add
     only spaces: two per padded character (rule 1), per ``.`` or ``,`` (rules 2 and 3) and per ``-``
     (rule 4), which bounds the output.
     """
     n = src.size
+    kind = np.zeros(128, np.int64)  # 1: padded by rule 1, 2: "." or ","; what each adds to the output
+    grows = np.zeros(128, np.int64)
+    for c in range(128):
+        if padded[c]:
+            kind[c] = 1
+            grows[c] = 2
+        elif c == _DOT or c == _COMMA:
+            kind[c] = 2
+            grows[c] = 4
+        elif c == _DASH:
+            grows[c] = 2
     bound = n + 16
     for i in range(n):
         c = src[i]
         if c < 128:
-            if padded[c]:
-                bound += 2
-            elif c in (_DOT, _COMMA):
-                bound += 4
-            elif c == _DASH:
-                bound += 2
+            bound += grows[c]
     out = np.empty(bound, np.uint32)
     b1 = np.empty(3, np.int64)  # one character's output of each rule
     b2 = np.empty(4, np.int64)
     b3 = np.empty(4, np.int64)
     p2 = p3 = p4 = np.int64(-1)
     j = 0
-    for i in range(n + 1):  # position n flushes the pipeline (-1: end of text)
+    i = 0
+    while i <= n:  # position n flushes the pipeline (-1: end of text)
+        if p2 != -1 and p3 != -1 and p4 != -1:
+            # the fast path: while p3 is not ".,-" rules 2-4 cannot match, so they are a three-character
+            # delay line (out <- p4 <- p3 <- p2 <- next), and rule 1's padding goes through it too
+            while i < n and p3 != _DOT and p3 != _COMMA and p3 != _DASH:
+                c = np.int64(src[i])
+                k = kind[c] if c < 128 else 0
+                if k == 2:
+                    break
+                if k == 1:
+                    if p2 == _DOT or p2 == _COMMA or p2 == _DASH:
+                        break
+                    out[j] = p4
+                    out[j + 1] = p3
+                    out[j + 2] = p2
+                    j += 3
+                    p4 = _SP
+                    p3 = c
+                    p2 = _SP
+                else:
+                    out[j] = p4
+                    j += 1
+                    p4 = p3
+                    p3 = p2
+                    p2 = c
+                i += 1
         c = np.int64(src[i]) if i < n else np.int64(-1)
+        i += 1
         if c < 0:
             b1[0] = -1
             n1 = 1
