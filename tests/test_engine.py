@@ -74,6 +74,16 @@ def test_rouge_word_ids_equal_rouge_scores_tokenizer(texts: list[str]) -> None:
     assert as_strings(rouge_word_ids(texts), len(texts)) == dict_ids([tokenize(t, None) for t in texts])
 
 
+def test_rouge_word_ids_lower_case_the_batch_as_each_text() -> None:
+    """Lower-casing the joined batch equals lower-casing each text: a final sigma before a text's end, and
+    a character whose lower case is two ("İ") shifting the texts after it."""
+    from rouge_score.tokenize import tokenize
+
+    texts = ["ΟΔΟΣ", "a\nb", "İstanbul 2 ab", "ΣΑΣ x", "x9 y", "Σ", "ẞ straße İİ z"]
+    assert as_strings(rouge_word_ids(texts), len(texts)) == dict_ids([tokenize(t, None) for t in texts])
+    assert as_strings(rouge_word_ids(texts[3:]), 4) == dict_ids([tokenize(t, None) for t in texts[3:]])
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.lists(st.integers(0, 4), max_size=12), st.lists(st.integers(0, 4), max_size=12)),
                 min_size=1, max_size=6))

@@ -35,7 +35,7 @@ def apply_13a_rules(src: np.ndarray, padded: np.ndarray) -> np.ndarray:  # pragm
         if padded[c]:
             kind[c] = 1
             grows[c] = 2
-        elif c == _DOT or c == _COMMA:
+        elif c in (_DOT, _COMMA):
             kind[c] = 2
             grows[c] = 4
         elif c == _DASH:
@@ -62,7 +62,7 @@ def apply_13a_rules(src: np.ndarray, padded: np.ndarray) -> np.ndarray:  # pragm
                 if k == 2:
                     break
                 if k == 1:
-                    if p2 == _DOT or p2 == _COMMA or p2 == _DASH:
+                    if p2 in (_DOT, _COMMA, _DASH):
                         break
                     out[j] = p4
                     out[j + 1] = p3

@@ -111,12 +111,18 @@ def rouge_word_ids(texts: Sequence[str]) -> WordIds:
     run of characters outside ``[a-z0-9]`` a separator (its ``NON_ALPHANUM_RE`` and split). Needs numba."""
     if not texts:
         return ids_of_token_lists([])
-    lowered = [t.lower() for t in texts]
-    points = _code_points("\n".join(lowered)).copy()
+    joined = "\n".join(texts)
+    lowered = joined.lower()  # one call, not one per text; only a-z and 0-9 are kept, so only lengths can differ
+    if len(lowered) == len(joined):
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    else:  # a character lower-cased into several (e.g. "İ"): the texts' lengths change
+        lowered_texts = [t.lower() for t in texts]
+        lengths = np.fromiter(map(len, lowered_texts), dtype=np.int64, count=len(texts))
+        lowered = "\n".join(lowered_texts)
+    points = _code_points(lowered).copy()
     points[((points - 48) >= 10) & ((points - 97) >= 26)] = 32  # unsigned: outside 0-9 and a-z
-    lengths = np.fromiter(map(len, lowered), dtype=np.int64, count=len(lowered))
     points[np.cumsum(lengths[:-1] + 1) - 1] = 10  # the line breaks between texts
-    return _compiled_split(lowered, points)
+    return _compiled_split(texts, points)
 
 
 def word_ids(texts: Sequence[str]) -> WordIds:
