@@ -84,7 +84,7 @@ def machine_info() -> dict[str, str]:
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool, left: int = 1) -> str:
     """A plain-text or Markdown table; the first ``left`` columns are left-aligned, the rest right-aligned."""
-    return markdown_table(headers, rows, left) if markdown else text_table(headers, rows, left, width=10**6)
+    return markdown_table(headers, rows, left) if markdown else text_table(headers, rows, left, width=10**6, rule=True)
 
 
 def format_machine(info: dict[str, str], markdown: bool) -> str:

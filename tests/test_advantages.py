@@ -294,3 +294,12 @@ def test_excluded_sample_alone_in_its_group_has_no_baseline(preset: str) -> None
     out = group_advantages([0.2, 0.6, 0.9], [0, 0, 1], preset=preset, off_policy=[False, False, True],
                            off_policy_in_stats=False)
     assert out.advantages[2] == 0.0
+
+
+def test_group_ids_of_any_hashable_type_and_a_clear_error_otherwise() -> None:
+    by_string = group_advantages([1.0, 2.0, 3.0, 5.0], groups=["q", "p", "q", "p"])
+    by_int = group_advantages([1.0, 2.0, 3.0, 5.0], groups=[1, 0, 1, 0])
+    np.testing.assert_array_equal(by_string.advantages, by_int.advantages)
+    with pytest.raises(TypeError, match="group ids must be hashable"):
+        group_advantages([1.0, 2.0], groups=np.array([{}, {}], dtype=object))
+

@@ -183,3 +183,16 @@ def test_wide_tables_are_split_into_blocks_that_repeat_the_index() -> None:
     blocks = text.split("\n\n")
     assert len(blocks) == 2 and all(block.startswith("reward") for block in blocks)
     assert sum(block.splitlines()[0].count("column_") for block in blocks) == 14  # every column once
+
+
+def test_table_files_keep_every_column_and_full_precision(tmp_path: Path) -> None:
+    from speechgrpo.bench.report import Table
+
+    table = Table("t", "T", "reward", [{"reward": "bleu", "ms": 1.25, "n": 3, "ok": True},
+                                       {"reward": "wer", "ms": float("nan"), "n": 4}])
+    table.to_csv(tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_bytes() == b"reward,ms,n,ok\nbleu,1.25,3,True\nwer,,4,\n"
+    assert table.records()[1] == {"reward": "wer", "ms": None, "n": 4, "ok": None}
+    assert table.display_rows()[1] == [["bleu", "1.250", "3", "True"], ["wer", "-", "4", "-"]]
+    assert list(table.frame.columns) == ["ms", "n", "ok"] and table.frame.index.name == "reward"
+

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speechgrpo._group_ids import as_group_ids
+from speechgrpo._group_ids import as_group_ids, dense_ids, group_ids_of_runs
 from speechgrpo.cli import main
 from speechgrpo.data.groups_file import Group, GroupFileError, example_groups, flatten, read_groups
 
@@ -67,3 +67,16 @@ def test_cli_lists_rewards(capsys: pytest.CaptureFixture[str]) -> None:
 def test_flatten_treats_missing_off_policy_flags_as_on_policy() -> None:
     batch = flatten([Group("a", ("x",), ["x", "y"]), Group("b", ("z",), ["z"], off_policy=[True])])
     assert batch.off_policy.tolist() == [False, False, True] and batch.group_ids.tolist() == [0, 0, 1]
+
+
+def test_dense_ids_number_keys_by_first_appearance_on_every_path() -> None:
+    expected = [0, 1, 0, 2, 1]
+    assert dense_ids([7, 3, 7, 9, 3]).tolist() == expected  # a list: the dict path
+    assert dense_ids(np.array([7, 3, 7, 9, 3])).tolist() == expected  # an array: np.unique, renumbered
+    assert dense_ids(np.array(["b", "a", "b", "c", "a"])).tolist() == expected
+    assert dense_ids(np.array([("x",), ("y",), ("x",), ("z",), ("y",)], dtype=object)[:, 0]).tolist() == expected
+    assert dense_ids([]).tolist() == [] and dense_ids(np.array([], dtype=np.int64)).tolist() == []
+    with pytest.raises(ValueError, match="one-dimensional"):
+        dense_ids(np.zeros((2, 2), dtype=np.int64))
+    assert group_ids_of_runs(["p", "p", "q", "p"]).tolist() == [0, 0, 1, 2]  # runs: the third p is a new group
+

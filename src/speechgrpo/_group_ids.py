@@ -17,6 +17,8 @@ from speechgrpo._validation import check_same_length
 
 def dense_ids(keys: Sequence[Hashable] | np.ndarray) -> np.ndarray:
     """One int64 id per key: equal keys get the same id, ids numbered in order of first appearance."""
+    if isinstance(keys, np.ndarray) and keys.ndim != 1:
+        raise ValueError(f"group keys must be one-dimensional, got shape {keys.shape}")
     if isinstance(keys, np.ndarray) and keys.dtype != object:
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         rank = np.empty(len(first), dtype=np.int64)

@@ -97,7 +97,10 @@ def _group_inverse(ops: _Ops, groups: Any, n: int) -> tuple[Any, int]:
     if ids.shape != (n,):
         raise ValueError(f"groups has shape {ids.shape} but there are {n} samples; pass a group size or one id "
                          "per sample")
-    inverse = dense_ids(ids)
+    try:
+        inverse = dense_ids(ids)
+    except TypeError as err:
+        raise TypeError(f"group ids must be hashable (ints or strings): {err}") from None
     return ops.array(inverse), int(inverse.max()) + 1 if n else 0
 
 

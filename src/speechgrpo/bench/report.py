@@ -80,7 +80,7 @@ class Table:
         """Full-precision values; an empty field for a missing value or NaN."""
         columns = [self.index, *self.columns]
         with path.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
+            writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(columns)
             for row in self.rows:
                 writer.writerow(["" if (v := _python(row.get(c))) is None else v for c in columns])
@@ -93,12 +93,15 @@ class Table:
 
     def records(self) -> list[dict[str, Any]]:
         """JSON-ready rows (the index as a column; NaN as None)."""
-        return [{k: _python(v) for k, v in row.items()} for row in self.rows]
+        columns = [self.index, *self.columns]
+        return [{c: _python(row.get(c)) for c in columns} for row in self.rows]
 
 
-def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1, width: int = TEXT_WIDTH) -> str:
-    """Aligned columns, the first ``left`` left-aligned and the others right-aligned; a table wider than
-    ``width`` is split into blocks of columns, each repeating the first column."""
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1, width: int = TEXT_WIDTH,
+               rule: bool = False) -> str:
+    """Aligned columns, the first ``left`` left-aligned and the others right-aligned (with ``rule``, a line
+    of dashes under the header); a table wider than ``width`` is split into blocks of columns, each
+    repeating the first column."""
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     blocks: list[list[int]] = [[]]
     used = widths[0]
@@ -112,8 +115,9 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int =
     def line(cells: Sequence[str], columns: list[int]) -> str:
         return "  ".join(cells[i].ljust(widths[i]) if i < left else cells[i].rjust(widths[i]) for i in [0, *columns])
 
-    return "\n\n".join("\n".join([line(header, columns), *(line(row, columns) for row in rows)])
-                        for columns in blocks)
+    dashes = ["-" * w for w in widths]
+    return "\n\n".join("\n".join([line(header, columns), *([line(dashes, columns)] if rule else []),
+                                   *(line(row, columns) for row in rows)]) for columns in blocks)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:

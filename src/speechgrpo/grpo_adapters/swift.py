@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from speechgrpo import __version__
+from speechgrpo._group_ids import dense_ids
 from speechgrpo.grpo_adapters.adapter_core import AdapterReward, AdapterScores, logger
 from speechgrpo.rewards import Reward
 from speechgrpo.rewards.spec import spec_slug
@@ -42,8 +43,8 @@ def completion_text(completion: Any) -> Any:
 def group_ids_of_keys(keys: Sequence[Any]) -> list[int]:
     """One id per distinct key, in order of first appearance (ms-swift's ``prompt_id``: a prompt's samples
     share it wherever they sit in the batch)."""
-    ids: dict[Any, int] = {}
-    return [ids.setdefault(key if isinstance(key, (str, int)) else repr(key), len(ids)) for key in keys]
+    ids: list[int] = dense_ids([key if isinstance(key, (str, int)) else repr(key) for key in keys]).tolist()
+    return ids
 
 
 class SwiftScorer:
