@@ -192,14 +192,16 @@ class Metric(ABC):
     def components_of_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
         """:meth:`score_components` of already validated ``(hypothesis, references tuple)`` pairs (what a
         reward's validated batch holds), without checking them again."""
-        unique = dict(zip(dict.fromkeys(pairs), itertools.count()))
-        inverse = np.fromiter(map(unique.__getitem__, pairs), dtype=np.int64, count=len(pairs))
-        distinct = list(unique)
+        distinct = list(dict.fromkeys(pairs))
+        inverse = None  # every pair distinct (as on real text): the scores come back in order
+        if len(distinct) < len(pairs):
+            unique = dict(zip(distinct, itertools.count()))
+            inverse = np.fromiter(map(unique.__getitem__, pairs), dtype=np.int64, count=len(pairs))
         # Bounded memory: the engine's arrays grow with the pairs of one chunk, not of the whole input.
         chunks = [self._score_pairs(distinct[i:i + self.chunk_size])
                   for i in range(0, len(distinct), self.chunk_size)] or [self._score_pairs([])]
-        return {key: np.concatenate([np.asarray(c[key], dtype=np.float64) for c in chunks])[inverse]
-                for key in chunks[0]}
+        components = {key: np.concatenate([np.asarray(c[key], dtype=np.float64) for c in chunks]) for key in chunks[0]}
+        return components if inverse is None else {key: values[inverse] for key, values in components.items()}
 
     def corpus_score(self, hyps: Sequence[str], *positional: Any, refs: References | None = None,
                      ref_streams: Sequence[Sequence[str | None]] | None = None) -> float:
