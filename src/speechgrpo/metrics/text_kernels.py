@@ -93,15 +93,6 @@ def apply_13a_rules(src: np.ndarray, padded: np.ndarray) -> np.ndarray:  # pragm
             n1 = 1
         for x1 in range(n1):
             c2 = b1[x1]
-            if c2 >= 0 and c2 != _DOT and c2 != _COMMA and p2 != -1 and p3 != -1 and p4 != -1 and p3 != _DOT \
-                    and p3 != _COMMA and p3 != _DASH:
-                # the common case: rules 2-4 cannot match, so they are a three-character delay line
-                out[j] = p4
-                j += 1
-                p4 = p3
-                p3 = p2
-                p2 = c2
-                continue
             n2 = 0  # rule 2 on c2
             if p2 != -1:
                 if c2 >= 0 and not (_ZERO <= p2 <= _NINE) and (c2 in (_DOT, _COMMA)):
