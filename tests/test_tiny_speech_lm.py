@@ -20,7 +20,7 @@ pytest.importorskip("tokenizers")
 
 from speechgrpo.models import SamplingConfig, SpeechPrompt  # noqa: E402
 from speechgrpo.models.log_mel import HOP_LENGTH, N_FFT, log_mel  # noqa: E402
-from speechgrpo.models.tiny_speech_lm import TinySpeechLM  # noqa: E402
+from speechgrpo.models.tiny_speech_lm import NUCLEUS_CANDIDATES, TinySpeechLM, nucleus  # noqa: E402
 from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig  # noqa: E402
 from speechgrpo.models.word_tokenizer import WordTokenizer, build_tokenizer  # noqa: E402
 
@@ -156,6 +156,58 @@ def test_log_probs_match_unpadded_forward_and_generation(model: TinySpeechLM) ->
             generator=torch.Generator().manual_seed(1))
         recomputed = model.completion_log_probs(batch, sampled, temperature=temperature)
         torch.testing.assert_close(scores, recomputed, atol=1e-5, rtol=0)
+
+
+def test_shared_prefix_forward_equals_one_pass_forward(tokenizer: WordTokenizer) -> None:
+    """Each prompt's prefix runs once and its cache serves the completions that answer it: the logits and
+    every gradient equal those of one forward over the full rows (the path activation checkpointing
+    takes). Several completions per prompt, an empty one (only ``<eos>``), unequal prefixes, and a batch
+    of one-token completions (the prefix alone predicts them)."""
+    results = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = TinySpeechLM.create(SMALL, tokenizer)
+        if checkpointing:
+            model.enable_gradient_checkpointing()
+        model.module.train()
+        assert model.net().checkpointed() is checkpointing
+        batch = model.encode_prompts(PROMPTS)
+        completions = model.encode_completions(ANSWERS, torch.tensor(ANSWER_PROMPTS))
+        eos_only = model.encode_completions(["", ""], torch.tensor([1, 3]))
+        logits = model.completion_logits(batch, completions)
+        short = model.completion_logits(batch, eos_only)
+        (logits.float().square().mean() + model.completion_log_probs(batch, completions).sum()
+         + short.float().square().mean()).backward()
+        grads = {name: p.grad.clone() for name, p in model.module.named_parameters() if p.grad is not None}
+        results.append((logits.detach(), short.detach(), grads))
+    (shared, shared_short, shared_grads), (one_pass, one_pass_short, one_pass_grads) = results
+    assert shared_short.shape == (2, 1, tokenizer.vocab_size)
+    torch.testing.assert_close(shared, one_pass, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(shared_short, one_pass_short, atol=1e-5, rtol=1e-5)
+    assert shared_grads.keys() == one_pass_grads.keys() and len(shared_grads) > 10
+    for name, grad in shared_grads.items():
+        torch.testing.assert_close(grad, one_pass_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_nucleus_equals_a_full_sort() -> None:
+    """The top-p set from the top-ranked candidates equals the one from sorting the whole vocabulary, on
+    peaked and flat rows (flat ones need the full sort) and vocabularies smaller than the candidates."""
+    def full_sort(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+        ranked, order = probs.sort(dim=-1, descending=True)
+        outside = ranked.cumsum(-1) - ranked >= top_p
+        return torch.zeros_like(probs).scatter(-1, order, ranked.masked_fill(outside, 0.0))
+
+    generator = torch.Generator().manual_seed(0)
+    flat_rows = 0
+    for vocab in (5, NUCLEUS_CANDIDATES, 1970):
+        for scale in (0.05, 1.0, 4.0, 30.0):
+            probs = torch.softmax(torch.randn(32, vocab, generator=generator) * scale, -1)
+            for top_p in (0.3, 0.9, 0.999):
+                kept = nucleus(probs, top_p)
+                assert torch.equal(kept, full_sort(probs, top_p)), (vocab, scale, top_p)
+                flat_rows += int(((kept > 0).sum(-1) > NUCLEUS_CANDIDATES).sum())
+                assert bool(((kept > 0).sum(-1) >= 1).all())
+    assert flat_rows > 0  # the fallback ran
 
 
 def test_gradients_flow_through_a_wrapped_module(tokenizer: WordTokenizer) -> None:

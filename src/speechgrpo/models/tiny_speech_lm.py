@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from speechgrpo.models.log_mel import log_mel
 from speechgrpo.models.lora import LORA_DIRECTORY, base_state_dict, has_lora, load_adapter, save_adapter
 from speechgrpo.models.speech_lm import Completions, PromptBatch, SamplingConfig, SpeechLM, SpeechPrompt
-from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig, TinySpeechNet
+from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig, TinySpeechNet, cache_kwarg
 from speechgrpo.models.word_tokenizer import WordTokenizer
 
 __all__ = ["MODEL_TYPE", "TinySpeechLM", "TinySpeechLMConfig"]
@@ -33,16 +32,6 @@ MODEL_TYPE = "speechgrpo_tiny"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
-
-
-@cache
-def _cache_kwarg() -> str:
-    """transformers 5.24 renamed the decoder's ``past_key_values`` argument to ``cache``."""
-    import inspect
-
-    from transformers import LlamaModel
-
-    return "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
 
 
 def _pad(rows: Sequence[Sequence[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,6 +43,25 @@ def _pad(rows: Sequence[Sequence[int]], value: int) -> tuple[torch.Tensor, torch
     return ids, lengths
 
 
+NUCLEUS_CANDIDATES = 64  # the most probable tokens ranked first; the whole vocabulary only if they hold < top_p
+_COVERAGE_MARGIN = 1e-4  # beyond float rounding of the cumulative sums: then no later token can be in the nucleus
+
+
+def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """``probs`` with the tokens outside each row's top-p nucleus set to 0 (the smallest set of most probable
+    tokens that holds ``top_p``; the top token always stays), in vocabulary order. Ranks the
+    :data:`NUCLEUS_CANDIDATES` most probable tokens (``topk``), and sorts the whole row only where those
+    hold less than ``top_p``: the same set as a full sort, at a fraction of its cost."""
+    k = min(NUCLEUS_CANDIDATES, probs.shape[-1])
+    ranked, order = probs.topk(k, dim=-1)
+    held = ranked.cumsum(-1)
+    if k < probs.shape[-1] and bool((held[:, -1] < top_p + _COVERAGE_MARGIN).any()):
+        ranked, order = probs.sort(dim=-1, descending=True)
+        held = ranked.cumsum(-1)
+    outside = held - ranked >= top_p
+    return torch.zeros_like(probs).scatter(-1, order, ranked.masked_fill(outside, 0.0))
+
+
 def _pick(logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
     """Next tokens: argmax, or inverse-CDF sampling from the temperature/top-p distribution with uniforms
     drawn from ``generator`` (on its own device, so a CPU generator also drives a GPU model)."""
@@ -61,9 +69,7 @@ def _pick(logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Gener
         return logits.argmax(-1)
     probs = torch.softmax(logits / sampling.temperature, dim=-1)
     if sampling.top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        outside = sorted_probs.cumsum(-1) - sorted_probs >= sampling.top_p  # the top token always stays
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(outside, 0.0))
+        probs = nucleus(probs, sampling.top_p)
     device = generator.device if generator is not None else logits.device
     uniform = torch.rand(logits.shape[0], generator=generator, device=device).to(logits.device)
     cdf = probs.cumsum(-1)
@@ -133,12 +139,14 @@ class TinySpeechLM(SpeechLM):
         net = self.net()
         embeds, mask = net.prefix(**batch.inputs)
         index = torch.arange(batch.size, device=embeds.device).repeat_interleave(num_samples)
-        embeds, mask = embeds[index], mask[index]
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        next_position = positions[:, -1:] + 1
-        cache_kwargs: dict[str, Any] = {_cache_kwarg(): DynamicCache(config=net.lm.config), "use_cache": True}
+        cache = DynamicCache(config=net.lm.config)
+        cache_kwargs: dict[str, Any] = {cache_kwarg(): cache, "use_cache": True}
+        # each prompt's prefix runs once; its cache is copied to the prompt's samples
         hidden = net.lm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                              **cache_kwargs).last_hidden_state[:, -1]
+                              **cache_kwargs).last_hidden_state[index, -1]
+        cache.batch_select_indices(index)
+        mask, next_position = mask[index], positions[index, -1:] + 1
         temperature = 1.0 if sampling.greedy else sampling.temperature
         done = torch.zeros(len(index), dtype=torch.bool, device=embeds.device)
         tokens: list[torch.Tensor] = []
