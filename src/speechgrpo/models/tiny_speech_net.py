@@ -12,13 +12,13 @@ Built to learn speech recognition from scratch within minutes on a 2-core CPU:
   which is what costs time in training and sampling.
 - **Decoder.** ``transformers.LlamaForCausalLM`` (RoPE, RMSNorm, SwiGLU, tied embeddings), fed with
   embeddings ``[<bos>, audio tokens, prompt tokens ... <sep>]`` followed by the completion. Prefixes of
-  different lengths are left-padded and positions count real tokens only, so every completion token
-  sits at the same column in a batch and at the same position as in an unpadded forward. Scoring runs
-  each prompt's prefix once and lets its G completions share its keys and values (GRPO rows are
-  mostly prefix). Weights start at std ``1/sqrt(lm_dim)`` instead of Llama's 0.02: at 0.02 the decoder
-  settles on the text prior and ignores the audio for hundreds of steps (ASR of 40 espeak clips: WER 0.65 after 300 steps), at
-  ``1/sqrt(d)`` it reads the audio within ~200 steps (WER 0-0.01 after 300 steps at lr 1e-3 with a
-  50-step warmup; without warmup, or at lr 2e-3, it again stalls on the prior).
+  different lengths are left-padded and positions count real tokens only, so every completion token sits
+  at the same column in a batch and at the same position as in an unpadded forward. Scoring runs each
+  prompt's prefix once and lets its G completions share its keys and values (GRPO rows are mostly
+  prefix). Weights start at std ``1/sqrt(lm_dim)`` instead of Llama's 0.02: at 0.02 the decoder settles
+  on the text prior and ignores the audio for hundreds of steps (ASR of 40 espeak clips: WER 0.65 after
+  300 steps), at ``1/sqrt(d)`` it reads the audio within ~200 steps (WER 0-0.01 after 300 steps at lr
+  1e-3 with a 50-step warmup; without warmup, or at lr 2e-3, it again stalls on the prior).
 """
 
 from __future__ import annotations
