@@ -19,7 +19,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
 from speechgrpo.models import SamplingConfig, SpeechPrompt  # noqa: E402
-from speechgrpo.models.log_mel import HOP_LENGTH, N_FFT, log_mel  # noqa: E402
+from speechgrpo.models.log_mel import HOP_LENGTH, N_FFT, FeatureCache, log_mel  # noqa: E402
 from speechgrpo.models.tiny_speech_lm import NUCLEUS_CANDIDATES, TinySpeechLM, nucleus  # noqa: E402
 from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig  # noqa: E402
 from speechgrpo.models.word_tokenizer import WordTokenizer, build_tokenizer  # noqa: E402
@@ -67,6 +67,32 @@ def test_log_mel_shape_and_normalization() -> None:
     assert abs(float(features.std(correction=0)) - 1.0) < 1e-3
     assert log_mel(np.zeros(100, dtype=np.float32)).shape == (num_frames(100), 80) == (3, 80)
     assert torch.isfinite(log_mel(np.zeros(800, dtype=np.float32))).all()
+
+
+def test_feature_cache_returns_the_features_of_the_samples_it_is_given() -> None:
+    cache = FeatureCache()
+    clip = noise(0.5, 3)
+    first = cache(clip)
+    torch.testing.assert_close(first, log_mel(clip), rtol=0, atol=0)
+    assert cache(clip.copy()) is first and len(cache) == 1  # the same samples: the stored features
+    clip[:800] = 0.0  # changed in place: recomputed
+    changed = cache(clip)
+    torch.testing.assert_close(changed, log_mel(clip), rtol=0, atol=0)
+    assert not torch.equal(changed, first) and len(cache) == 2
+    assert cache(clip, n_mels=40).shape[1] == 40 and len(cache) == 3
+    size = first.numel() * first.element_size()
+    small = FeatureCache(max_bytes=2 * size)
+    clips = [noise(0.5, seed) for seed in range(4)]
+    for c in clips:
+        small(c)
+    assert len(small) == 2  # the two least recently used are gone
+    kept = small(clips[3])
+    assert small(clips[3]) is kept  # stored
+    recomputed = small(clips[0])  # was evicted: computed again, and clips[2] (least recently used) leaves
+    assert small(clips[0]) is recomputed and small(clips[3]) is kept and len(small) == 2
+    too_big = FeatureCache(max_bytes=size - 1)
+    too_big(clip)
+    assert len(too_big) == 0
 
 
 def test_tokenizer_round_trips(tokenizer: WordTokenizer, tmp_path: Path) -> None:

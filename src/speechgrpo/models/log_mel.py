@@ -8,6 +8,9 @@ spectrogram is divided by one standard deviation (a per-bin std would blow up ne
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from functools import lru_cache
 
 import numpy as np
@@ -41,3 +44,38 @@ def log_mel(audio: np.ndarray, n_mels: int = N_MELS) -> torch.Tensor:
     mel = torch.maximum(mel, mel.max() - 8.0)
     mel = mel - mel.mean(dim=0, keepdim=True)
     return mel / (mel.std(correction=0) + 1e-5)
+
+
+class FeatureCache:
+    """The log-mel features of recently seen clips, keyed by a digest of the samples (so a clip changed
+    in place is recomputed), least recently used first out beyond ``max_bytes``: a training step
+    encodes each prompt's audio up to three times (sampling, reference and policy scoring) and every
+    validation the same dev clips, while the digest costs ~5% of the features."""
+
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._features: OrderedDict[tuple[bytes, int, int], torch.Tensor] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._features)
+
+    def __call__(self, audio: np.ndarray, n_mels: int = N_MELS) -> torch.Tensor:
+        samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+        key = (hashlib.sha1(samples.data).digest(), samples.size, n_mels)
+        with self._lock:
+            features = self._features.get(key)
+            if features is not None:
+                self._features.move_to_end(key)
+                return features
+        features = log_mel(samples, n_mels)
+        size = features.numel() * features.element_size()
+        with self._lock:
+            if key not in self._features and size <= self.max_bytes:
+                self._features[key] = features
+                self._bytes += size
+                while self._bytes > self.max_bytes:
+                    _, old = self._features.popitem(last=False)
+                    self._bytes -= old.numel() * old.element_size()
+        return features

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from speechgrpo.models.log_mel import log_mel
+from speechgrpo.models.log_mel import FeatureCache
 from speechgrpo.models.lora import LORA_DIRECTORY, base_state_dict, has_lora, load_adapter, save_adapter
 from speechgrpo.models.speech_lm import Completions, PromptBatch, SamplingConfig, SpeechLM, SpeechPrompt
 from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig, TinySpeechNet, cache_kwarg
@@ -87,6 +87,7 @@ class TinySpeechLM(SpeechLM):
         self.module: torch.nn.Module = module
         self.tokenizer = tokenizer
         self.config = config
+        self.features = FeatureCache()  # log-mel features of the clips seen last
 
     @classmethod
     def create(cls, config: TinySpeechLMConfig, tokenizer: WordTokenizer, device: str | torch.device = "cpu",
@@ -110,7 +111,7 @@ class TinySpeechLM(SpeechLM):
         if not prompts:
             raise ValueError("no prompts")
         with torch.autocast(self.device.type, enabled=False):  # features in float32 under a trainer's autocast
-            features = [log_mel(p.audio, self.config.n_mels) if p.audio is not None
+            features = [self.features(p.audio, self.config.n_mels) if p.audio is not None
                         else torch.zeros(0, self.config.n_mels) for p in prompts]
         feature_lengths = torch.tensor([len(f) for f in features], dtype=torch.long)
         width = max(1, int(feature_lengths.max()))  # convolutions need one frame even for text-only batches
