@@ -10,6 +10,7 @@ best reference counts, as in NLTK. METEOR needs WordNet: see :mod:`speechgrpo.me
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,17 @@ from speechgrpo._validation import References
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric
 
 TOKENIZERS = ("treebank", "whitespace")
+_WORDS_REMEMBERED = 200_000  # per lookup: the stems and synsets of a large vocabulary
+
+
+class _Remembered:
+    """What NLTK's METEOR asks per word, answered once per distinct word: ``stem`` of its stemmer and
+    ``synsets`` of its WordNet reader (both pure functions of the word; NLTK calls them for every word
+    of every pair, and they are most of its time)."""
+
+    def __init__(self, stemmer: Any, wordnet: Any) -> None:
+        self.stem = lru_cache(maxsize=_WORDS_REMEMBERED)(stemmer.stem)
+        self.synsets = lru_cache(maxsize=_WORDS_REMEMBERED)(wordnet.synsets)
 
 
 class METEOR(Metric):
@@ -36,6 +48,8 @@ class METEOR(Metric):
         if tokenize not in TOKENIZERS:
             raise ValueError(f"unknown tokenize={tokenize!r}; use one of {TOKENIZERS}")
         try:
+            from nltk.corpus import wordnet
+            from nltk.stem.porter import PorterStemmer
             from nltk.tokenize import word_tokenize
             from nltk.translate.meteor_score import meteor_score
         except ImportError as err:
@@ -46,6 +60,7 @@ class METEOR(Metric):
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.tokenize = tokenize
         self._meteor = meteor_score
+        self._lookups = _Remembered(PorterStemmer(), wordnet)  # NLTK's defaults
         self._split: Callable[[str], list[str]] = (
             (lambda text: word_tokenize(text, preserve_line=True)) if tokenize == "treebank" else str.split)
 
@@ -63,7 +78,7 @@ class METEOR(Metric):
 
         return {"meteor": np.array([
             self._meteor([split(r) for r in refs], split(hyp), alpha=self.alpha, beta=self.beta,
-                         gamma=self.gamma)
+                         gamma=self.gamma, stemmer=self._lookups, wordnet=self._lookups)
             for hyp, refs in pairs], dtype=np.float64)}
 
 

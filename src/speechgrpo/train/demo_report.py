@@ -25,34 +25,45 @@ TASK_TITLES = {"sqa": "Spoken question answering", "ast": "Speech translation (E
 Answers = dict[tuple[str, str, int], list[list[str]]]
 
 
-def per_sample(answers: list[list[str]], examples: Sequence[Example], metric: str) -> RunScores:
-    """The per-example material of one model's passes for ``metric``."""
+def per_sample(runs: list[list[list[str]]], examples: Sequence[Example], metric: str) -> list[RunScores]:
+    """The per-example material of several models' passes (``runs[model][pass][example]``) for ``metric``:
+    a per-sample metric scores all of them in one call, so that answers repeated across passes and
+    models (and the shared references) are scored once."""
     from speechgrpo.train.evaluation import evaluation_metric
 
     references = [tuple(e.references) for e in examples]
     if metric == "bleu":
-        return RunScores.of_bleu(answers, references)
-    scorer = evaluation_metric(metric)
-    return RunScores.of_samples([100 * np.asarray(scorer.score(run, references)) for run in answers])
+        return [RunScores.of_bleu(passes, references) for passes in runs]
+    flat = [answer for passes in runs for run in passes for answer in run]
+    if len(flat) != len(references) * sum(map(len, runs)):
+        raise ValueError(f"every pass needs one answer per test example ({len(references)})")
+    scores = 100 * np.asarray(evaluation_metric(metric).score(flat, references * sum(map(len, runs))))
+    out, start = [], 0
+    for passes in runs:
+        out.append(RunScores.of_samples(scores[start:start + len(passes) * len(references)].reshape(
+            len(passes), len(references))))
+        start += len(passes) * len(references)
+    return out
 
 
 def score_table(answers: Answers, tests: dict[str, list[Example]], metrics: Sequence[str]
                 ) -> tuple[list[dict[str, Any]], dict[tuple[str, str, str], list[RunScores]]]:
     """One row per (task, method, seed) with each metric's mean over passes and the mean answer length,
     and the per-sample material of every run for the bootstrap."""
-    rows: list[dict[str, Any]] = []
     material: dict[tuple[str, str, str], list[RunScores]] = {}
-    for (task, method, seed), passes in answers.items():
-        row: dict[str, Any] = {"task": task, "method": method, "seed": seed}
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {
+        key: {"task": key[0], "method": key[1], "seed": key[2]} for key in answers}
+    for task in dict.fromkeys(task for task, _, _ in answers):
+        keys = [key for key in answers if key[0] == task]
         for metric in metrics:
-            scores = per_sample(passes, tests[task], metric)
-            material.setdefault((task, method, metric), []).append(scores)
-            row[metric] = float(np.mean([RunScores(scores.values[i:i + 1], scores.bleu).mean()
-                                         for i in range(len(passes))]))
+            for key, scores in zip(keys, per_sample([answers[k] for k in keys], tests[task], metric), strict=True):
+                material.setdefault((task, key[1], metric), []).append(scores)
+                rows[key][metric] = float(np.mean([RunScores(scores.values[i:i + 1], scores.bleu).mean()
+                                                   for i in range(len(answers[key]))]))
+    for key, row in rows.items():
         row["avg"] = float(np.mean([row[m] for m in metrics]))
-        row["words"] = float(np.mean([len(words(a)) for run in passes for a in run]))
-        rows.append(row)
-    return rows, material
+        row["words"] = float(np.mean([len(words(a)) for run in answers[key] for a in run]))
+    return list(rows.values()), material
 
 
 def stacked(parts: list[RunScores]) -> RunScores:
