@@ -46,7 +46,7 @@ class RunScores:
         return cls(np.stack([bleu.statistics(p) for p in pairs]), bleu)
 
     @classmethod
-    def of_samples(cls, scores: Sequence[Sequence[float]] | Sequence[np.ndarray]) -> RunScores:
+    def of_samples(cls, scores: Sequence[Sequence[float]] | Sequence[np.ndarray] | np.ndarray) -> RunScores:
         """``scores[run][example]``, a per-sample metric."""
         return cls(np.asarray(scores, dtype=np.float64))
 
