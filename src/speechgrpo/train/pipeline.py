@@ -63,7 +63,7 @@ class PipelineConfig:
         "eval_batch_size": 50, "max_new_tokens": 48})
     grpo: dict[str, Any] = field(default_factory=lambda: {
         "steps": 200, "learning_rate": 2e-4, "prompts_per_step": 4, "num_generations": 8, "max_new_tokens": 32,
-        "micro_batch_size": 32, "eval_every": 10, "eval_batch_size": 50, "save_rollouts": True})
+        "micro_batch_size": 32, "eval_every": 20, "eval_batch_size": 50, "save_rollouts": True})
     # learning rates chosen on dev by the last full run, per task and settings group (quick uses them)
     tuned: dict[str, dict[str, float]] = field(default_factory=lambda: {
         "sqa": {"sft": 2e-4, "grpo": 1e-4}, "ast": {"sft": 5e-4, "grpo": 2e-4}})
