@@ -18,8 +18,10 @@ have_espeak || missing+=(espeak-ng)
 have_manpages || missing+=(manpages-de groff-base)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "setup: installing ${missing[*]} from Debian packages"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null) || echo "setup: apt-get failed"
+  install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+  if apt-get update -qq && ! install "${missing[@]}"; then  # one package unavailable: the others one by one
+    for package in "${missing[@]}"; do install "$package" || echo "setup: apt-get could not install $package"; done
+  fi
 fi
 if ! have_wordnet; then
   echo "setup: WordNet is missing (Debian: wordnet-base wordnet-sense-index, installed as root with apt-get),"

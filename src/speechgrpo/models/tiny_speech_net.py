@@ -229,7 +229,7 @@ class TinySpeechNet(nn.Module):
         attention_mask = torch.cat([mask[prompt_index], completion_mask[:, :-1].long()], dim=1)
         positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         completion_inputs = self.embed_tokens(completion_ids[:, :-1])
-        if self.checkpointed() and torch.is_grad_enabled():  # a cache cannot cross recomputed layers
+        if self.checkpointed() and self.training:  # checkpointed layers in training drop a cache
             inputs = torch.cat([embeds[prompt_index], completion_inputs], dim=1)
             hidden = self.lm.model(inputs_embeds=inputs, attention_mask=attention_mask,
                                    position_ids=positions).last_hidden_state[:, width - 1:]

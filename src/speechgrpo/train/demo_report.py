@@ -35,7 +35,7 @@ def per_sample(runs: list[list[list[str]]], examples: Sequence[Example], metric:
     if metric == "bleu":
         return [RunScores.of_bleu(passes, references) for passes in runs]
     flat = [answer for passes in runs for run in passes for answer in run]
-    if len(flat) != len(references) * sum(map(len, runs)):
+    if any(len(run) != len(references) for passes in runs for run in passes):
         raise ValueError(f"every pass needs one answer per test example ({len(references)})")
     scores = 100 * np.asarray(evaluation_metric(metric).score(flat, references * sum(map(len, runs))))
     out, start = [], 0
