@@ -53,6 +53,15 @@ def test_word_ids_equal_str_split(texts: list[str]) -> None:
     assert as_strings(word_ids(texts), len(texts)) == dict_ids([t.split() for t in texts])
 
 
+def test_word_ids_keep_every_word_as_the_table_grows() -> None:
+    """20,000 word types (the hash table starts at 1,024 slots and doubles five times), each seen again
+    after the growths: every repeat must find its first id."""
+    rng = np.random.default_rng(0)
+    vocab = [f"w{i}ä{'x' * (i % 7)}" for i in range(20_000)]
+    texts = [" ".join(rng.choice(vocab, size=30).tolist()) for _ in range(3_000)] + [" ".join(vocab)]
+    assert as_strings(word_ids(texts), len(texts)) == dict_ids([t.split() for t in texts])
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(TEXTS.map(lambda t: t.replace("\n", " ")), min_size=1, max_size=8))
 def test_chrf_word_ids_equal_sacrebleus_punctuation_split(texts: list[str]) -> None:
@@ -75,13 +84,13 @@ def test_rouge_word_ids_equal_rouge_scores_tokenizer(texts: list[str]) -> None:
 
 
 def test_rouge_word_ids_lower_case_the_batch_as_each_text() -> None:
-    """Lower-casing the joined batch equals lower-casing each text: a final sigma before a text's end, and
-    a character whose lower case is two ("İ") shifting the texts after it."""
+    """Upper-case letters, a final sigma before a text's end, and characters that lower-case into ASCII
+    letters ("İ" into two characters, shifting the texts after it; the Kelvin sign into "k")."""
     from rouge_score.tokenize import tokenize
 
-    texts = ["ΟΔΟΣ", "a\nb", "İstanbul 2 ab", "ΣΑΣ x", "x9 y", "Σ", "ẞ straße İİ z"]
+    texts = ["ΟΔΟΣ", "a\nb", "İstanbul 2 ab", "ΣΑΣ x", "x9 y", "Σ", "ẞ straße İİ z", "\u212aelvin K"]
     assert as_strings(rouge_word_ids(texts), len(texts)) == dict_ids([tokenize(t, None) for t in texts])
-    assert as_strings(rouge_word_ids(texts[3:]), 4) == dict_ids([tokenize(t, None) for t in texts[3:]])
+    assert as_strings(rouge_word_ids(texts[3:]), len(texts) - 3) == dict_ids([tokenize(t, None) for t in texts[3:]])
 
 
 @settings(max_examples=300, deadline=None)
@@ -258,6 +267,31 @@ def test_compiled_wer_equals_jiwer_and_the_python_path(monkeypatch: pytest.Monke
     tabbed = [*hyps, "a\tb c"]  # a tab is part of a jiwer word: the batch takes the Python path
     assert WER().score(tabbed, [*refs, ("a\tb c",)])[-1] == 0.0
     assert WER().score(tabbed, [*refs, ("a b c",)])[-1] == jiwer.wer("a b c", "a\tb c")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 6), max_size=140).map(tuple), min_size=2, max_size=6), st.data())
+def test_word_edit_kernel_equals_rapidfuzz(sequences: list[tuple[int, ...]], data: st.DataObject) -> None:
+    """Both of the kernel's paths (the bit-parallel one where the shorter side has <= 64 words, the dynamic
+    programme beyond) against rapidfuzz's Levenshtein distance on the same id sequences."""
+    from rapidfuzz.distance import Levenshtein
+
+    from speechgrpo.metrics.levenshtein_kernels import best_reference_edits
+
+    sequences = [*sequences, tuple(range(64)), tuple(range(1, 65)), tuple(range(65)),  # at and over 64
+                 tuple(i % 7 for i in range(100)), tuple(3 * i % 7 for i in range(90))]  # both over 64
+    lengths = np.array([len(s) for s in sequences], np.int64)
+    ends = np.cumsum(lengths)
+    ids = np.array([w for s in sequences for w in s], np.int64)
+    index = st.integers(0, len(sequences) - 1)
+    pairs = [*data.draw(st.lists(st.tuples(index, index), min_size=1, max_size=20)), (-5, -4), (-4, -3), (-3, 0),
+             (-2, -1)]
+    hyp = np.array([h % len(sequences) for h, _ in pairs], np.int64)
+    ref = np.array([r % len(sequences) for _, r in pairs], np.int64)
+    got = best_reference_edits(ids, ends - lengths, ends, hyp, np.arange(len(pairs)), np.arange(len(pairs) + 1), ref)
+    expected = [Levenshtein.distance(sequences[h], sequences[r]) for h, r in zip(hyp, ref, strict=True)]
+    assert got[:, 0].tolist() == expected
+    assert got[:, 1].tolist() == lengths[ref].tolist()
 
 
 def _imported_metric_modules(path: Path) -> set[str]:

@@ -24,8 +24,21 @@ def dense_ids(keys: Sequence[Hashable] | np.ndarray) -> np.ndarray:
         rank = np.empty(len(first), dtype=np.int64)
         rank[np.argsort(first, kind="stable")] = np.arange(len(first), dtype=np.int64)
         return rank[inverse.reshape(-1)]
-    index = dict(zip(dict.fromkeys(keys), itertools.count()))  # C-speed passes: a batch can hold a million keys
-    return np.fromiter(map(index.__getitem__, keys), dtype=np.int64, count=len(keys))
+    return factorize(keys)[0]
+
+
+def factorize(keys: Sequence[Hashable] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, firsts)``: :func:`dense_ids` of ``keys`` and the position of each id's first occurrence, in
+    one C-speed pass that hashes each key once (a batch can hold a million keys; a tuple's hash is not
+    cached, so every pass over reference tuples costs)."""
+    n = len(keys)
+    seen: dict[Hashable, int] = {}
+    first = np.fromiter(map(seen.setdefault, keys, itertools.count()), dtype=np.int64, count=n)
+    if len(seen) == n:  # every key distinct
+        return first, first.copy()
+    is_first = first == np.arange(n, dtype=np.int64)
+    rank = np.cumsum(is_first, dtype=np.int64) - 1
+    return rank[first], np.flatnonzero(is_first)
 
 
 def group_ids_of_runs(keys: Sequence[Any]) -> np.ndarray:

@@ -48,9 +48,10 @@ def unencodable(text: str) -> str | None:
 
 
 def encodable(text: str) -> bool:
-    """Whether ``text`` is valid Unicode (no lone surrogate), at C speed."""
+    """Whether ``text`` is valid Unicode (no lone surrogate), at C speed (UTF-16's encoder rejects
+    surrogates as UTF-8's does, about twice as fast on text beyond Latin-1)."""
     try:
-        text.encode("utf-8")
+        text.encode("utf-16-le")
     except UnicodeEncodeError:
         return False
     return True

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from speechgrpo._group_ids import factorize
 from speechgrpo._validation import References, as_references, as_texts
 
 #: What the corpus functions named after sacrebleu's say when the reference layout is not explicit.
@@ -67,8 +68,9 @@ Pairs = list[tuple[str, tuple[str, ...]]]
 class PairIndex:
     """A batch of pairs as indices for the compiled kernels.
 
-    ``texts`` lists every distinct string (hypotheses and references); pair ``i`` is hypothesis
-    ``pair_hyp[i]`` against reference set ``pair_refset[i]``, whose texts are
+    ``texts`` lists the distinct hypotheses, then the distinct reference strings (a hypothesis equal to a
+    reference is listed twice: it costs one more tokenization, not a pass over every pair); pair ``i`` is
+    hypothesis ``pair_hyp[i]`` against reference set ``pair_refset[i]``, whose texts are
     ``refset_texts[refset_ptr[s]:refset_ptr[s + 1]]``; ``by_refset`` orders pairs so that each
     reference set's pairs are adjacent (the kernels process one set's n-grams once).
     """
@@ -81,23 +83,24 @@ class PairIndex:
     by_refset: np.ndarray
 
 
-def _ids(keys: Sequence[Any], index: dict[Any, int]) -> np.ndarray:
-    return np.fromiter(map(index.__getitem__, keys), np.int64, count=len(keys))
+def _at(items: list[Any], positions: np.ndarray) -> list[Any]:
+    return list(map(items.__getitem__, positions.tolist()))
 
 
 def index_pairs(pairs: Pairs) -> PairIndex:
-    """Distinct texts (hypotheses first) and reference sets of ``pairs``, in C-speed passes (no Python
-    loop per pair: a batch can hold a million pairs)."""
+    """Distinct hypotheses, reference sets and reference strings of ``pairs``, each hashed in one C-speed
+    pass (no Python loop per pair: a batch can hold a million pairs)."""
     hyps = list(map(itemgetter(0), pairs))
     refs = list(map(itemgetter(1), pairs))
-    refsets = dict(zip(dict.fromkeys(refs), itertools.count()))
+    pair_hyp, hyp_first = factorize(hyps)
+    pair_refset, refset_first = factorize(refs)
+    refsets = _at(refs, refset_first)
     flat = list(itertools.chain.from_iterable(refsets))
-    texts = dict(zip(dict.fromkeys(itertools.chain(hyps, flat)), itertools.count()))
-    pair_refset = _ids(refs, refsets)
+    flat_ids, flat_first = factorize(flat)
     refset_ptr = np.zeros(len(refsets) + 1, np.int64)
     np.cumsum(np.fromiter(map(len, refsets), np.int64, count=len(refsets)), out=refset_ptr[1:])
-    return PairIndex(list(texts), _ids(hyps, texts), pair_refset, refset_ptr, _ids(flat, texts),
-                     np.argsort(pair_refset, kind="stable"))
+    return PairIndex(_at(hyps, hyp_first) + _at(flat, flat_first), pair_hyp, pair_refset, refset_ptr,
+                     flat_ids + len(hyp_first), np.argsort(pair_refset, kind="stable"))
 
 
 @functools.cache
@@ -192,16 +195,21 @@ class Metric(ABC):
     def components_of_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
         """:meth:`score_components` of already validated ``(hypothesis, references tuple)`` pairs (what a
         reward's validated batch holds), without checking them again."""
-        distinct = list(dict.fromkeys(pairs))
-        inverse = None  # every pair distinct (as on real text): the scores come back in order
-        if len(distinct) < len(pairs):
-            unique = dict(zip(distinct, itertools.count()))
-            inverse = np.fromiter(map(unique.__getitem__, pairs), dtype=np.int64, count=len(pairs))
+        distinct, inverse = pairs, None  # every pair distinct (as on real text): the scores come back in order
+        if self._dedupes_pairs():
+            ids, first = factorize(pairs)
+            if len(first) < len(pairs):
+                distinct, inverse = _at(pairs, first), ids
         # Bounded memory: the engine's arrays grow with the pairs of one chunk, not of the whole input.
         chunks = [self._score_pairs(distinct[i:i + self.chunk_size])
                   for i in range(0, len(distinct), self.chunk_size)] or [self._score_pairs([])]
         components = {key: np.concatenate([np.asarray(c[key], dtype=np.float64) for c in chunks]) for key in chunks[0]}
         return components if inverse is None else {key: values[inverse] for key, values in components.items()}
+
+    def _dedupes_pairs(self) -> bool:
+        """Whether repeated pairs are scored once: True unless scoring a pair costs less than finding
+        its repeats (one hash of the pair, about 0.2 microseconds)."""
+        return True
 
     def corpus_score(self, hyps: Sequence[str], *positional: Any, refs: References | None = None,
                      ref_streams: Sequence[Sequence[str | None]] | None = None) -> float:

@@ -163,6 +163,15 @@ class ROUGE(Metric):
         stem = f"porter(nltk-{package_version('nltk')})" if self.use_stemmer else False
         return {"type": "+".join(self.rouge_types), "measure": self.measure, "stem": stem, "tok": self.tokenizer}
 
+    def _compiled(self, rouge_type: str) -> bool:
+        """Whether ``rouge_type`` is counted in numba (rouge-score's default tokens, no stemmer)."""
+        return (compiled_available() and self.tokenizer == "default" and not self.use_stemmer
+                and rouge_type != "rougeLsum")
+
+    def _dedupes_pairs(self) -> bool:
+        # the compiled kernels score a pair of short texts faster than its repeats are found
+        return not all(map(self._compiled, self.rouge_types))
+
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
         if len(self.rouge_types) == 1:
             return self._score_type(pairs, self.rouge_type)
@@ -179,8 +188,7 @@ class ROUGE(Metric):
         first = np.repeat(index.refset_ptr[index.pair_refset] - (np.cumsum(per_pair) - per_pair), per_pair)
         ref_ids = index.refset_texts[first + np.arange(rows.size)]
         hyp_ids = index.pair_hyp[rows]
-        compiled = compiled_available() and self.tokenizer == "default" and not self.use_stemmer
-        if compiled and rouge_type != "rougeLsum":  # rouge-score's tokens as word ids, counted in numba
+        if self._compiled(rouge_type):  # rouge-score's tokens as word ids, counted in numba
             words = rouge_word_ids(index.texts)
             lengths = words.ends - words.starts
             if rouge_type == "rougeL":

@@ -148,16 +148,22 @@ def apply_13a_rules(src: np.ndarray, padded: np.ndarray) -> np.ndarray:  # pragm
     return out[:j]
 
 
+#: A word's entry in :func:`split_ids`' hash table: its hash, where it first occurs, its length, its id
+_ENTRY = 4
+
+
 @njit
-def _grow(table: np.ndarray, hashes: np.ndarray, n_words: int) -> np.ndarray:  # pragma: no cover - compiled
-    """A hash table twice as large holding words ``0..n_words-1`` (open addressing on their hashes)."""
-    cap = table.size * 2
-    grown = np.full(cap, -1, np.int64)
-    for w in range(n_words):
-        slot = np.int64(hashes[w] & np.uint64(cap - 1))
-        while grown[slot] != -1:
-            slot = (slot + 1) & (cap - 1)
-        grown[slot] = w
+def _grow(table: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """The hash table twice as large, every entry moved to its slot for the new size (open addressing)."""
+    cap = table.size // _ENTRY
+    grown = np.full(2 * table.size, -1, np.int64)
+    for s in range(cap):
+        if table[_ENTRY * s + 3] != -1:
+            slot = np.int64(np.uint64(table[_ENTRY * s]) & np.uint64(2 * cap - 1))
+            while grown[_ENTRY * slot + 3] != -1:
+                slot = (slot + 1) & (2 * cap - 1)
+            for k in range(_ENTRY):
+                grown[_ENTRY * slot + k] = table[_ENTRY * s + k]
     return grown
 
 
@@ -173,7 +179,9 @@ def _hash(text: np.ndarray, i: int, j: int) -> Any:  # pragma: no cover - compil
 def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray,
               punct: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:  # pragma: no cover - compiled
     """Words of each line (split on ``space``, lines on newline) as ids, equal words equal ids in order of
-    first occurrence; the table grows with the vocabulary (kept at most half full), so it stays in cache.
+    first occurrence. The hash table holds each word's hash, first position, length and id side by side (one
+    cache line per probe) and grows with the vocabulary (kept at most half full); equal hashes and lengths
+    are confirmed by comparing the code points, so ids are exact.
 
     ``punct`` (ASCII flags, or empty for none) splits one leading or trailing punctuation character off
     each word longer than one, as sacrebleu's chrF++ does (a trailing one first). Also returns how many
@@ -182,10 +190,7 @@ def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray,
     split_punct = punct.size > 0
     ids = np.empty((2 * n) // 3 + 2 if split_punct else n // 2 + 1, np.int64)
     ends = np.zeros(n_lines, np.int64)
-    table = np.full(1024, -1, np.int64)
-    first = np.empty(1024, np.int64)
-    length = np.empty(1024, np.int64)
-    hashes = np.empty(1024, np.uint64)
+    table = np.full(_ENTRY * 1024, -1, np.int64)
     n_words = 0
     n_tok = 0
     line = 0
@@ -224,27 +229,24 @@ def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray,
             h = _hash(text, a, b)
         while True:  # the word, or its two pieces
             size = b - a
-            cap = table.size
-            slot = np.int64(h & np.uint64(cap - 1))
+            key = np.int64(h)
+            mask = table.size // _ENTRY - 1
+            slot = np.int64(h & np.uint64(mask))
             while True:
-                w = table[slot]
+                e = _ENTRY * slot
+                w = table[e + 3]
                 if w == -1:
-                    if n_words == first.size:
-                        first = np.concatenate((first, np.empty(first.size, np.int64)))
-                        length = np.concatenate((length, np.empty(length.size, np.int64)))
-                        hashes = np.concatenate((hashes, np.empty(hashes.size, np.uint64)))
-                    first[n_words] = a
-                    length[n_words] = size
-                    hashes[n_words] = h
+                    table[e] = key
+                    table[e + 1] = a
+                    table[e + 2] = size
+                    table[e + 3] = n_words
                     ids[n_tok] = n_words
                     n_words += 1
-                    if 2 * n_words > cap:
-                        table = _grow(table, hashes, n_words)
-                    else:
-                        table[slot] = n_words - 1
+                    if 2 * n_words > mask + 1:
+                        table = _grow(table)
                     break
-                if length[w] == size and hashes[w] == h:
-                    f = first[w]
+                if table[e] == key and table[e + 2] == size:
+                    f = table[e + 1]
                     same = True
                     for x in range(size):
                         if text[f + x] != text[a + x]:
@@ -253,7 +255,7 @@ def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray,
                     if same:
                         ids[n_tok] = w
                         break
-                slot = (slot + 1) & (cap - 1)
+                slot = (slot + 1) & mask
             n_tok += 1
             if b == j:
                 break
@@ -278,3 +280,21 @@ def compact_ids(points: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cov
             k += 1
         ids[i] = table[c]
     return ids, k
+
+
+@njit
+def fold_for_rouge(points: np.ndarray, ascii_fold: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """In place, ASCII code point ``c`` becomes ``ascii_fold[c]`` and every other one a space; returns the
+    non-ASCII code points it met (the caller checks how they lower-case). A table, not branches: text
+    alternates letters and separators, which branches mispredict."""
+    beyond = np.empty(points.size, np.uint32)
+    k = 0
+    for i in range(points.size):
+        c = points[i]
+        if c < 128:
+            points[i] = ascii_fold[c]
+        else:
+            beyond[k] = c
+            k += 1
+            points[i] = _SP
+    return beyond[:k]

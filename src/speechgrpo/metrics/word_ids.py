@@ -11,6 +11,7 @@ sacrebleu's tokenizer and a dict. Both give the same ids, in order of first occu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -70,6 +71,10 @@ def _code_points(text: str) -> np.ndarray:
 
 
 _NO_PUNCT = np.zeros(0, dtype=np.bool_)
+_ROUGE_SEPARATOR = re.compile(r"[^a-z0-9]*")
+# rouge-score's tokenizer on ASCII: A-Z lower-cased, 0-9 and a-z kept, everything else a space
+_ROUGE_FOLD = np.array([c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 or 48 <= c <= 57 else 32
+                        for c in range(128)], dtype=np.uint32)
 # sacrebleu.metrics.chrf.CHRF._PUNCTS, which chrF++ splits off words
 CHRF_PUNCTUATION = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~'
 _CHRF_PUNCT = np.array([chr(c) in CHRF_PUNCTUATION for c in range(128)], dtype=np.bool_)
@@ -106,21 +111,31 @@ def chrf_word_ids(texts: Sequence[str]) -> WordIds | None:
     return _compiled_split(texts, _code_points(joined), _CHRF_PUNCT)
 
 
+def _lower_is_alphanumeric(code_points: np.ndarray) -> bool:
+    """Whether any of these non-ASCII characters lower-cases into an ASCII letter or digit (as U+212A,
+    the Kelvin sign, into "k" and U+0130 into "i" and a combining dot)."""
+    return any(not _ROUGE_SEPARATOR.fullmatch(chr(c).lower()) for c in code_points.tolist())
+
+
 def rouge_word_ids(texts: Sequence[str]) -> WordIds:
     """rouge-score's default tokens (no stemmer) of each text as word ids, compiled: lower-cased, and every
-    run of characters outside ``[a-z0-9]`` a separator (its ``NON_ALPHANUM_RE`` and split). Needs numba."""
+    run of characters outside ``[a-z0-9]`` a separator (its ``NON_ALPHANUM_RE`` and split). Needs numba.
+
+    The code points are folded in place (A-Z to a-z, every other character but 0-9 and a-z a separator),
+    unless the batch holds one of the few non-ASCII characters that lower-case into a letter or digit:
+    then Python's ``str.lower`` runs first."""
+    from speechgrpo.metrics.text_kernels import fold_for_rouge
+
     if not texts:
         return ids_of_token_lists([])
-    joined = "\n".join(texts)
-    lowered = joined.lower()  # one call, not one per text; only a-z and 0-9 are kept, so only lengths can differ
-    if len(lowered) == len(joined):
-        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    else:  # a character lower-cased into several (e.g. "İ"): the texts' lengths change
-        lowered_texts = [t.lower() for t in texts]
-        lengths = np.fromiter(map(len, lowered_texts), dtype=np.int64, count=len(texts))
-        lowered = "\n".join(lowered_texts)
-    points = _code_points(lowered).copy()
-    points[((points - 48) >= 10) & ((points - 97) >= 26)] = 32  # unsigned: outside 0-9 and a-z
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    points = _code_points("\n".join(texts)).copy()
+    beyond_ascii = fold_for_rouge(points, _ROUGE_FOLD)
+    if beyond_ascii.size and _lower_is_alphanumeric(np.unique(beyond_ascii)):
+        lowered = [t.lower() for t in texts]  # a character may lower-case into several: lengths change
+        lengths = np.fromiter(map(len, lowered), dtype=np.int64, count=len(texts))
+        points = _code_points("\n".join(lowered)).copy()
+        fold_for_rouge(points, _ROUGE_FOLD)
     points[np.cumsum(lengths[:-1] + 1) - 1] = 10  # the line breaks between texts
     return _compiled_split(texts, points)
 

@@ -44,9 +44,9 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     _add_config_arguments(demo, PipelineConfig, "PipelineConfig")
     demo.add_argument("--protocol", choices=("quick", "full"), default=None,
                       help="quick (default): one seed with the tuned learning rates, ~15 min on 2 cores; full: "
-                           "learning-rate search on dev, 3 seeds, MP-GRPO with LUFFY shaping, ~90 min")
+                           "learning-rate search on dev, 3 seeds, MP-GRPO with LUFFY shaping, 80-100 min")
     demo.add_argument("--from-scratch", action="store_true",
-                      help="build the base model here (speechgrpo build-base, ~50 min on 2 cores) instead of "
+                      help="build the base model here (speechgrpo build-base, ~70 min on 2 cores) instead of "
                            "using the bundled one")
     demo.set_defaults(run=_demo, extra="train")
     base = subparsers.add_parser("build-base", help="train the demo's base model from scratch (the bundled "

@@ -66,7 +66,7 @@ class PipelineConfig:
         "micro_batch_size": 32, "eval_every": 20, "eval_batch_size": 50, "save_rollouts": True})
     # learning rates chosen on dev by the last full run, per task and settings group (quick uses them)
     tuned: dict[str, dict[str, float]] = field(default_factory=lambda: {
-        "sqa": {"sft": 2e-4, "grpo": 1e-4}, "ast": {"sft": 5e-4, "grpo": 2e-4}})
+        "sqa": {"sft": 5e-4, "grpo": 2e-4}, "ast": {"sft": 1e-3, "grpo": 2e-4}})
     search: dict[str, list[float]] = field(default_factory=lambda: {
         "sft": [2e-4, 5e-4, 1e-3], "grpo": [1e-4, 2e-4, 5e-4]})
     reward: str = "bleu"
