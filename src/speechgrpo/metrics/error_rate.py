@@ -124,6 +124,10 @@ class _ErrorRate(Metric):
     #: WER's words over plain spaces are ``str.split()``'s, so the compiled word-id kernel applies
     _compiled_words = False
 
+    def _dedupes_pairs(self) -> bool:
+        # the compiled word edits (bit-parallel) cost less than finding a batch's repeated pairs
+        return not (self._compiled_words and compiled_available())
+
     @staticmethod
     def _rate(edits: float, ref_len: float) -> float:
         # jiwer: an empty reference returns the insertion count itself.
