@@ -12,7 +12,8 @@ resident set) belongs to that metric alone. The worker
 4. checks a random sample of pairs against the reference implementation (after the peak was taken).
 
 ``metric share = peak RSS - RSS after the input``: what scoring adds on top of the strings. The
-library dedupes the pairs and scores distinct pairs in chunks of ``Metric.chunk_size`` (32768), so
+library dedupes the pairs (WER's and ROUGE's compiled paths score repeats again instead) and scores
+them in chunks of ``Metric.chunk_size`` (32768), so
 the engine's arrays are bounded by one chunk; what still grows with the input is the dedupe
 bookkeeping (the list of pairs, the dict of distinct pairs, the inverse index) and the float64 scores.
 A second run at ``--compare-pairs`` (default 250,000) shows how the share grows with the input.
