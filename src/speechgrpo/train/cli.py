@@ -44,7 +44,7 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     _add_config_arguments(demo, PipelineConfig, "PipelineConfig")
     demo.add_argument("--protocol", choices=("quick", "full"), default=None,
                       help="quick (default): one seed with the tuned learning rates, ~19 min on 2 cores; full: "
-                           "learning-rate search on dev, 3 seeds, MP-GRPO with LUFFY shaping, 80-100 min")
+                           "learning-rate search on dev, 3 seeds, MP-GRPO with LUFFY shaping, ~85 min")
     demo.add_argument("--from-scratch", action="store_true",
                       help="build the base model here (speechgrpo build-base, ~70 min on 2 cores) instead of "
                            "using the bundled one")

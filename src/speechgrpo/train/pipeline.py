@@ -14,7 +14,7 @@
 5. write ``results.md`` / ``results.csv`` / ``summary.json`` and PNG plots.
 
 Each run resumes or is skipped when its output exists. Sizes, steps and rates come from
-:class:`PipelineConfig` (YAML); the defaults fit a 2-core CPU (quick: ~16 min inside the pipeline, full: ~90 min).
+:class:`PipelineConfig` (YAML); the defaults fit a 2-core CPU (quick: ~16-18 min inside the pipeline, full: ~84 min).
 """
 
 from __future__ import annotations
