@@ -8,9 +8,13 @@ models run on a CPU), the chat templates, special tokens and EOS/PAD settings of
 is not the published one: a 500-token byte-level BPE trained here, with the published special tokens added
 (so token ids differ; the tests use the tokens' names). Weights are random.
 
-Granite Speech's ``has_lora_adapter`` is published as ``true`` (an audio LoRA shipped beside the weights);
-transformers 5.24 needs peft >= 0.22 to load it, which is not installable here, so these checkpoints carry
-no adapter and set it to ``false``.
+Granite Speech is published with ``has_lora_adapter: true`` and its audio LoRA beside the weights
+(``adapter_config.json``, ``adapter_model.safetensors``, peft's layout, keys under the published module names
+``base_model.model.language_model.model.layers.N.self_attn.{q,v}_proj``): ``build(..., shipped_adapter=True)``
+writes that layout, with the published adapter config (rank 64 on ``q_proj`` and ``v_proj``) and random
+factors (both non-zero, so the adapter changes the outputs). Without it, ``has_lora_adapter`` is ``false``.
+
+Sizes: attention heads of 32 dimensions (vLLM's CPU attention takes 32, 64, 80, ... but not 8 or 16).
 """
 
 from __future__ import annotations
@@ -154,9 +158,9 @@ def granite_speech_config(tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
                              "use_qformer_text_input": False},
         "text_config": {"model_type": "granite", "attention_bias": False, "attention_dropout": 0.1,
                         "attention_multiplier": 0.0078125, "bos_token_id": end, "eos_token_id": end,
-                        "pad_token_id": end, "embedding_multiplier": 12.0, "hidden_act": "silu", "hidden_size": 32,
-                        "intermediate_size": 64, "logits_scaling": 8.0, "max_position_embeddings": 131072,
-                        "mlp_bias": False, "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2,
+                        "pad_token_id": end, "embedding_multiplier": 12.0, "hidden_act": "silu", "hidden_size": 64,
+                        "intermediate_size": 128, "logits_scaling": 8.0, "max_position_embeddings": 131072,
+                        "mlp_bias": False, "num_attention_heads": 2, "num_hidden_layers": 2, "num_key_value_heads": 1,
                         "residual_multiplier": 0.22, "rms_norm_eps": 1e-05, "rope_theta": 10000000.0,
                         "tie_word_embeddings": True, "vocab_size": len(tokenizer)},
     }
@@ -174,8 +178,8 @@ def qwen2_audio_config(tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
                          "max_source_positions": 1500, "num_mel_bins": 128, "scale_embedding": False},
         "text_config": {"model_type": "qwen2", "bos_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
                         "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"), "hidden_act": "silu",
-                        "hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 8192,
-                        "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 4,
+                        "hidden_size": 64, "intermediate_size": 128, "max_position_embeddings": 8192,
+                        "num_attention_heads": 2, "num_hidden_layers": 2, "num_key_value_heads": 2,
                         "rms_norm_eps": 1e-05, "rope_theta": 10000, "sliding_window": 32768, "use_sliding_window": False,
                         "tie_word_embeddings": False, "vocab_size": len(tokenizer), "attention_dropout": 0.0},
     }
@@ -209,10 +213,22 @@ PUBLISHED_SIZES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# granite-speech-3.3-2b's adapter_config.json: the fields that define the adapter (peft's defaults elsewhere).
+GRANITE_ADAPTER_CONFIG: dict[str, Any] = {
+    "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": "ibm-granite/granite-3.3-2b-instruct",
+    "r": 64, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["q_proj", "v_proj"], "bias": "none",
+    "fan_in_fan_out": False, "inference_mode": True, "init_lora_weights": True, "use_rslora": False,
+    "use_dora": False, "modules_to_save": None, "layers_to_transform": None, "layers_pattern": None,
+    "rank_pattern": {}, "alpha_pattern": {}, "revision": None,
+}
+
+
 def build(family: str, directory: Path, seed: int = 0, published_size: bool = False, device: str = "cpu",
-          dtype: Any = None) -> Path:
+          dtype: Any = None, shipped_adapter: bool = False) -> Path:
     """Save the random-weight model of ``family`` (``"granite_speech"`` or ``"qwen2_audio"``) with its processor;
-    ``published_size``: at the published dimensions (2B / 8.4B parameters), built on ``device`` in ``dtype``."""
+    ``published_size``: at the published dimensions (2B / 8.4B parameters), built on ``device`` in ``dtype``;
+    ``shipped_adapter`` (Granite): with its audio LoRA beside the weights, as published. The weights file uses
+    the published parameter names (transformers 5.19 saves some under other names)."""
     import torch
     from transformers import (
         GenerationConfig,
@@ -248,10 +264,53 @@ def build(family: str, directory: Path, seed: int = 0, published_size: bool = Fa
         processor = Qwen2AudioProcessor(feature_extractor=extractor, tokenizer=tokenizer,
                                         chat_template=QWEN2_AUDIO_CHAT_TEMPLATE)
     model.generation_config = GenerationConfig(**generation_config(family, tokenizer))
+    if shipped_adapter:
+        if family != "granite_speech":
+            raise ValueError("only Granite Speech ships an adapter")
+        model.config.has_lora_adapter = True
     model.save_pretrained(directory)
+    _write_published_weights(family, model, directory)
     processor.save_pretrained(directory)
+    if shipped_adapter:
+        _write_shipped_adapter(model, directory, seed)
     (directory / "built_config.json").write_text(json.dumps(values, indent=2), encoding="utf-8")
     return directory
+
+
+def _write_published_weights(family: str, model: Any, directory: Path) -> None:
+    """``model.safetensors`` with the published parameter names (one file; a tied LM head left out, as published)."""
+    from safetensors.torch import save_file
+
+    from speechgrpo.models.hf_speech_lm import module_to_published_name
+    from speechgrpo.models.loading import speech_lm_class
+
+    prefixes = speech_lm_class(family).published_prefixes  # type: ignore[attr-defined]
+    tied = model.config.get_text_config().tie_word_embeddings
+    state = {module_to_published_name(prefixes, name): value.detach().contiguous().cpu()
+             for name, value in model.state_dict().items() if not (tied and name == "lm_head.weight")}
+    for old in [*directory.glob("model*.safetensors"), *directory.glob("model.safetensors.index.json")]:
+        old.unlink()
+    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+
+
+def _write_shipped_adapter(model: Any, directory: Path, seed: int) -> None:
+    """Granite Speech's audio LoRA as published: ``adapter_config.json`` and ``adapter_model.safetensors`` with
+    random non-zero factors under the published module names."""
+    import torch
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed + 1)
+    rank = GRANITE_ADAPTER_CONFIG["r"]
+    tensors = {}
+    for index, layer in enumerate(model.model.language_model.layers):
+        for name in GRANITE_ADAPTER_CONFIG["target_modules"]:
+            linear = getattr(layer.self_attn, name)
+            key = f"base_model.model.language_model.model.layers.{index}.self_attn.{name}"
+            tensors[f"{key}.lora_A.weight"] = torch.randn(rank, linear.in_features, generator=generator) * 0.05
+            tensors[f"{key}.lora_B.weight"] = torch.randn(linear.out_features, rank, generator=generator) * 0.05
+    save_file(tensors, str(directory / "adapter_model.safetensors"), metadata={"format": "pt"})
+    (directory / "adapter_config.json").write_text(json.dumps(GRANITE_ADAPTER_CONFIG, indent=2) + "\n",
+                                                   encoding="utf-8")
 
 
 def _sized(values: dict[str, Any], family: str, published_size: bool) -> dict[str, Any]:

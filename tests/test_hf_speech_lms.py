@@ -246,6 +246,30 @@ def test_gradients_flow_through_module_wrapper(models: dict[str, Any], family: s
         inner.zero_grad(set_to_none=True)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_shared_prompt_equals_full_rows_with_gradients(checkpoints: dict[str, Path], family: str) -> None:
+    """Scoring runs each prompt once and lets its completions share its keys and values; with gradient
+    checkpointing in training it runs full [prompt + completion] rows. Same logits, same gradients."""
+    results = []
+    for checkpointed in (False, True):
+        model = load_speech_lm(checkpoints[family])
+        model.module.train()
+        if checkpointed:
+            model.enable_gradient_checkpointing()
+        assert model._checkpointed_training() == checkpointed
+        batch = model.encode_prompts(mixed_prompts()[:2])
+        targets = model.encode_completions(["der hund ist", "ja", "die katze", ""], torch.tensor([0, 0, 1, 1]))
+        logits = model.completion_logits(batch, targets)
+        (logits.float().square() * targets.mask[..., None]).sum().backward()
+        grads = {n: p.grad.clone() for n, p in model.module.named_parameters() if p.grad is not None}
+        results.append((logits.detach(), grads))
+    (shared, shared_grads), (full, full_grads) = results
+    torch.testing.assert_close(shared, full, atol=1e-5, rtol=1e-5)
+    assert shared_grads.keys() == full_grads.keys() and len(shared_grads) > 10
+    for name, grad in shared_grads.items():
+        torch.testing.assert_close(grad, full_grads[name], atol=1e-4, rtol=1e-4, msg=name)
+
+
 def test_encode_completions(models: dict[str, Any]) -> None:
     model = models["qwen2_audio"]
     texts = ["der hund ist rot", "", "übersetze: ok!"]
@@ -316,25 +340,6 @@ def test_lora_trains_only_language_model_adapters_and_round_trips(checkpoints: d
         torch.testing.assert_close(type(model)(base, model.processor).completion_logits(batch, targets), base_logits)
     with pytest.raises(ValueError, match="already has LoRA"):
         model.apply_lora(4)
-
-
-def test_granite_builtin_audio_adapter(checkpoints: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Released Granite Speech checkpoints carry a LoRA that transformers enables only for audio inputs; scoring
-    does the same (mocked: transformers 5.24's adapter integration needs peft >= 0.22, not installable here)."""
-    model = load_speech_lm(checkpoints["granite_speech"])
-    net = model.unwrapped()
-    calls: list[str] = []
-    monkeypatch.setattr(net, "_hf_peft_config_loaded", True, raising=False)
-    monkeypatch.setattr(net, "enable_adapters", lambda: calls.append("on"), raising=False)
-    monkeypatch.setattr(net, "disable_adapters", lambda: calls.append("off"), raising=False)
-    prompts = mixed_prompts()
-    with pytest.raises(ValueError, match="cannot mix"):
-        model.encode_prompts(prompts)
-    targets = model.encode_completions(["der hund"] * 2, torch.tensor([0, 1]))
-    with torch.no_grad():
-        model.completion_logits(model.encode_prompts(prompts[:2]), targets)
-        model.completion_logits(model.encode_prompts([prompts[2]] * 2), targets)
-    assert calls == ["on", "off"]
 
 
 # -- text-only causal LM -------------------------------------------------------------------------------------------

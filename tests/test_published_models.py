@@ -32,7 +32,9 @@ END_OF_TURN = {"granite_speech": "<|end_of_text|>", "qwen2_audio": "<|im_end|>"}
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("published")
-    return {family: published_models.build(family, root / family) for family in FAMILIES}
+    # Granite in its published layout: the audio LoRA beside the weights, merged by speechgrpo at load
+    return {family: published_models.build(family, root / family, shipped_adapter=family == "granite_speech")
+            for family in FAMILIES}
 
 
 def clip(seconds: float, seed: int) -> np.ndarray:
@@ -134,16 +136,9 @@ def test_trainable_parameters_with_and_without_lora(checkpoints: dict[str, Path]
     print(f"{family}: trainable fraction with LoRA r=8 on the test-size model {trainable_fraction(model.module):.3f}")
 
 
-def test_granite_builtin_adapter_refuses_a_second_lora(checkpoints: dict[str, Path],
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    model = load_speech_lm(checkpoints["granite_speech"])
-    monkeypatch.setattr(model.unwrapped(), "_hf_peft_config_loaded", True, raising=False)
-    with pytest.raises(ValueError, match="built-in audio LoRA"):
-        model.apply_lora(4)
-
-
 def test_published_dropout_is_off_for_rl(checkpoints: dict[str, Path], tmp_path: Path) -> None:
-    """granite-speech-3.3-2b publishes dropout 0.1 in its encoder, Q-Former projector and LM attention."""
+    """granite-speech-3.3-2b publishes dropout 0.1 in its encoder, Q-Former projector and LM attention, and
+    batch norm in its conformer: in RL the scored policy must be the sampling (inference-mode) policy."""
     prompts = [SpeechPrompt(clip(0.8, 4), "Say it.")]
     for stage, deterministic in (("grpo", True), ("sft", False)):
         settings = TrainConfig(model=str(checkpoints["granite_speech"]), train_manifests=["x"],
@@ -154,7 +149,12 @@ def test_published_dropout_is_off_for_rl(checkpoints: dict[str, Path], tmp_path:
         targets = model.encode_completions(["der hund"], torch.tensor([0]))
         with torch.no_grad():
             first, second = (model.completion_log_probs(batch, targets) for _ in range(2))
+            training = model.prompt_embeddings(batch)
+            model.module.eval()  # how the policy samples
+            sampling = model.prompt_embeddings(batch)
         assert torch.equal(first, second) == deterministic, stage
+        if deterministic:  # RL: the conformer's batch norm keeps its running statistics (the sampling policy)
+            torch.testing.assert_close(training, sampling, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -28,8 +28,9 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
-from transformers import GenerationConfig, GenerationMixin
+from transformers import DynamicCache, GenerationConfig, GenerationMixin
 
+from speechgrpo.models._cache import cache_kwarg
 from speechgrpo.models.lora import LORA_DIRECTORY, base_state_dict, has_lora, load_adapter, save_adapter
 from speechgrpo.models.speech_lm import SAMPLE_RATE, Completions, PromptBatch, SamplingConfig, SpeechLM, SpeechPrompt
 
@@ -46,8 +47,10 @@ class HFSpeechLM(SpeechLM):
 
     model_class: ClassVar[Any]  # the transformers class that loads the checkpoint
     audio_feature_keys: ClassVar[tuple[str, ...]] = ()  # processor outputs indexed by audio (dim 0)
-    max_audio_seconds: ClassVar[float | None] = None  # longer audio is rejected (not silently truncated)
+    # (module path prefix in transformers 5, prefix in the published checkpoint files): the names vLLM loads
+    published_prefixes: ClassVar[tuple[tuple[str, str], ...]] = ()
     min_audio_seconds: ClassVar[float] = 0.1  # shorter audio yields 0-1 audio tokens, which the models mishandle
+    max_audio_seconds: ClassVar[float | None] = None  # longer audio is rejected (not silently truncated)
 
     def __init__(self, model: Any, processor: Any) -> None:
         self.module = model
@@ -62,6 +65,7 @@ class HFSpeechLM(SpeechLM):
         self.stop_token_ids = sorted({self.eos_token_id, *_as_ids(model.generation_config.eos_token_id)})
         # Keeping only the logits that score completions saves a (n, prompt length, vocab) tensor.
         self._logits_to_keep = "logits_to_keep" in inspect.signature(type(model).forward).parameters
+        self.logits_divisor = _apply_logits_scaling(model, {self.pad_token_id, self.eos_token_id})
 
     # -- model-specific hooks -----------------------------------------------------------------------------------
     @abstractmethod
@@ -72,13 +76,22 @@ class HFSpeechLM(SpeechLM):
     def _process(self, texts: list[str], audios: list[np.ndarray]) -> Mapping[str, torch.Tensor]:
         """Templated prompt texts and the prompts' audios (in prompt order) -> model input tensors."""
 
-    def _before_forward(self, has_audio: bool) -> None:
-        """Called before each generation and scoring forward with whether the batch has audio."""
-
     @classmethod
     @abstractmethod
     def _load_processor(cls, directory: Path) -> Any:
         """The processor or tokenizer saved in ``directory``."""
+
+    @classmethod
+    def _load_model(cls, directory: Path, dtype: torch.dtype) -> Any:
+        """The transformers model saved in ``directory`` (local files only)."""
+        return cls.model_class.from_pretrained(directory, dtype=dtype, local_files_only=True)
+
+    # -- the checkpoint layout other engines read ---------------------------------------------------------------
+    def published_state_dict(self, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The weights (``state``, default the module's own, without a LoRA adapter) under the names of the
+        published checkpoint files, which vLLM loads; tied weights appear under each of their names."""
+        state = self.unwrapped().state_dict() if state is None else state
+        return {module_to_published_name(self.published_prefixes, name): value for name, value in state.items()}
 
     # -- SpeechLM ---------------------------------------------------------------------------------------------------
     def encode_prompts(self, prompts: Sequence[SpeechPrompt]) -> PromptBatch:
@@ -139,15 +152,14 @@ class HFSpeechLM(SpeechLM):
         audio_token = getattr(model.config, "audio_token_id", getattr(model.config, "audio_token_index", None))
         if audio_token is not None:  # a sampled audio placeholder would break the scoring forward's audio merge
             options["suppress_tokens"] = [int(audio_token)]
-        self._before_forward(bool((batch.extra["audio_row"] >= 0).any()))
         checkpoint_defaults = model.generation_config
         model.generation_config = _blank_generation_config()
         try:
             with torch.random.fork_rng(devices=_cuda_devices(self.device), enabled=generator is not None):
                 if generator is not None:
                     torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator, device=generator.device)))
-                # GenerationMixin's own generate: a model's override (Granite Speech switches its built-in
-                # adapter by whether input_features are given) would see no audio here; _before_forward did it
+                # GenerationMixin's own generate: a model's override (Granite Speech's switches a peft adapter,
+                # which speechgrpo merges at load) is not needed on embeddings
                 new = GenerationMixin.generate(model, **inputs, **options)  # only the new tokens (inputs_embeds)
         finally:
             model.generation_config = checkpoint_defaults
@@ -177,24 +189,48 @@ class HFSpeechLM(SpeechLM):
         return Completions(ids.to(device), mask.to(device), list(texts), prompt_index)
 
     def completion_logits(self, batch: PromptBatch, completions: Completions) -> torch.Tensor:
+        """Each prompt runs once and the completions that answer it share its keys and values (gradients
+        flow through them); the completions then run on that cache, through ``self.module``. With G
+        completions per prompt this is the same forward on a fraction of the tokens (the audio prompt is most
+        of a row). With gradient checkpointing in training (transformers drops the cache there) it is one
+        forward of ``[prompt + completion]`` rows instead; both give the same logits (tested)."""
         device = batch.inputs["input_ids"].device
         index = completions.prompt_index.to(device)
         ids, mask = completions.ids.to(device), completions.mask.to(device)
-        attention_mask = torch.cat([batch.inputs["attention_mask"][index], mask.long()], dim=1)
         model: Any = self.unwrapped()
-        prompts = self.prompt_embeddings(batch)[index]
-        inputs: dict[str, Any] = {
-            "inputs_embeds": torch.cat([prompts, model.get_input_embeddings()(ids).to(prompts.dtype)], dim=1),
-            "attention_mask": attention_mask,
-            "position_ids": (attention_mask.cumsum(1) - 1).masked_fill(attention_mask == 0, 0),
-            "use_cache": False,
-        }
-        keep = ids.shape[1] + 1  # the last prompt position predicts the first completion token
-        if self._logits_to_keep:
-            inputs["logits_to_keep"] = keep
-        self._before_forward(bool((batch.extra["audio_row"][index] >= 0).any()))
-        logits: torch.Tensor = self.module(**inputs).logits
-        return logits[:, -keep:-1]
+        prompt_mask = batch.inputs["attention_mask"]
+        prompts = self.prompt_embeddings(batch)
+        completion_inputs = model.get_input_embeddings()(ids[:, :-1]).to(prompts.dtype)
+        attention_mask = torch.cat([prompt_mask[index], mask[:, :-1].long()], dim=1)
+        positions = (attention_mask.cumsum(1) - 1).masked_fill(attention_mask == 0, 0)
+        width = prompt_mask.shape[1]
+        if self._checkpointed_training():
+            inputs: dict[str, Any] = {"inputs_embeds": torch.cat([prompts[index], completion_inputs], dim=1),
+                                      "attention_mask": attention_mask, "position_ids": positions, "use_cache": False}
+            if self._logits_to_keep:
+                inputs["logits_to_keep"] = ids.shape[1]
+            full: torch.Tensor = self.module(**inputs).logits
+            return full[:, -ids.shape[1]:]
+        cache_name = cache_kwarg()
+        cache = DynamicCache(config=model.config.get_text_config())
+        prefix = model.get_decoder()(  # the language model without its output layer
+            inputs_embeds=prompts, attention_mask=prompt_mask,
+            position_ids=(prompt_mask.cumsum(1) - 1).masked_fill(prompt_mask == 0, 0), use_cache=True,
+            **{cache_name: cache}).last_hidden_state
+        first: torch.Tensor = model.get_output_embeddings()(prefix[index, -1:])  # predicts each first token
+        if ids.shape[1] <= 1:
+            return first[:, :ids.shape[1]]
+        cache.batch_select_indices(index)
+        rest: torch.Tensor = self.module(inputs_embeds=completion_inputs, attention_mask=attention_mask,
+                                         position_ids=positions[:, width:], use_cache=True,
+                                         **{cache_name: cache}).logits
+        return torch.cat([first, rest], dim=1)
+
+    def _checkpointed_training(self) -> bool:
+        """Whether a layer recomputes its activations in the backward pass (gradient checkpointing) and the
+        model is in training mode: transformers turns the key-value cache off there."""
+        model: Any = self.unwrapped()
+        return bool(model.training) and any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
 
     def save(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """``save_pretrained`` of model and processor. A LoRA model writes its base weights in the usual
@@ -216,7 +252,7 @@ class HFSpeechLM(SpeechLM):
         directory = Path(directory)
         if not (directory / "config.json").is_file():
             raise FileNotFoundError(f"{directory} has no config.json (a local checkpoint directory is required)")
-        model = cls.model_class.from_pretrained(directory, dtype=dtype, local_files_only=True).to(device)
+        model = cls._load_model(directory, dtype).to(device)
         lora = None
         if (directory / LORA_DIRECTORY).is_dir():
             model, lora = load_adapter(model, directory / LORA_DIRECTORY)
@@ -232,6 +268,9 @@ class HFSpeechLM(SpeechLM):
             raise ValueError(f"{type(self).__name__}: neither the processor nor the tokenizer has a chat template")
         text: str = owner.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return text
+
+    def audio_limits(self) -> tuple[float, float | None]:
+        return self.min_audio_seconds, self.max_audio_seconds
 
     def _check_audio(self, audio: np.ndarray) -> np.ndarray:
         """1-D, finite float32, within the model's length limits. The sample rate cannot be checked here: the
@@ -270,3 +309,59 @@ def _as_ids(value: int | list[int] | None) -> list[int]:
 def _cuda_devices(device: torch.device) -> list[int]:
     """The CUDA devices whose RNG a seeded generation must fork (all of them: ``manual_seed`` seeds all)."""
     return list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+
+
+def module_to_published_name(prefixes: Sequence[tuple[str, str]], name: str) -> str:
+    """A transformers-5 parameter name as the published checkpoint files spell it (``prefixes``: (module
+    prefix, published prefix) pairs; names no pair matches are unchanged)."""
+    for module_prefix, published_prefix in prefixes:
+        if name.startswith(module_prefix):
+            return published_prefix + name[len(module_prefix):]
+    return name
+
+
+def published_to_module_name(prefixes: Sequence[tuple[str, str]], name: str) -> str:
+    """The inverse of :func:`module_to_published_name`."""
+    for module_prefix, published_prefix in prefixes:
+        if name.startswith(published_prefix):
+            return module_prefix + name[len(published_prefix):]
+    return name
+
+
+def _apply_logits_scaling(model: Any, avoid_ids: set[int]) -> float:
+    """Divide the model's logits by its text config's ``logits_scaling`` where its forward does not.
+
+    Granite language models define their logits as ``lm_head(h) / logits_scaling`` (``GraniteForCausalLM``
+    and vLLM divide); transformers' ``GraniteSpeechForConditionalGeneration`` (5.19-5.25) returns
+    ``lm_head(h)``, 8x too sharp for the published configs. One forward of one token tells which case this
+    model is in: where the logits equal the output layer's, a hook on that layer divides them (so
+    ``generate`` and every scoring forward see the model's own logits). Returns the divisor added (1.0: none).
+    """
+    text_config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    scaling = float(getattr(text_config, "logits_scaling", 1.0) or 1.0)
+    head = model.get_output_embeddings()
+    if scaling == 1.0 or head is None:
+        return 1.0
+    seen: dict[str, torch.Tensor] = {}
+    probe = head.register_forward_hook(lambda _m, _i, output: seen.__setitem__("head", output))
+    device = next(model.parameters()).device
+    # a plain token: a padding id's embedding may be all zeros, an audio placeholder needs audio
+    avoid = avoid_ids | set(_as_ids(getattr(model.config, "audio_token_id", getattr(model.config, "audio_token_index",
+                                                                                       None))))
+    token = next(i for i in range(len(avoid) + 1) if i not in avoid)
+    try:
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([[token]], device=device), use_cache=False).logits
+    finally:
+        probe.remove()
+    raw = seen["head"].to(logits.dtype)
+    if not bool(raw.abs().max() > 0):
+        raise RuntimeError(f"{type(model).__name__}: all-zero logits for token {token}; cannot tell whether its "
+                           "forward applies logits_scaling")
+    if torch.allclose(logits * scaling, raw, rtol=1e-3, atol=0.0):
+        return 1.0  # the forward divides already
+    if not torch.equal(logits, raw):
+        raise RuntimeError(f"{type(model).__name__}: its logits are neither the output layer's nor those divided by "
+                           f"logits_scaling {scaling:g}; cannot tell how to apply it")
+    head.register_forward_hook(lambda _m, _i, output: output / scaling)
+    return scaling

@@ -14,6 +14,7 @@ for export.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -128,6 +129,58 @@ def load_adapter(module: torch.nn.Module, directory: Path) -> tuple[torch.nn.Mod
     if missing:
         raise ValueError(f"{directory}: adapter weights {missing[:3]} match no layer of the model")
     return module, config
+
+
+def merge_peft_adapter(module: torch.nn.Module, directory: Path, module_name: Any) -> int:
+    """Fold the LoRA adapter saved in ``directory`` (peft's ``adapter_config.json`` +
+    ``adapter_model.safetensors``, as checkpoints ship it) into the weights of ``module``: ``W += scale * B @ A``
+    with ``scale = lora_alpha / r`` (``/ sqrt(r)`` with rsLoRA), computed in float32. ``module_name`` maps a
+    key's module path (after peft's ``base_model.model.`` prefix) to the path in ``module``. Without peft;
+    options that change the adapter's function beyond that (DoRA, biases, per-layer ranks) are refused.
+    Returns the number of layers merged."""
+    from safetensors.torch import load_file
+
+    config_path, weights_path = directory / ADAPTER_CONFIG, directory / ADAPTER_WEIGHTS
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"{directory}: {ADAPTER_CONFIG} without {ADAPTER_WEIGHTS} (only safetensors "
+                                "adapters are read)")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    unsupported = {"peft_type": config.get("peft_type", "LORA") != "LORA", "use_dora": bool(config.get("use_dora")),
+                   "bias": config.get("bias", "none") != "none",
+                   "fan_in_fan_out": bool(config.get("fan_in_fan_out")),
+                   "rank_pattern": bool(config.get("rank_pattern")), "alpha_pattern": bool(config.get("alpha_pattern")),
+                   "modules_to_save": bool(config.get("modules_to_save"))}
+    refused = [name for name, bad in unsupported.items() if bad]
+    if refused:
+        raise ValueError(f"{config_path}: cannot merge an adapter with {', '.join(refused)} "
+                         f"({', '.join(f'{n}={config.get(n)!r}' for n in refused)})")
+    rank, alpha = int(config["r"]), float(config["lora_alpha"])
+    scale = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
+    state = load_file(str(weights_path))
+    pairs: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        match = re.fullmatch(r"(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.[^.]+)?\.weight", key)
+        if match is None:
+            raise ValueError(f"{weights_path}: {key!r} is not a LoRA A/B weight")
+        pairs.setdefault(match.group(1), {})[match.group(2)] = value
+    for path, factors in sorted(pairs.items()):
+        if set(factors) != {"A", "B"}:
+            raise ValueError(f"{weights_path}: layer {path!r} has lora_{''.join(factors)} only")
+        name = module_name(path)
+        try:
+            layer = module.get_submodule(name)
+        except AttributeError:
+            raise ValueError(f"{weights_path}: adapter layer {path!r} ({name!r}) is not in the model") from None
+        weight = layer.weight if isinstance(layer, torch.nn.Linear) else None
+        a, b = factors["A"].float(), factors["B"].float()
+        if weight is None or a.shape != (rank, weight.shape[1]) or b.shape != (weight.shape[0], rank):
+            raise ValueError(f"{weights_path}: {path!r} A {tuple(a.shape)} / B {tuple(b.shape)} do not fit "
+                             f"{type(layer).__name__} {tuple(weight.shape) if weight is not None else ''} at rank "
+                             f"{rank}")
+        with torch.no_grad():
+            merged = weight.float() + scale * (b.to(weight.device) @ a.to(weight.device))
+            weight.copy_(merged.to(weight.dtype))
+    return len(pairs)
 
 
 def merge_lora(module: torch.nn.Module) -> torch.nn.Module:

@@ -33,6 +33,9 @@ class Qwen2AudioLM(HFSpeechLM):
     audio_feature_keys = ("input_features", "feature_attention_mask")
     language_model_path = "model.language_model"
     max_audio_seconds = 30.0
+    published_prefixes = (("model.language_model.", "language_model.model."), ("model.audio_tower.", "audio_tower."),
+                          ("model.multi_modal_projector.", "multi_modal_projector."),
+                          ("lm_head.", "language_model.lm_head."))
 
     def _messages(self, prompt: SpeechPrompt) -> list[dict[str, Any]]:
         # An "audio" key: the published chat_template.json tests `'audio' in content` (a part with only "type" is

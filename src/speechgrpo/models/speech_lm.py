@@ -144,6 +144,11 @@ class SpeechLM(ABC):
     def check_lora(self) -> None:  # noqa: B027  (a hook: most models take LoRA as they are)
         """Raise where this model cannot take speechgrpo's LoRA adapter."""
 
+    def audio_limits(self) -> tuple[float, float | None]:
+        """The shortest and longest audio (seconds; ``None``: no upper limit) the model takes: shorter or
+        longer clips are refused, never truncated. The trainer checks every clip against them at start-up."""
+        return 0.0, None
+
     def reference_mode(self) -> Any:
         """A context in which the model is its reference policy: the adapter off (LoRA models only)."""
         from speechgrpo.models.lora import adapter_disabled

@@ -20,10 +20,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from speechgrpo.models._cache import cache_kwarg
 from speechgrpo.models.log_mel import FeatureCache
 from speechgrpo.models.lora import LORA_DIRECTORY, base_state_dict, has_lora, load_adapter, save_adapter
 from speechgrpo.models.speech_lm import Completions, PromptBatch, SamplingConfig, SpeechLM, SpeechPrompt
-from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig, TinySpeechNet, cache_kwarg
+from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig, TinySpeechNet
 from speechgrpo.models.word_tokenizer import WordTokenizer
 
 __all__ = ["MODEL_TYPE", "TinySpeechLM", "TinySpeechLMConfig"]
@@ -105,6 +106,12 @@ class TinySpeechLM(SpeechLM):
     @property
     def dtype(self) -> torch.dtype:
         return next(self.unwrapped().parameters()).dtype
+
+    def audio_limits(self) -> tuple[float, float | None]:
+        """Up to the LM's positions less 512 for the prompt words and the answer, at one audio token per
+        ``frames_per_token`` x 40 ms (longer audio runs past the positions it was trained on)."""
+        seconds_per_token = 0.04 * self.config.frames_per_token
+        return 0.0, (self.config.max_positions - 512) * seconds_per_token
 
     def encode_prompts(self, prompts: Sequence[SpeechPrompt]) -> PromptBatch:
         """Log-mel features (zero frames for a text-only prompt) and ``prompt words + <sep>`` ids."""

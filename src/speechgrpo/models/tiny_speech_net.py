@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechgrpo.models._cache import cache_kwarg
 from speechgrpo.models.log_mel import N_MELS
 
 
@@ -48,16 +48,6 @@ class TinySpeechLMConfig:
     lm_heads: int = 4
     lm_ffn_dim: int = 512
     max_positions: int = 2048
-
-
-@cache
-def cache_kwarg() -> str:
-    """The decoder's key-value cache argument: transformers 5.24 renamed ``past_key_values`` to ``cache``."""
-    import inspect
-
-    from transformers import LlamaModel
-
-    return "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
 
 
 def sequence_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:

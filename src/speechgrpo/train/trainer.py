@@ -183,6 +183,20 @@ def disable_dropout(module: torch.nn.Module) -> None:
                 setattr(child, name, 0.0)
 
 
+def freeze_batch_norm(module: torch.nn.Module) -> None:
+    """Batch-norm layers stay in inference mode (their running statistics, never updated), whatever
+    ``train()`` is called on: in RL the scored policy is then the sampling policy (Granite Speech's conformer
+    normalizes with batch statistics in training mode), and with LoRA the frozen weights stay frozen."""
+    for child in module.modules():
+        if isinstance(child, torch.nn.modules.batchnorm._BatchNorm):
+            child.eval()
+            child.train = functools.partial(_stay_in_eval, child)  # type: ignore[method-assign]
+
+
+def _stay_in_eval(module: torch.nn.Module, mode: bool = True) -> torch.nn.Module:
+    return torch.nn.Module.train(module, False)
+
+
 def loss_settings(config: TrainConfig) -> LossConfig:
     """The loss preset with the config's non-None loss fields on top; ``"constant"`` divides by
     ``max_new_tokens`` (Dr. GRPO's max completion length) unless the preset fixes it."""
@@ -468,6 +482,8 @@ def load_policy(config: TrainConfig, resume: Path | None, device: torch.device) 
         raise ValueError(f"ctc_weight is {config.ctc_weight} but {type(model).__name__} has no CTC head; set it to 0")
     if config.dropout_off:
         disable_dropout(model.module)
+    if config.dropout_off or model.lora is not None:
+        freeze_batch_norm(model.module)
     if config.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     return model
