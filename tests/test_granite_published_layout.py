@@ -101,7 +101,7 @@ def test_the_published_layout_trains_every_weight(shipped: Path) -> None:
 
 def test_text_only_prompts_are_refused_once_merged(shipped: Path) -> None:
     model = load_speech_lm(shipped)
-    with pytest.raises(ValueError, match="prompt 1 has no audio.*merged"):
+    with pytest.raises(ValueError, match=r"prompt 1 has no audio.*merged"):
         model.encode_prompts([prompts()[0], SpeechPrompt(None, "Say hi.")])
 
 
@@ -163,7 +163,7 @@ def test_adapter_options_that_cannot_be_merged_are_refused(shipped: Path, tmp_pa
 def test_incomplete_published_layouts_are_refused(shipped: Path, tmp_path: Path) -> None:
     no_adapter = tmp_path / "no_adapter"
     shutil.copytree(shipped, no_adapter, ignore=shutil.ignore_patterns("adapter_config.json"))
-    with pytest.raises(FileNotFoundError, match="has_lora_adapter: true but there is no adapter_config.json"):
+    with pytest.raises(FileNotFoundError, match=r"has_lora_adapter: true but there is no adapter_config\.json"):
         load_speech_lm(no_adapter)
     rank = tmp_path / "rank"
     shutil.copytree(shipped, rank)

@@ -190,7 +190,7 @@ def freeze_batch_norm(module: torch.nn.Module) -> None:
     for child in module.modules():
         if isinstance(child, torch.nn.modules.batchnorm._BatchNorm):
             child.eval()
-            child.train = functools.partial(_stay_in_eval, child)  # type: ignore[method-assign]
+            child.train = functools.partial(_stay_in_eval, child)  # type: ignore[method-assign,assignment]
 
 
 def _stay_in_eval(module: torch.nn.Module, mode: bool = True) -> torch.nn.Module:
