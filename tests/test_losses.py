@@ -140,6 +140,63 @@ def test_token_log_probs_and_entropy_match_torch_distributions() -> None:
     torch.testing.assert_close(token_entropy(logits, temperature=0.7), expected.entropy())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_chunked_log_probs_and_their_gradient_equal_log_softmax(monkeypatch: pytest.MonkeyPatch,
+                                                                dtype: torch.dtype) -> None:
+    """The selective, chunked log-probs (3 positions per chunk here) and their hand-written backward pass equal
+    autograd through a full float32 log-softmax; the gradient comes back in the logits' dtype."""
+    from speechgrpo.losses import log_probs as module
+
+    monkeypatch.setattr(module, "CHUNK_ELEMENTS", 3 * 40)
+    g = torch.Generator().manual_seed(1)
+    logits = (4 * torch.randn(2, 5, 40, generator=g)).to(dtype).requires_grad_(True)
+    ids = torch.randint(0, 40, (2, 5), generator=g)
+    upstream = torch.randn(2, 5, generator=g)
+    for temperature in (1.0, 0.6):
+        (grad,) = torch.autograd.grad((token_log_probs(logits, ids, temperature) * upstream).sum(), logits)
+        reference = logits.detach().float().requires_grad_(True)
+        expected = torch.log_softmax(reference / temperature, -1).gather(-1, ids[..., None])[..., 0]
+        (expected_grad,) = torch.autograd.grad((expected * upstream).sum(), reference)
+        torch.testing.assert_close(token_log_probs(logits, ids, temperature), expected.detach(), atol=1e-5, rtol=1e-5)
+        assert grad.dtype == dtype
+        tolerance = 1e-6 if dtype == torch.float32 else 1e-2
+        torch.testing.assert_close(grad.float(), expected_grad, atol=tolerance, rtol=tolerance)
+
+
+def test_entropy_statistic_takes_no_gradient_without_a_bonus(monkeypatch: pytest.MonkeyPatch) -> None:
+    from speechgrpo.losses import log_probs as module
+
+    monkeypatch.setattr(module, "CHUNK_ELEMENTS", 2 * 9)
+    data = random_batch(3, batch=3, width=4)
+    logits = torch.randn(3, 4, 9, requires_grad=True)
+    out = policy_loss(data["logp"][:3, :4].clone().requires_grad_(True), None, data["adv"][:3],
+                      data["mask"][:3, :4], preset="dapo", logits=logits, temperature=0.5)
+    assert not out.stats["entropy"].requires_grad
+    with torch.no_grad():
+        chunked = token_entropy(logits, 0.5)
+    torch.testing.assert_close(chunked, torch.distributions.Categorical(logits=logits.detach() / 0.5).entropy())
+    assert torch.autograd.grad(out.loss, logits, allow_unused=True)[0] is None
+
+
+def test_sampling_ratio_weights_the_policy_gradient_term_only() -> None:
+    """TRL's vLLM importance-sampling correction: per-token loss x ratio, then the KL term on top."""
+    data = random_batch(4, batch=3, width=4)
+    args = (data["logp"][:3, :4], None, data["adv"][:3], data["mask"][:3, :4])
+    ratio = torch.tensor([[0.5], [2.0], [0.0]])
+    plain = policy_loss(*args, ref_logprobs=data["ref"][:3, :4], preset="paper")
+    weighted = policy_loss(*args, ref_logprobs=data["ref"][:3, :4], preset="paper", sampling_ratio=ratio)
+    mask = data["mask"][:3, :4]
+    pg = torch.where(mask, plain.per_token - 0.02 * torch.where(mask, kl(args[0], data["ref"][:3, :4]), 0.0), 0.0)
+    expected = torch.where(mask, pg * ratio + 0.02 * kl(args[0], data["ref"][:3, :4]), 0.0)
+    torch.testing.assert_close(weighted.per_token, expected)
+    with pytest.raises(ValueError, match="sampling_ratio must be finite"):
+        policy_loss(*args, sampling_ratio=torch.ones(3, 2))
+
+
+def kl(logp: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    return torch.exp(ref - logp) - (ref - logp) - 1.0
+
+
 def test_entropy_bonus_and_statistic() -> None:
     data = random_batch(2, batch=3, width=4)
     logits = torch.randn(3, 4, 9, dtype=torch.float64, requires_grad=True)

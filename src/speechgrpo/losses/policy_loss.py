@@ -58,6 +58,7 @@ def _check_shape(name: str, tensor: torch.Tensor | None, shape: tuple[int, ...])
 def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor | None, advantages: torch.Tensor,
                 mask: torch.Tensor, *, ref_logprobs: torch.Tensor | None = None,
                 off_policy: torch.Tensor | None = None, logits: torch.Tensor | None = None,
+                temperature: float = 1.0, sampling_ratio: torch.Tensor | None = None,
                 num_tokens: float | torch.Tensor | None = None, num_sequences: float | torch.Tensor | None = None,
                 preset: str | LossConfig | None = None, **overrides: Any) -> PolicyLoss:
     """GRPO policy loss over a batch of completions.
@@ -72,7 +73,12 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor | None, advan
         off_policy: ``(batch,)`` bool, MP-GRPO/LUFFY rows (e.g. the reference answer): their behaviour
             probability is taken as 1, so the per-token term is ``f(p) * A`` with ``p = exp(logprobs)``,
             ``f`` the identity or LUFFY's shaping ``p / (p + gamma)``, and no clipping.
-        logits: ``(batch, tokens, vocab)`` for the entropy statistic and bonus.
+        logits: ``(batch, tokens, vocab)`` for the entropy statistic and bonus: the entropy of
+            ``softmax(logits / temperature)``. Without a bonus (``entropy_coef`` 0) the statistic is computed
+            without gradient, chunk by chunk.
+        sampling_ratio: ``(batch, tokens)`` or ``(batch, 1)``, TRL's vLLM importance-sampling correction: the
+            policy-gradient term of each token is multiplied by it (the KL term is not), e.g. ``exp(trainer
+            log-prob - sampler log-prob)``, truncated or masked; no gradient flows through it.
         num_tokens: the token normalizer of ``"token_mean"`` when it must span more than this call
             (gradient accumulation or several ranks: pass the global count of completion tokens).
         num_sequences: likewise the number of sequences that ``"sequence_mean"`` and ``"constant"``
@@ -97,6 +103,10 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor | None, advan
         raise ValueError(f"beta={config.beta} needs ref_logprobs")
     if config.entropy_coef > 0 and logits is None:
         raise ValueError(f"entropy_coef={config.entropy_coef} needs logits")
+    if sampling_ratio is not None and (sampling_ratio.shape not in ((batch, 1), shape)
+                                       or not bool(torch.isfinite(sampling_ratio).all())):
+        raise ValueError(f"sampling_ratio must be finite with shape ({batch}, 1) or {shape}, got "
+                         f"{tuple(sampling_ratio.shape)}")
 
     valid = mask.bool()
     logp = torch.where(valid, logprobs, 0.0)
@@ -123,6 +133,9 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor | None, advan
             weight = torch.sigmoid(capped - torch.log(torch.tensor(config.off_policy_shaping, dtype=logp.dtype)))
         objective = torch.where(off_tokens, weight * adv, objective)
 
+    if sampling_ratio is not None:
+        objective = objective * sampling_ratio.detach().to(objective.dtype)
+
     sequences = batch if num_sequences is None else num_sequences
 
     def aggregate(values: torch.Tensor) -> torch.Tensor:
@@ -145,7 +158,8 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor | None, advan
         stats["kl"] = _masked_mean(kl.detach(), kl_tokens)
     if logits is not None:
         _check_shape("logits", logits, (*shape, logits.shape[-1]))
-        entropy = token_entropy(logits)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and config.entropy_coef > 0):
+            entropy = token_entropy(logits, temperature)
         if config.entropy_coef > 0:
             per_token = per_token - config.entropy_coef * entropy
         stats["entropy"] = _masked_mean(entropy.detach(), valid)

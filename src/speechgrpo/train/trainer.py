@@ -145,15 +145,15 @@ def with_references(sampled: Completions, references: Completions, per_prompt: i
 
 def score(model: SpeechLM, prompts: Sequence[SpeechPrompt], part: Completions,
           temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token log-probs of ``part`` at ``temperature`` (0 at padding) and the tempered logits, with the
-    audio of each of its prompts encoded once (its rows' prompts only, not the whole step's)."""
+    """Per-token log-probs of ``part`` at ``temperature`` (0 at padding) and the logits (as the model made
+    them, not tempered), with the audio of each of its prompts encoded once (its rows' prompts only)."""
     used = sorted(set(part.prompt_index.tolist()))
     where = {p: i for i, p in enumerate(used)}
     batch = model.encode_prompts([prompts[p] for p in used])
     local = Completions(part.ids, part.mask, part.texts,
                         torch.tensor([where[int(p)] for p in part.prompt_index], device=part.prompt_index.device))
-    logits = model.completion_logits(batch, local).float() / temperature
-    log_probs = token_log_probs(logits, local.ids)
+    logits = model.completion_logits(batch, local)
+    log_probs = token_log_probs(logits, local.ids, temperature)
     return torch.where(local.mask, log_probs, 0.0), logits
 
 
@@ -399,7 +399,7 @@ def policy_update(model: SpeechLM, rollout: Rollout, config: TrainConfig, loss: 
             ref = None if rollout.ref_log_probs is None else rollout.ref_log_probs[index, :width]
             out = policy_loss(log_probs, old, rollout.advantages[index], part.mask, ref_logprobs=ref,
                               off_policy=None if rollout.off_policy is None else rollout.off_policy[index],
-                              logits=logits,
+                              logits=logits, temperature=config.temperature,
                               num_tokens=tokens, num_sequences=sequences, preset=loss)
             accelerator.backward(out.loss * scale)
         stats = {k: v for k, v in out.stats.items() if k != "tokens"}
