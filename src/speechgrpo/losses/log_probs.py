@@ -79,7 +79,7 @@ def token_log_probs(logits: torch.Tensor, token_ids: torch.Tensor, temperature: 
     if logits.shape[:-1] != token_ids.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and token_ids {tuple(token_ids.shape)} do not match")
     _check_temperature(temperature)
-    result: torch.Tensor = _SelectedLogProbs.apply(logits, token_ids, float(temperature))
+    result: torch.Tensor = _SelectedLogProbs.apply(logits, token_ids, float(temperature))  # type: ignore[no-untyped-call]
     return result
 
 
