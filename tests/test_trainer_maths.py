@@ -22,6 +22,7 @@ from speechgrpo.losses import LOSS_PRESETS
 from speechgrpo.models import SpeechLM, SpeechPrompt
 from speechgrpo.models.loading import load_speech_lm
 from speechgrpo.rewards import parse_reward
+from speechgrpo.rollout import HFEngine
 from speechgrpo.train import TrainConfig
 from speechgrpo.train import trainer as T
 
@@ -55,7 +56,8 @@ def accelerator(micro_batches: int) -> Any:
 def rollout_of(model: SpeechLM, reference: SpeechLM | None, settings: TrainConfig,
                examples: list[Example], step: int = 1) -> T.Rollout:
     chosen = examples[:settings.prompts_per_step]
-    return T.make_rollout(model, reference, [SpeechPrompt(None, e.prompt) for e in chosen], chosen,
+    return T.make_rollout(model, HFEngine(model), reference, [SpeechPrompt(None, e.prompt) for e in chosen],
+                          chosen,
                           list(range(len(chosen))), parse_reward(settings.reward), settings, T.loss_settings(settings),
                           accelerator(1), step)
 
@@ -126,7 +128,8 @@ def test_one_step_equals_trl_grpo_trainer(task: tuple[Path, Path, list[Example]]
         for p in model.module.parameters():
             p += 0.05 * torch.randn(p.shape, generator=generator)
     chosen = [e for e in task[2] if len(e.prompt.split()) == 4][:2]  # equal lengths: no left padding
-    rollout = T.make_rollout(model, reference, [SpeechPrompt(None, e.prompt) for e in chosen], chosen, [0, 1],
+    rollout = T.make_rollout(model, HFEngine(model), reference, [SpeechPrompt(None, e.prompt) for e in chosen],
+                             chosen, [0, 1],
                              parse_reward("chrf"), settings, T.loss_settings(settings), accelerator(1), 1)
     assert rollout.ref_log_probs is not None
     ours = gradient(model, rollout, settings, micro_batch=len(rollout.completions))

@@ -20,6 +20,7 @@ from speechgrpo.models import SamplingConfig, SpeechPrompt
 from speechgrpo.models.loading import load_speech_lm
 from speechgrpo.models.lora import LORA_DIRECTORY
 from speechgrpo.rewards import parse_reward
+from speechgrpo.rollout import HFEngine
 from speechgrpo.train import TrainConfig
 from speechgrpo.train import trainer as T
 
@@ -209,7 +210,8 @@ def test_reward_options_reach_the_advantages(task: tuple[Path, Path], tmp_path: 
     model = load_speech_lm(task[0])
     examples = [Example(id=f"t{i}", audio=None, prompt=p, references=(r,), task="t") for i, (p, r) in enumerate(PAIRS)]
     chosen = examples[:3]
-    rollout = T.make_rollout(model, None, [SpeechPrompt(None, e.prompt) for e in chosen], chosen, [0, 1, 2], reward,
+    rollout = T.make_rollout(model, HFEngine(model), None, [SpeechPrompt(None, e.prompt) for e in chosen], chosen,
+                             [0, 1, 2], reward,
                              settings, T.loss_settings(settings), T_accelerator(), 1)
     index = rollout.completions.prompt_index.numpy()
     scores = reward(rollout.completions.texts, [chosen[i].references for i in index], group_ids=index,

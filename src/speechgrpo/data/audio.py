@@ -70,6 +70,20 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return resample(_to_mono(audio), int(rate), sample_rate)
 
 
+def audio_duration(path: str | Path) -> float:
+    """Seconds of audio in the file at ``path``, from its header (nothing is decoded)."""
+    import soundfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such audio file")
+    try:
+        info = soundfile.info(str(path))
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise AudioError(f"{path}: cannot read audio ({err})") from err
+    return float(info.frames) / float(info.samplerate)
+
+
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write mono ``audio`` (float in [-1, 1]; clipped) as a 16-bit PCM WAV file."""
     import soundfile

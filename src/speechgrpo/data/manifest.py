@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from speechgrpo.data._jsonl import RecordCheck, jsonl_records
-from speechgrpo.data.audio import SAMPLE_RATE, load_audio
+from speechgrpo.data.audio import SAMPLE_RATE, audio_duration, load_audio
 
 if TYPE_CHECKING:
     from speechgrpo.models import SpeechPrompt
@@ -44,7 +44,8 @@ class ManifestError(ValueError):
 class Example:
     """One manifest row. ``root`` is the folder a relative ``audio`` path is resolved against (the
     manifest's folder after :func:`read_manifest`; ``None``: the current directory). ``audio`` is ``None``
-    for a text-only prompt (e.g. the text versions of the tasks that a base model learns from)."""
+    for a text-only prompt (e.g. the text versions of the tasks that a base model learns from). ``source``
+    names the manifest line (for error messages)."""
 
     id: str
     audio: str | None
@@ -55,6 +56,7 @@ class Example:
     duration: float | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
     root: Path | None = field(default=None, compare=False, repr=False)
+    source: str | None = field(default=None, compare=False, repr=False)  # "<manifest>:<line>" it was read from
 
     @property
     def audio_path(self) -> Path:
@@ -67,6 +69,10 @@ class Example:
     def load_audio(self, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         """The audio as mono float32 at ``sample_rate`` Hz."""
         return load_audio(self.audio_path, sample_rate)
+
+    def audio_seconds(self) -> float:
+        """The audio's length: ``duration`` when the manifest gives it, else read from the file's header."""
+        return self.duration if self.duration is not None else audio_duration(self.audio_path)
 
     def record(self, manifest_dir: Path | None = None) -> dict[str, Any]:
         """The JSON object of this row; ``audio`` relative to ``manifest_dir`` when the file lies under it."""
@@ -141,7 +147,7 @@ def parse_example(record: Any, where: str, root: Path | None = None) -> Example:
     check(isinstance(meta, dict), "'meta' must be an object")
     return Example(id=record["id"], audio=audio, prompt=record["prompt"], references=references,
                    task=record["task"], split=split, duration=None if duration is None else float(duration),
-                   meta=meta, root=root)
+                   meta=meta, root=root, source=where)
 
 
 def read_manifest(path: str | Path) -> list[Example]:

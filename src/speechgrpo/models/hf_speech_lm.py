@@ -66,6 +66,9 @@ class HFSpeechLM(SpeechLM):
         # Keeping only the logits that score completions saves a (n, prompt length, vocab) tensor.
         self._logits_to_keep = "logits_to_keep" in inspect.signature(type(model).forward).parameters
         self.logits_divisor = _apply_logits_scaling(model, {self.pad_token_id, self.eos_token_id})
+        self.placeholder_id = _audio_placeholder(model)
+        if self.placeholder_id is not None:  # sampled, it would break the scoring forward's audio merge
+            _ban_token(model, self.placeholder_id)
 
     # -- model-specific hooks -----------------------------------------------------------------------------------
     @abstractmethod
@@ -97,8 +100,8 @@ class HFSpeechLM(SpeechLM):
     def encode_prompts(self, prompts: Sequence[SpeechPrompt]) -> PromptBatch:
         if not prompts:
             raise ValueError("no prompts")
-        audios = [self._check_audio(p.audio) for p in prompts if p.audio is not None]
-        texts = [self._render(self._messages(p)) for p in prompts]
+        audios = [self.checked_audio(p.audio) for p in prompts if p.audio is not None]
+        texts = [self.prompt_text(p) for p in prompts]
         with torch.autocast(self.device.type, enabled=False):  # features in float32 under a trainer's autocast
             processed = self._process(texts, audios)
         inputs = {key: value for key, value in processed.items() if isinstance(value, torch.Tensor)}
@@ -149,9 +152,6 @@ class HFSpeechLM(SpeechLM):
                                    "use_cache": True}
         if not sampling.greedy:
             options.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-        audio_token = getattr(model.config, "audio_token_id", getattr(model.config, "audio_token_index", None))
-        if audio_token is not None:  # a sampled audio placeholder would break the scoring forward's audio merge
-            options["suppress_tokens"] = [int(audio_token)]
         checkpoint_defaults = model.generation_config
         model.generation_config = _blank_generation_config()
         try:
@@ -272,7 +272,12 @@ class HFSpeechLM(SpeechLM):
     def audio_limits(self) -> tuple[float, float | None]:
         return self.min_audio_seconds, self.max_audio_seconds
 
-    def _check_audio(self, audio: np.ndarray) -> np.ndarray:
+    def prompt_text(self, prompt: SpeechPrompt) -> str:
+        """The prompt as the model reads it: its chat messages through the chat template, the assistant turn
+        opened (the audio placeholder not yet expanded)."""
+        return self._render(self._messages(prompt))
+
+    def checked_audio(self, audio: np.ndarray) -> np.ndarray:
         """1-D, finite float32, within the model's length limits. The sample rate cannot be checked here: the
         caller must pass :data:`SAMPLE_RATE` (16 kHz) audio; other rates silently give wrong features."""
         if not self.audio_feature_keys:
@@ -328,6 +333,24 @@ def published_to_module_name(prefixes: Sequence[tuple[str, str]], name: str) -> 
     return name
 
 
+def _audio_placeholder(model: Any) -> int | None:
+    """The token id that marks where audio embeddings go (``None`` for a text-only model)."""
+    value = getattr(model.config, "audio_token_id", getattr(model.config, "audio_token_index", None))
+    return None if value is None else int(value)
+
+
+def _ban_token(model: Any, token_id: int) -> None:
+    """The token's logit is -inf in every forward (sampling, scoring, reference): the policy never emits it, and
+    the log-probs the trainer computes are those of the distribution it samples from."""
+    head = model.get_output_embeddings()
+    index = torch.tensor([token_id])
+
+    def ban(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        return output.index_fill_(-1, index.to(output.device), float("-inf"))  # in place: no copy of the logits
+
+    head.register_forward_hook(ban)
+
+
 def _apply_logits_scaling(model: Any, avoid_ids: set[int]) -> float:
     """Divide the model's logits by its text config's ``logits_scaling`` where its forward does not.
 
@@ -346,8 +369,8 @@ def _apply_logits_scaling(model: Any, avoid_ids: set[int]) -> float:
     probe = head.register_forward_hook(lambda _m, _i, output: seen.__setitem__("head", output))
     device = next(model.parameters()).device
     # a plain token: a padding id's embedding may be all zeros, an audio placeholder needs audio
-    avoid = avoid_ids | set(_as_ids(getattr(model.config, "audio_token_id", getattr(model.config, "audio_token_index",
-                                                                                       None))))
+    placeholder = _audio_placeholder(model)
+    avoid = avoid_ids | ({placeholder} if placeholder is not None else set())
     token = next(i for i in range(len(avoid) + 1) if i not in avoid)
     try:
         with torch.no_grad():

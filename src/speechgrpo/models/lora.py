@@ -183,6 +183,21 @@ def merge_peft_adapter(module: torch.nn.Module, directory: Path, module_name: An
     return len(pairs)
 
 
+def merged_lora_weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights of the layers speechgrpo's adapter modifies, with the adapter merged (``W + scale * B @ A``),
+    under their names in the model without peft; the module is not changed."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    merged: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name, layer in module.named_modules():
+            if isinstance(layer, BaseTunerLayer) and ADAPTER_NAME in getattr(layer, "lora_A", {}):
+                base = layer.get_base_layer()
+                delta = layer.get_delta_weight(ADAPTER_NAME)  # type: ignore[attr-defined]  # peft's LoRA layers
+                merged[f"{name}.weight"] = (base.weight + delta.to(base.weight.dtype)).detach()
+    return merged
+
+
 def merge_lora(module: torch.nn.Module) -> torch.nn.Module:
     """Fold the adapter into the base weights and remove it: a plain model with the same outputs."""
     from peft.tuners.tuners_utils import BaseTunerLayer

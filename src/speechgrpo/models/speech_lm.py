@@ -61,6 +61,13 @@ class Completions:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def stopped(self, stop_token_ids: Sequence[int]) -> torch.Tensor:
+        """Bool per row: whether it ends with one of ``stop_token_ids`` (a row without one was cut at the
+        length limit)."""
+        lengths = self.mask.sum(1)
+        last = self.ids.gather(1, (lengths - 1).clamp(min=0)[:, None])[:, 0]
+        return (lengths > 0) & torch.isin(last, torch.tensor(list(stop_token_ids), device=self.ids.device))
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -81,6 +88,7 @@ class SpeechLM(ABC):
     # transformers models, the module whose input is the merged text + audio embeddings
     language_model_path: str = ""
     lora: Any = None  # peft LoraConfig of the injected adapter (see speechgrpo.models.lora), or None
+    stop_token_ids: list[int]  # generation ends at these (the end-of-turn token); completions end with one
 
     @property
     def device(self) -> torch.device:

@@ -89,6 +89,7 @@ class TinySpeechLM(SpeechLM):
         self.tokenizer = tokenizer
         self.config = config
         self.features = FeatureCache()  # log-mel features of the clips seen last
+        self.stop_token_ids = [tokenizer.eos_id]
 
     @classmethod
     def create(cls, config: TinySpeechLMConfig, tokenizer: WordTokenizer, device: str | torch.device = "cpu",

@@ -22,6 +22,15 @@ EVAL_METRICS = (*PAPER_METRICS, "wer")
 Precision = Literal["no", "bf16", "fp16"]
 DType = Literal["float32", "bfloat16"]
 KLEstimator = Literal["k1", "k2", "k3"]
+RolloutEngineName = Literal["hf", "vllm"]
+#: TRL's vLLM importance-sampling modes: truncate (clip) or mask ratios outside the bounds, per token or sequence
+IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
+#: where ``report_to`` sends the per-step metrics besides metrics.jsonl / metrics.csv
+REPORTERS = ("tensorboard", "wandb", "trackio")
+# vLLM settings: None means TRL's default, given here; setting one with rollout_engine hf is refused
+VLLM_DEFAULTS = {"vllm_gpu_memory_utilization": 0.3, "vllm_max_model_length": None,
+                 "vllm_importance_sampling_correction": True, "vllm_importance_sampling_mode": "sequence_mask",
+                 "vllm_importance_sampling_clip_max": 3.0}
 
 
 @dataclass
@@ -75,6 +84,14 @@ class TrainConfig:
     top_p: float = 1.0
     max_new_tokens: int = 200
     generation_batch_size: int | None = None  # completions per generate() call, a multiple of num_generations
+    rollout_engine: RolloutEngineName = "hf"  # who samples: the model's own generation, or vLLM (colocated)
+    vllm_gpu_memory_utilization: float | None = None  # the GPU memory share of the vLLM engine (None: 0.3)
+    vllm_max_model_length: int | None = None  # the engine's context (None: the model's)
+    vllm_importance_sampling_correction: bool | None = None  # TRL's correction (None: on with vllm)
+    vllm_importance_sampling_mode: str | None = None  # one of IS_MODES (None: sequence_mask)
+    vllm_importance_sampling_clip_max: float | None = None  # ratios above it clipped or masked (None: 3.0)
+    mask_truncated_completions: bool = False  # completions cut at max_new_tokens (no stop token) out of the loss
+    max_audio_seconds: float | None = None  # drop longer clips from the manifests (with a count) instead of failing
     num_iterations: int = 1  # optimizer steps per rollout (TRL's mu): > 1 makes the ratio and the clip act
     advantage_preset: str = "paper"
     # GRPO loss: the preset, then these fields on top of it (None: the preset's value)
@@ -99,7 +116,7 @@ class TrainConfig:
     log_every: int = 1
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
-    tensorboard: bool = False
+    report_to: str | list[str] = "none"  # TRL's field: "none", or tensorboard / wandb / trackio (a list for several)
     save_rollouts: bool = False  # GRPO: every group to rollouts.jsonl (groups format; `speechgrpo bench signal`)
 
     def __post_init__(self) -> None:
@@ -134,12 +151,30 @@ class TrainConfig:
             raise ValueError("lora_alpha, lora_dropout, lora_target_modules and merge_lora need lora_rank > 0")
         if not 0 <= self.lora_dropout < 1:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        check_choice("rollout_engine", self.rollout_engine, ("hf", "vllm"))
+        if self.vllm_importance_sampling_mode is not None:
+            check_choice("vllm_importance_sampling_mode", self.vllm_importance_sampling_mode, IS_MODES)
+        vllm_set = [name for name in VLLM_DEFAULTS if getattr(self, name) is not None]
+        if vllm_set and self.rollout_engine != "vllm":
+            raise ValueError(f"{', '.join(vllm_set)} only apply to rollout_engine: vllm")
+        if self.vllm_gpu_memory_utilization is not None and not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise ValueError(f"vllm_gpu_memory_utilization must be in (0, 1], got {self.vllm_gpu_memory_utilization}")
+        for name in ("vllm_max_model_length", "vllm_importance_sampling_clip_max", "max_audio_seconds"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        reporters = self.reporters
+        unknown_reporters = [r for r in reporters if r not in REPORTERS]
+        if unknown_reporters or (isinstance(self.report_to, list) and not self.report_to):
+            raise ValueError(f"report_to takes 'none' or any of {', '.join(REPORTERS)}; got {self.report_to!r}")
         if self.stage == "sft":
             rl_only = ("generation_batch_size", "beta", "epsilon_low", "epsilon_high", "kl_estimator",
                        "off_policy_kl", "entropy_coef", "off_policy_shaping")
             set_fields = [name for name in rl_only if getattr(self, name) is not None]
-            if set_fields or self.num_iterations != 1:
-                raise ValueError(f"{', '.join(set_fields) or 'num_iterations'} only apply to GRPO stages, not sft")
+            set_fields += [name for name, default in (("num_iterations", 1), ("rollout_engine", "hf"),
+                                                      ("mask_truncated_completions", False))
+                           if getattr(self, name) != default]
+            if set_fields:
+                raise ValueError(f"{', '.join(set_fields)} only apply to GRPO stages, not sft")
         elif self.ctc_weight > 0 or self.ce_weight != 1.0:
             raise ValueError("ce_weight and ctc_weight only apply to the sft stage")
         if self.off_policy_shaping is not None and self.stage != "mp_grpo":
@@ -160,6 +195,17 @@ class TrainConfig:
         if self.best_metric is not None and self.best_metric not in (*self.eval_metrics, "reward"):
             raise ValueError(f"best_metric must be one of eval_metrics {self.eval_metrics} or 'reward', got "
                              f"{self.best_metric!r}")
+
+    @property
+    def reporters(self) -> list[str]:
+        """``report_to`` as a list of backends (empty for ``"none"``)."""
+        names = [self.report_to] if isinstance(self.report_to, str) else list(self.report_to)
+        return [] if names == ["none"] else names
+
+    def vllm_setting(self, name: str) -> Any:
+        """A ``vllm_*`` field, or its default where it is ``None``."""
+        value = getattr(self, name)
+        return VLLM_DEFAULTS[name] if value is None else value
 
     @property
     def dropout_off(self) -> bool:

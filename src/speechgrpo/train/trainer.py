@@ -46,6 +46,7 @@ from speechgrpo.losses import LossConfig, loss_config, policy_loss, token_log_pr
 from speechgrpo.models import Completions, SamplingConfig, SpeechLM, SpeechPrompt
 from speechgrpo.models.loading import load_speech_lm
 from speechgrpo.rewards import Reward, as_reward
+from speechgrpo.rollout import HFEngine, RolloutEngine, sampling_seed
 from speechgrpo.train.checkpoint import (
     latest_checkpoint,
     load_trainer_state,
@@ -56,7 +57,7 @@ from speechgrpo.train.checkpoint import (
 from speechgrpo.train.config import TrainConfig
 from speechgrpo.train.evaluation import generate_answers, higher_is_better, score_answers
 from speechgrpo.train.rollout_log import RolloutLog, rollout_file, rollout_groups
-from speechgrpo.train.run_log import RunLog
+from speechgrpo.train.run_log import RunLog, check_trackers
 
 # TrainConfig fields that override the loss preset when set (None: the preset's value).
 LOSS_FIELDS = ("beta", "epsilon_low", "epsilon_high", "kl_estimator", "off_policy_kl", "entropy_coef",
@@ -102,6 +103,37 @@ def read_examples(paths: Sequence[str]) -> list[Example]:
     return examples
 
 
+def check_audio(examples: list[Example], model: SpeechLM, max_seconds: float | None, what: str) -> list[Example]:
+    """Every clip exists and fits the model's audio limits, before training starts: a clear error naming the
+    manifest lines otherwise. With ``max_seconds``, longer clips are dropped instead (counted on stderr)."""
+    import sys
+
+    shortest, longest = model.audio_limits()
+    limit = longest if max_seconds is None else min(max_seconds, longest or max_seconds)
+    kept, dropped, problems = [], 0, []
+    for example in examples:
+        seconds = example.audio_seconds() if example.audio is not None else None
+        if seconds is not None and limit is not None and seconds > limit and max_seconds is not None:
+            dropped += 1
+            continue
+        if seconds is not None and longest is not None and seconds > longest:
+            problems.append(f"{example.source}: {seconds:.1f} s of audio, over the {longest:g} s "
+                            f"{type(model).__name__} takes")
+        elif seconds is not None and seconds < shortest:
+            problems.append(f"{example.source}: {seconds:.2f} s of audio, under the {shortest:g} s "
+                            f"{type(model).__name__} needs")
+        kept.append(example)
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ValueError(f"{what}: " + "; ".join(problems[:5]) + more + "; drop longer clips with max_audio_seconds")
+    if dropped:
+        print(f"{what}: dropped {dropped} of {len(examples)} examples with audio over {limit:g} s "
+              "(max_audio_seconds)", file=sys.stderr)
+    if not kept:
+        raise ValueError(f"{what}: no example left under max_audio_seconds {max_seconds}")
+    return kept
+
+
 # -- completions ---------------------------------------------------------------------------------------------
 def chunks(size: int, chunk: int) -> list[list[int]]:
     return [list(range(start, min(start + chunk, size))) for start in range(0, size, chunk)]
@@ -118,14 +150,6 @@ def select(completions: Completions, index: Sequence[int]) -> Completions:
     width = max(int(mask.sum(1).max()) if len(rows) else 0, 1)
     return Completions(completions.ids[rows, :width], mask[:, :width], [completions.texts[i] for i in index],
                        completions.prompt_index[rows])
-
-
-def concatenate(parts: Sequence[Completions]) -> Completions:
-    """The rows of ``parts`` in order (``prompt_index`` values are kept as given)."""
-    width = max(part.ids.shape[1] for part in parts)
-    return Completions(torch.cat([_padded(p.ids, width) for p in parts]), torch.cat([_padded(p.mask, width)
-                                                                                    for p in parts]),
-                       [text for p in parts for text in p.texts], torch.cat([p.prompt_index for p in parts]))
 
 
 def with_references(sampled: Completions, references: Completions, per_prompt: int) -> tuple[Completions,
@@ -289,51 +313,58 @@ class Rollout:
 
     prompts: list[SpeechPrompt]
     completions: Completions
+    loss_mask: torch.Tensor  # the completion tokens the loss counts (mask_truncated_completions removes some)
     off_policy: torch.Tensor | None  # MP-GRPO: bool per row, true on the reference answers; GRPO: None
     advantages: torch.Tensor
     micro_batches: list[list[int]]
     old_log_probs: torch.Tensor | None
     ref_log_probs: torch.Tensor | None
+    sampling_ratio: torch.Tensor | None  # TRL's vLLM importance-sampling ratio, (n, length) or (n, 1)
     metrics: dict[str, float]
     groups: list[dict[str, Any]] = field(default_factory=list)  # the rollouts file's records (save_rollouts)
 
 
-def sampling_generator(seed: int, step: int, example: int) -> torch.Generator:
-    """The random stream of one generate call, from the run's seed, the step and the call's first example
-    (its index in the training set): with ``generation_batch_size = num_generations`` a prompt's samples
-    are the same whatever the number of processes."""
-    state = np.random.SeedSequence([seed, step, example]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+def make_engine(config: TrainConfig, model: SpeechLM, accelerator: Any) -> RolloutEngine:
+    """The engine that samples the rollouts (``rollout_engine``), started from the policy's current weights."""
+    if config.rollout_engine == "vllm":
+        from speechgrpo.rollout.vllm_engine import VLLMEngine, VLLMSettings
 
-
-def sample(model: SpeechLM, prompts: Sequence[SpeechPrompt], indices: Sequence[int], per_prompt: int,
-           config: TrainConfig, step: int) -> Completions:
-    """``per_prompt`` completions of each prompt, ``generation_batch_size`` completions per generate call."""
-    sampling = SamplingConfig(config.max_new_tokens, config.temperature, config.top_p)
-    prompts_per_call = len(prompts) if config.generation_batch_size is None else max(
+        precision = {"bf16": "bfloat16", "fp16": "float16"}.get(config.mixed_precision, config.dtype)
+        return VLLMEngine(model, VLLMSettings(
+            dtype=precision, gpu_memory_utilization=config.vllm_setting("vllm_gpu_memory_utilization"),
+            max_model_len=config.vllm_setting("vllm_max_model_length"), seed=config.seed))
+    prompts_per_call = None if config.generation_batch_size is None else max(
         1, config.generation_batch_size // config.num_generations)
-    parts = []
-    with torch.no_grad():
-        for index in chunks(len(prompts), prompts_per_call):
-            part = model.generate(model.encode_prompts([prompts[i] for i in index]), per_prompt, sampling,
-                                  sampling_generator(config.seed, step, indices[index[0]]))
-            part.prompt_index = part.prompt_index + index[0]
-            parts.append(part)
-    return concatenate(parts)
+    return HFEngine(model, prompts_per_call, accelerator.autocast)
 
 
-def make_rollout(model: SpeechLM, reference: SpeechLM | None, prompts: list[SpeechPrompt],
+def importance_sampling_ratio(trainer: torch.Tensor, sampler: torch.Tensor, mask: torch.Tensor, mode: str,
+                              clip_max: float) -> torch.Tensor:
+    """TRL's vLLM importance-sampling correction: ``exp(trainer - sampler log-probs)`` per token (``token_*``,
+    shape ``(n, length)``) or summed over the sequence (``sequence_*``, ``(n, 1)``), then ratios above
+    ``clip_max`` clipped to it (``*_truncate``) or set to 0 (``*_mask``)."""
+    difference = torch.where(mask, trainer - sampler, 0.0)
+    if mode.startswith("sequence"):
+        difference = difference.sum(-1, keepdim=True)
+    ratio = torch.exp(difference.clamp(max=20.0))
+    return ratio.clamp(max=clip_max) if mode.endswith("truncate") else torch.where(ratio > clip_max, 0.0, ratio)
+
+
+def make_rollout(model: SpeechLM, engine: RolloutEngine, reference: SpeechLM | None, prompts: list[SpeechPrompt],
                  examples: Sequence[Example], indices: Sequence[int], reward: Reward, config: TrainConfig,
                  loss: LossConfig, accelerator: Any, step: int) -> Rollout:
     """Steps 1-4 of the module docstring for the training examples ``indices`` (``examples``, ``prompts``)."""
     mp_grpo = config.stage == "mp_grpo"
     per_prompt = config.num_generations - 1 if mp_grpo else config.num_generations
     device = model.device
-    model.unwrapped().eval()
     started = time.perf_counter()
-    completions = sample(model, prompts, indices, per_prompt, config, step)
+    seeds = [sampling_seed(config.seed, step, i) for i in indices]
+    samples = engine.sample(prompts, per_prompt, SamplingConfig(config.max_new_tokens, config.temperature,
+                                                                config.top_p), seeds)
     generation_time = time.perf_counter() - started
+    completions = samples.completions
     sampled_lengths = completions.mask.sum(1).float()
+    stopped = completions.stopped(model.stop_token_ids)
     if mp_grpo:
         references = model.encode_completions([e.references[0] for e in examples],
                                               torch.arange(len(examples), device=device))
@@ -341,6 +372,8 @@ def make_rollout(model: SpeechLM, reference: SpeechLM | None, prompts: list[Spee
     else:
         off_policy = torch.zeros(len(completions), dtype=torch.bool, device=device)
     off = off_policy.cpu().numpy()
+    sampled = torch.nonzero(~off_policy)[:, 0]  # the sampled rows, in sampling order
+    width = completions.ids.shape[1]
 
     prompt_index = completions.prompt_index.cpu().numpy()
     started = time.perf_counter()
@@ -353,9 +386,12 @@ def make_rollout(model: SpeechLM, reference: SpeechLM | None, prompts: list[Spee
     advantages = group_advantages(result.scores, prompt_index, preset=config.advantage_preset, off_policy=off,
                                   **options)
 
+    loss_mask = completions.mask.clone()
+    if config.mask_truncated_completions:  # TRL's option: a completion cut at max_new_tokens trains nothing
+        loss_mask[sampled[~stopped]] = False
     micro_batches = chunks(len(completions), config.micro_batch_size)
     old = None
-    if config.num_iterations > 1:
+    if config.num_iterations > 1 or samples.log_probs is not None:
         old = no_grad_log_probs(model, prompts, completions, micro_batches, config.temperature, accelerator)
     ref = None
     if loss.beta > 0:
@@ -370,40 +406,61 @@ def make_rollout(model: SpeechLM, reference: SpeechLM | None, prompts: list[Spee
         "reward_std": float(on_policy.std()),
         "frac_zero_std_groups": advantages.stats["frac_zero_std_groups"],
         "completion_length": float(sampled_lengths.mean()),
-        "frac_truncated": float((sampled_lengths >= config.max_new_tokens).float().mean()),
+        "frac_truncated": float((~stopped).float().mean()),
         "generation_s": generation_time,
         "reward_s": reward_time,
     }
+    ratio = None
+    if samples.log_probs is not None:  # the sampler's log-probs: its gap to the trainer's, and TRL's correction
+        assert old is not None
+        sampler = torch.zeros_like(old)
+        sampler[sampled, :samples.log_probs.shape[1]] = samples.log_probs.to(old.device)
+        tokens = completions.mask & ~off_policy[:, None]
+        gap = (old - sampler)[tokens].abs()
+        metrics.update(sampling_logp_diff_mean=float(gap.mean()) if gap.numel() else 0.0,
+                       sampling_logp_diff_max=float(gap.max()) if gap.numel() else 0.0)
+        if config.vllm_setting("vllm_importance_sampling_correction"):
+            ratio = importance_sampling_ratio(old, sampler, tokens,
+                                              config.vllm_setting("vllm_importance_sampling_mode"),
+                                              config.vllm_setting("vllm_importance_sampling_clip_max"))
+            ratio[off_policy] = 1.0  # the reference answers were not sampled
+            seen = ratio[tokens] if ratio.shape[1] == width else ratio[~off_policy, 0]
+            metrics.update(importance_sampling_ratio_mean=float(seen.mean()),
+                           importance_sampling_ratio_min=float(seen.min()),
+                           importance_sampling_ratio_max=float(seen.max()))
     groups = (rollout_groups(step, examples, completions.texts, prompt_index.tolist(), off.tolist(),
                              result.scores.tolist()) if config.save_rollouts else [])
-    return Rollout(prompts, completions, off_policy if mp_grpo else None,
+    return Rollout(prompts, completions, loss_mask, off_policy if mp_grpo else None,
                    torch.as_tensor(advantages.advantages, dtype=torch.float32, device=device), micro_batches,
-                   old, ref, metrics, groups)
+                   old, ref, ratio, metrics, groups)
 
 
 def policy_update(model: SpeechLM, rollout: Rollout, config: TrainConfig, loss: LossConfig,
                   accelerator: Any) -> dict[str, float]:
     """Steps 5-6: backpropagate the policy loss of ``rollout`` over its micro-batches (one optimizer step)."""
     completions = rollout.completions
-    tokens, sequences = global_sum(accelerator, float(completions.mask.sum()), float(len(completions)))
-    local_tokens = float(completions.mask.sum())
+    tokens, sequences = global_sum(accelerator, float(rollout.loss_mask.sum()), float(len(completions)))
+    tokens = max(tokens, 1.0)  # every completion masked (mask_truncated_completions): a zero loss, as in TRL
+    local_tokens = max(float(rollout.loss_mask.sum()), 1.0)
     scale = backward_scale(accelerator)
     model.unwrapped().train()
     totals = Averages()
     for index in rollout.micro_batches:
         part = select(completions, index)
         width = part.ids.shape[1]
+        mask = rollout.loss_mask[index, :width]
         with accelerator.accumulate(model.module), accelerator.autocast():
             log_probs, logits = score(model, rollout.prompts, part, config.temperature)
             old = None if rollout.old_log_probs is None else rollout.old_log_probs[index, :width]
             ref = None if rollout.ref_log_probs is None else rollout.ref_log_probs[index, :width]
-            out = policy_loss(log_probs, old, rollout.advantages[index], part.mask, ref_logprobs=ref,
+            ratio = None if rollout.sampling_ratio is None else rollout.sampling_ratio[index, :width]
+            out = policy_loss(log_probs, old, rollout.advantages[index], mask, ref_logprobs=ref,
                               off_policy=None if rollout.off_policy is None else rollout.off_policy[index],
-                              logits=logits, temperature=config.temperature,
+                              logits=logits, temperature=config.temperature, sampling_ratio=ratio,
                               num_tokens=tokens, num_sequences=sequences, preset=loss)
             accelerator.backward(out.loss * scale)
         stats = {k: v for k, v in out.stats.items() if k != "tokens"}
-        totals.add({"loss": out.loss.detach(), **stats}, float(part.mask.sum()) / local_tokens)
+        totals.add({"loss": out.loss.detach(), **stats}, float(mask.sum()) / local_tokens)
     return totals.result()
 
 
@@ -561,6 +618,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
+    check_trackers(config.reporters)  # a missing tracker package fails before anything is loaded
     micro_batches = math.ceil(rows_per_step(config) / config.micro_batch_size)
     AcceleratorState._reset_state()  # one process may run several trainings (the demo) with other settings
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
@@ -582,8 +640,9 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
         reference = load_speech_lm(config.model, device=accelerator.device,
                                    dtype=torch_dtype(config.reference_dtype or config.dtype))
         reference.module.requires_grad_(False).eval()
-    examples = read_examples(config.train_manifests)
-    dev = read_examples(config.eval_manifests)[:config.eval_max_examples] if config.eval_manifests else []
+    examples = check_audio(read_examples(config.train_manifests), model, config.max_audio_seconds, "train_manifests")
+    dev = (check_audio(read_examples(config.eval_manifests)[:config.eval_max_examples], model,
+                       config.max_audio_seconds, "eval_manifests") if config.eval_manifests else [])
     sampler = PromptSampler(len(examples), config.seed, accelerator.process_index, accelerator.num_processes)
     audio = AudioCache(config.audio_cache_size)
     reward = as_reward(config.reward)
@@ -608,7 +667,9 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
         if state.get("scaler") is not None and accelerator.scaler is not None:
             accelerator.scaler.load_state_dict(state["scaler"])
         start = state["step"]
-    log = RunLog(output, resume_step=start, tensorboard=config.tensorboard) if accelerator.is_main_process else None
+    engine = None if config.stage == "sft" else make_engine(config, model, accelerator)
+    log = RunLog(output, resume_step=start, report_to=config.reporters,
+                 run_config=config.to_dict()) if accelerator.is_main_process else None
     rollouts = None
     if config.save_rollouts and config.stage != "sft":
         rollouts = RolloutLog(rollout_file(output, accelerator.process_index, accelerator.num_processes), start)
@@ -631,8 +692,9 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
             if fresh:
                 indices = sampler.take(config.prompts_per_step)
                 chosen = [examples[i] for i in indices]
-                rollout = make_rollout(model, reference, [audio.prompt(e) for e in chosen], chosen, indices, reward,
-                                       config, loss, accelerator, step + 1)
+                assert engine is not None
+                rollout = make_rollout(model, engine, reference, [audio.prompt(e) for e in chosen], chosen, indices,
+                                       reward, config, loss, accelerator, step + 1)
                 if rollouts is not None:
                     rollouts.log(rollout.groups)
             assert rollout is not None
@@ -646,6 +708,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+        if engine is not None and (step + 1) % config.num_iterations == 0:  # the next rollout samples these weights
+            engine.sync(model)
         step_time = time.perf_counter() - started
 
         metrics = gather_metrics(accelerator, metrics)
@@ -675,4 +739,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     final = output / "final"
     accelerator.wait_for_everyone()
     save_model(accelerator, model, final, merge=config.merge_lora)
+    if engine is not None:
+        engine.close()
+    if log is not None:
+        log.close()
     return final
