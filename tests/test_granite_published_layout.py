@@ -85,7 +85,8 @@ def test_merged_adapter_equals_the_adapter_applied_on_audio_prompts(shipped: Pat
     torch.testing.assert_close(logits(merged, texts), reference, atol=2e-5, rtol=1e-4)
     # the adapter matters: the same weights without it answer differently
     plain = logits(GraniteSpeechLM(weights_only(shipped), merged.processor), texts)
-    assert float((plain - reference).abs().max()) > 1e-2
+    finite = torch.isfinite(reference)  # the audio placeholder's logit is -inf in both
+    assert float((plain - reference)[finite].abs().max()) > 1e-2
 
 
 def test_the_published_layout_trains_every_weight(shipped: Path) -> None:

@@ -260,7 +260,8 @@ def test_shared_prompt_equals_full_rows_with_gradients(checkpoints: dict[str, Pa
         batch = model.encode_prompts(mixed_prompts()[:2])
         targets = model.encode_completions(["der hund ist", "ja", "die katze", ""], torch.tensor([0, 0, 1, 1]))
         logits = model.completion_logits(batch, targets)
-        (logits.float().square() * targets.mask[..., None]).sum().backward()
+        picked = torch.log_softmax(logits.float(), -1).gather(-1, targets.ids[..., None])[..., 0]
+        (picked * targets.mask).sum().backward()
         grads = {n: p.grad.clone() for n, p in model.module.named_parameters() if p.grad is not None}
         results.append((logits.detach(), grads))
     (shared, shared_grads), (full, full_grads) = results

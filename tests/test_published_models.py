@@ -219,16 +219,17 @@ def test_audio_is_encoded_once_per_prompt(checkpoints: dict[str, Path], family: 
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in encoder.parameters())
 
 
-def test_gpu_benchmark_script_runs_at_test_size(tmp_path: Path) -> None:
-    """benchmarks/trainer_gpu.py, prepared for a GPU, runs end to end at test size on the CPU."""
+def test_rollout_benchmark_runs_at_test_size(tmp_path: Path) -> None:
+    """benchmarks/rollout.py (prepared for a GPU at the published sizes) runs end to end at test size; the vLLM
+    engine's row runs in tests/test_vllm_engine.py."""
     import subprocess
     import sys
 
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "trainer_gpu.py"
-    result = subprocess.run([sys.executable, str(script), "--size", "test", "--device", "cpu", "--steps", "2",
-                             "--prompts", "2", "--generations", "2", "--max-new-tokens", "3", "--audio-seconds", "0.6",
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "rollout.py"
+    result = subprocess.run([sys.executable, str(script), "--engines", "hf", "--steps", "2", "--prompts", "2",
+                             "--generations", "2", "--max-new-tokens", "3", "--audio-seconds", "0.6",
                              "--micro-batch", "4", "--lora-rank", "4", "--markdown", str(tmp_path / "t.md")],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     table = (tmp_path / "t.md").read_text()
-    assert "granite_speech" in table and "qwen2_audio" in table
+    assert "granite_speech" in table and "qwen2_audio" in table and "LoRA r 4" in table

@@ -169,3 +169,17 @@ def test_speechgrpo_train_with_rollout_engine_vllm(checkpoints: dict[str, Path],
         assert abs(row["importance_sampling_ratio_mean"] - 1.0) < 1e-4
         assert np.isfinite(row["loss"])
     assert load_speech_lm(out / "final") is not None
+
+
+def test_rollout_benchmark_compares_the_engines(tmp_path: Path) -> None:
+    """benchmarks/rollout.py: both engines, one run, the ratio column."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "rollout.py"
+    result = subprocess.run([sys.executable, str(script), "--families", "qwen2_audio", "--steps", "2", "--prompts", "2",
+                             "--generations", "2", "--max-new-tokens", "4", "--audio-seconds", "0.6",
+                             "--markdown", str(tmp_path / "t.md")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in (tmp_path / "t.md").read_text().splitlines() if "qwen2_audio" in line]
+    assert len(rows) == 2 and "vllm" in rows[1] and rows[1].rstrip(" |").endswith("x")

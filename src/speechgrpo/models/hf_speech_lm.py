@@ -210,7 +210,7 @@ class HFSpeechLM(SpeechLM):
             if self._logits_to_keep:
                 inputs["logits_to_keep"] = ids.shape[1]
             full: torch.Tensor = self.module(**inputs).logits
-            return full[:, -ids.shape[1]:]
+            return full if full.shape[1] == ids.shape[1] else full[:, -ids.shape[1]:]  # no slice: no copy backward
         cache_name = cache_kwarg()
         cache = DynamicCache(config=model.config.get_text_config())
         prefix = model.get_decoder()(  # the language model without its output layer
@@ -346,7 +346,11 @@ def _ban_token(model: Any, token_id: int) -> None:
     index = torch.tensor([token_id])
 
     def ban(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
-        return output.index_fill_(-1, index.to(output.device), float("-inf"))  # in place: no copy of the logits
+        # in place and outside autograd: no copy of the logits, forward or backward; the gradient is the same,
+        # 0 at the banned token, where every softmax gives probability 0
+        with torch.no_grad():
+            output.index_fill_(-1, index.to(output.device), float("-inf"))
+        return output
 
     head.register_forward_hook(ban)
 
