@@ -153,9 +153,9 @@ def main() -> int:
         print(f"the variants disagree on the loss: {results}", file=sys.stderr)
         return 1
     logits_gib = args.completions * args.tokens * QWEN_VOCABULARY * 4 / 2**30
-    headers = ["variant", "peak GiB", "x one float32 logits tensor", "vs before"]
+    headers = ["variant", "peak GiB", "x one float32 logits tensor", "before / this"]
     table = [[name, f"{r['peak_gib']:.2f}", f"{r['peak_gib'] / logits_gib:.1f}",
-              f"{results['before']['peak_gib'] / max(r['peak_gib'], 1e-9):.2f}x less"]
+              f"{results['before']['peak_gib'] / max(r['peak_gib'], 1e-9):.2f}x"]
              for name, r in results.items()]
     settings = (f"Qwen2-Audio (published config, test width, vocabulary {QWEN_VOCABULARY:,}) on {args.device}: one "
                 f"micro-batch of {args.completions} completions x {args.tokens} tokens of one {args.audio_seconds:g} s "

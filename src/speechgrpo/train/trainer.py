@@ -357,6 +357,7 @@ def make_rollout(model: SpeechLM, engine: RolloutEngine, reference: SpeechLM | N
     mp_grpo = config.stage == "mp_grpo"
     per_prompt = config.num_generations - 1 if mp_grpo else config.num_generations
     device = model.device
+    model.unwrapped().eval()  # the fixed log-probs below are the sampling policy's
     started = time.perf_counter()
     seeds = [sampling_seed(config.seed, step, i) for i in indices]
     samples = engine.sample(prompts, per_prompt, SamplingConfig(config.max_new_tokens, config.temperature,
