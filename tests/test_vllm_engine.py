@@ -107,6 +107,8 @@ def test_lora_reaches_the_engine(checkpoints: dict[str, Path], family: str) -> N
     assert max_gap(model, engine, 1.0, [7, 8]) > 1e-3  # the engine still holds the old adapter
     engine.sync(model)
     assert max_gap(model, engine, 1.0, [7, 8]) < TOLERANCE
+    if engine.adapter_in_engine:  # the previous adapter's files are gone
+        assert [p.name for p in Path(engine._adapters.name).iterdir()] == ["v2"]
     engine.close()
 
 

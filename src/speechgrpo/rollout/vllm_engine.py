@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -176,8 +177,9 @@ class VLLMEngine(RolloutEngine):
             "base_model_name_or_path": None}), encoding="utf-8")
         previous = self._lora
         self._lora = LoRARequest(f"speechgrpo-v{self._version}", self._version, str(directory))
-        if previous is not None:
+        if previous is not None:  # the engine drops it; its files go too (an r-64 adapter of 7B is ~0.6 GB)
             self.llm.llm_engine.remove_lora(previous.lora_int_id)
+            shutil.rmtree(previous.lora_path, ignore_errors=True)
         self._reset_caches()
 
     def _reset_caches(self) -> None:
