@@ -93,6 +93,17 @@ def format_machine(info: dict[str, str], markdown: bool) -> str:
     return "\n".join(f"{key + ':':15s}{value}" for key, value in info.items())
 
 
+def table_report(settings: str, headers: Sequence[str], rows: Sequence[Sequence[str]], markdown_path: str | None,
+                 info: dict[str, str] | None = None) -> None:
+    """Print the machine, a line of settings and a table; with ``markdown_path``, write the same as Markdown."""
+    info = machine_info() if info is None else info
+    print(format_machine(info, markdown=False), settings, format_table(headers, rows, markdown=False), sep="\n\n")
+    if markdown_path:
+        with open(markdown_path, "w", encoding="utf-8") as handle:
+            handle.write("\n\n".join([format_machine(info, markdown=True), settings,
+                                       format_table(headers, rows, markdown=True)]) + "\n")
+
+
 def report(title: str, command: str, machine: dict[str, str], render_table: Callable[[bool], str],
            notes: Sequence[str], names: Sequence[str], details: Sequence[str] | None = None,
            markdown_path: str | None = None) -> None:

@@ -136,7 +136,7 @@ def main() -> int:
         print("RESULT " + json.dumps(worker(args.worker, args)))
         return 0
 
-    from common import format_machine, format_table, machine_info
+    from common import table_report
 
     results = {}
     for variant in VARIANTS:
@@ -161,11 +161,7 @@ def main() -> int:
                 f"micro-batch of {args.completions} completions x {args.tokens} tokens of one {args.audio_seconds:g} s "
                 f"prompt, forward + backward; one float32 logits tensor = {logits_gib:.2f} GiB; same loss in every "
                 f"variant ({losses.pop()})")
-    info = machine_info()
-    print(format_machine(info, markdown=False), settings, format_table(headers, table, markdown=False), sep="\n\n")
-    if args.markdown:
-        Path(args.markdown).write_text("\n\n".join([format_machine(info, markdown=True), settings,
-                                                    format_table(headers, table, markdown=True)]) + "\n")
+    table_report(settings, headers, table, args.markdown)
     return 0
 
 

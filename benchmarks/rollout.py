@@ -110,7 +110,7 @@ def main() -> int:
         print("RESULT " + json.dumps(worker(*args.worker, args)))
         return 0
 
-    from common import format_machine, format_table, machine_info
+    from common import table_report
 
     results: dict[tuple[str, str], dict[str, Any]] = {}
     for family in args.families.split(","):
@@ -140,11 +140,7 @@ def main() -> int:
                 f"{'LoRA r ' + str(args.lora_rank) if args.lora_rank else 'all weights'}, "
                 f"micro-batch {args.micro_batch}, {args.steps - 1} timed steps (median); "
                 "'vs hf': hf's step time over this engine's (above 1: faster)")
-    info = machine_info()
-    print(format_machine(info, markdown=False), settings, format_table(headers, table, markdown=False), sep="\n\n")
-    if args.markdown:
-        Path(args.markdown).write_text("\n\n".join([format_machine(info, markdown=True), settings,
-                                                    format_table(headers, table, markdown=True)]) + "\n")
+    table_report(settings, headers, table, args.markdown)
     return 0
 
 
