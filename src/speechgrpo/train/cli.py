@@ -11,14 +11,20 @@ from typing import Any
 from speechgrpo.train.config import TrainConfig, load_config
 
 
-def _override(text: str) -> tuple[str, Any]:
-    """``key=value`` with the value parsed as YAML (numbers, lists, null)."""
-    import yaml
-
+def _override(text: str) -> str:
+    """``key=value``, checked for its shape; the value is parsed later (:func:`_overrides`), inside the command,
+    where a missing extra (PyYAML) gets its one-line message."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"overrides look like key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    return text
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``KEY=VALUE`` arguments, each value parsed as YAML (numbers, lists, null)."""
+    import yaml
+
+    pairs = (text.split("=", 1) for text in args.overrides)
+    return {key.strip(): yaml.safe_load(value) for key, value in pairs}
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser, config_class: type, what: str) -> None:
@@ -83,7 +89,7 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _demo(args: argparse.Namespace) -> int:
     from speechgrpo.train.pipeline import load_pipeline_config, run_pipeline
 
-    overrides = dict(args.overrides)
+    overrides = _overrides(args)
     if args.protocol is not None:
         overrides["protocol"] = args.protocol
     if args.from_scratch:
@@ -96,7 +102,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _build_base(args: argparse.Namespace) -> int:
     from speechgrpo.train.base_model import build_base, load_base_config
 
-    model = build_base(load_base_config(args.config, **dict(args.overrides)), show_progress=not args.no_progress)
+    model = build_base(load_base_config(args.config, **_overrides(args)), show_progress=not args.no_progress)
     print(f"base model: {model}")
     return 0
 
@@ -104,7 +110,7 @@ def _build_base(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from speechgrpo.train.trainer import train
 
-    config = load_config(args.config, **dict(args.overrides))
+    config = load_config(args.config, **_overrides(args))
     final = train(config, show_progress=not args.no_progress)
     print(f"final model: {final}")
     return 0
