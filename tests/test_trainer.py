@@ -38,8 +38,10 @@ def text_task(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def config(model: Path, manifest: Path, out: Path, **overrides: object) -> TrainConfig:
     values: dict[str, object] = {"model": str(model), "train_manifests": [str(manifest)], "output_dir": str(out),
-                                 "steps": 3, "prompts_per_step": 3, "num_generations": 4, "max_new_tokens": 6,
+                                 "steps": 3, "prompts_per_step": 3, "max_new_tokens": 6,
                                  "micro_batch_size": 8, "learning_rate": 1e-2, "checkpoint_every": 2}
+    if overrides.get("stage", "grpo") != "sft":
+        values["num_generations"] = 4
     values.update(overrides)
     return TrainConfig(**values)  # type: ignore[arg-type]
 
@@ -259,3 +261,9 @@ def test_trainer_page_documents_every_field() -> None:
     table = text[text.index("## Every field"):text.index("**Precision.**")]
     documented = {name for cell in re.findall(r"^\| ([^|]+) \|", table, re.M) for name in re.findall(r"`(\w+)`", cell)}
     assert {f.name for f in dataclasses.fields(TrainConfig)} == documented
+    from speechgrpo.train.config import STAGE_FIELDS
+
+    for names, stages in re.findall(r"^\| ([^|]+) \| [^|]+ \| ([^|]+) \|", table, re.M)[1:]:
+        expected = {STAGE_FIELDS.get(name, ("sft", "grpo", "mp_grpo")) for name in re.findall(r"`(\w+)`", names)}
+        assert expected == {("sft", "grpo", "mp_grpo") if stages.strip() == "all" else
+                            tuple(stages.strip().split(", "))}, names

@@ -35,8 +35,10 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def config(task: tuple[Path, Path], out: Path, **overrides: Any) -> TrainConfig:
     values: dict[str, Any] = {"model": str(task[0]), "train_manifests": [str(task[1])], "output_dir": str(out),
-                              "steps": 2, "prompts_per_step": 3, "num_generations": 4, "max_new_tokens": 5,
+                              "steps": 2, "prompts_per_step": 3, "max_new_tokens": 5,
                               "micro_batch_size": 6, "learning_rate": 1e-2, "checkpoint_every": 50, "reward": "chrf"}
+    if overrides.get("stage", "grpo") != "sft":
+        values["num_generations"] = 4
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -290,8 +292,8 @@ def test_gradient_checkpointing_goes_through_transformers_and_keeps_the_gradient
     ({"mixed_precision": "fp8"}, "mixed_precision must be one of"),
     ({"stage": "sft", "beta": 0.1}, "only apply to GRPO stages"),
     ({"stage": "sft", "num_iterations": 2, "checkpoint_every": 2}, "only apply to GRPO stages"),
-    ({"ctc_weight": 1.0}, "only apply to the sft stage"),
-    ({"off_policy_shaping": 0.1}, "only applies to mp_grpo"),
+    ({"ctc_weight": 1.0}, "ctc_weight only apply to the sft stage, not grpo"),
+    ({"off_policy_shaping": 0.1}, "off_policy_shaping only apply to mp_grpo, not grpo"),
     ({"generation_batch_size": 6}, "multiple of num_generations"),
     ({"num_iterations": 3, "checkpoint_every": 50}, "multiple of num_iterations"),
     ({"eval_every": 5}, "eval_every needs eval_manifests"),
@@ -335,7 +337,9 @@ def test_lora_on_a_resumed_full_model_and_unknown_targets_fail(task: tuple[Path,
 
 
 def test_reference_dtype_needs_a_separate_reference(task: tuple[Path, Path], tmp_path: Path) -> None:
-    for overrides in ({"stage": "sft"}, {"beta": 0.0}, {"lora_rank": 2}):
+    with pytest.raises(ValueError, match="reference_dtype only apply to GRPO stages"):
+        config(task, tmp_path, reference_dtype="bfloat16", stage="sft")
+    for overrides in ({"beta": 0.0}, {"lora_rank": 2}):
         with pytest.raises(ValueError, match="reference_dtype applies to a separate reference model"):
             T.train(config(task, tmp_path, reference_dtype="bfloat16", **overrides), show_progress=False)
     T.train(config(task, tmp_path / "ok", reference_dtype="bfloat16", steps=1), show_progress=False)
@@ -539,3 +543,33 @@ def test_report_to_a_missing_tracker_fails_before_anything_loads(task: tuple[Pat
     monkeypatch.setattr(T, "load_policy", lambda *a: pytest.fail("the model was loaded"))
     with pytest.raises(ValueError, match=r"report_to wandb needs its package: pip install 'speechgrpo\[report\]'"):
         T.train(config(task, tmp_path, report_to="wandb"), show_progress=False)
+
+
+# -- fields per stage ---------------------------------------------------------------------------------------------
+def test_every_stage_specific_field_is_refused_on_other_stages(task: tuple[Path, Path], tmp_path: Path) -> None:
+    """Field by field: a value other than the default on a stage the field does not apply to fails at once."""
+    import dataclasses
+
+    from speechgrpo.train.config import STAGE_FIELDS
+
+    changed = {"ce_weight": 0.5, "ctc_weight": 1.0, "num_generations": 4, "temperature": 0.7, "top_p": 0.9,
+               "generation_batch_size": 8, "rollout_engine": "vllm", "vllm_gpu_memory_utilization": 0.5,
+               "vllm_max_model_length": 512, "vllm_importance_sampling_correction": False,
+               "vllm_importance_sampling_mode": "token_mask", "vllm_importance_sampling_clip_max": 2.0,
+               "num_iterations": 2, "advantage_preset": "trl", "loss_preset": "dapo", "beta": 0.1, "epsilon_low": 0.1,
+               "epsilon_high": 0.3, "kl_estimator": "k1", "off_policy_kl": False, "entropy_coef": 0.01,
+               "mask_truncated_completions": True, "save_rollouts": True, "reference_dtype": "bfloat16",
+               "off_policy_shaping": 0.1}
+    assert set(changed) == set(STAGE_FIELDS)
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for name, value in changed.items():
+        assert value != defaults[name], name
+        for stage in ("sft", "grpo", "mp_grpo"):
+            extra: dict[str, Any] = {"checkpoint_every": 2} if name == "num_iterations" else {}
+            if name.startswith("vllm_"):
+                extra["rollout_engine"] = "vllm"
+            if stage in STAGE_FIELDS[name]:
+                config(task, tmp_path, stage=stage, **{name: value}, **extra)
+            else:
+                with pytest.raises(ValueError, match=rf"{name}[^;]* only apply to .*, not {stage}"):
+                    config(task, tmp_path, stage=stage, **{name: value}, **extra)

@@ -27,6 +27,19 @@ RolloutEngineName = Literal["hf", "vllm"]
 IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 #: where ``report_to`` sends the per-step metrics besides metrics.jsonl / metrics.csv
 REPORTERS = ("tensorboard", "wandb", "trackio")
+RL_STAGES = ("grpo", "mp_grpo")
+#: the stages each stage-specific field applies to; every other field applies to every stage. A field set to
+#: anything but its default on another stage is refused before anything loads (``TrainConfig``).
+STAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("ce_weight", "ctc_weight"), ("sft",)),
+    **dict.fromkeys(("num_generations", "temperature", "top_p", "generation_batch_size", "rollout_engine",
+                     "vllm_gpu_memory_utilization", "vllm_max_model_length", "vllm_importance_sampling_correction",
+                     "vllm_importance_sampling_mode", "vllm_importance_sampling_clip_max", "num_iterations",
+                     "advantage_preset", "loss_preset", "beta", "epsilon_low", "epsilon_high", "kl_estimator",
+                     "off_policy_kl", "entropy_coef", "mask_truncated_completions", "save_rollouts",
+                     "reference_dtype"), RL_STAGES),
+    "off_policy_shaping": ("mp_grpo",),
+}
 # vLLM settings: None means TRL's default, given here; setting one with rollout_engine hf is refused
 VLLM_DEFAULTS = {"vllm_gpu_memory_utilization": 0.3, "vllm_max_model_length": None,
                  "vllm_importance_sampling_correction": True, "vllm_importance_sampling_mode": "sequence_mask",
@@ -166,19 +179,17 @@ class TrainConfig:
         unknown_reporters = [r for r in reporters if r not in REPORTERS]
         if unknown_reporters or (isinstance(self.report_to, list) and not self.report_to):
             raise ValueError(f"report_to takes 'none' or any of {', '.join(REPORTERS)}; got {self.report_to!r}")
-        if self.stage == "sft":
-            rl_only = ("generation_batch_size", "beta", "epsilon_low", "epsilon_high", "kl_estimator",
-                       "off_policy_kl", "entropy_coef", "off_policy_shaping")
-            set_fields = [name for name in rl_only if getattr(self, name) is not None]
-            set_fields += [name for name, default in (("num_iterations", 1), ("rollout_engine", "hf"),
-                                                      ("mask_truncated_completions", False))
-                           if getattr(self, name) != default]
-            if set_fields:
-                raise ValueError(f"{', '.join(set_fields)} only apply to GRPO stages, not sft")
-        elif self.ctc_weight > 0 or self.ce_weight != 1.0:
-            raise ValueError("ce_weight and ctc_weight only apply to the sft stage")
-        if self.off_policy_shaping is not None and self.stage != "mp_grpo":
-            raise ValueError("off_policy_shaping only applies to mp_grpo (it shapes the off-policy reference)")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        misplaced = [name for name, stages in STAGE_FIELDS.items()
+                     if self.stage not in stages and getattr(self, name) != defaults[name]]
+        if misplaced:
+            groups: dict[tuple[str, ...], list[str]] = {}
+            for name in misplaced:
+                groups.setdefault(STAGE_FIELDS[name], []).append(name)
+            described = {RL_STAGES: "GRPO stages (grpo, mp_grpo)", ("sft",): "the sft stage", ("mp_grpo",): "mp_grpo"}
+            raise ValueError("; ".join(f"{', '.join(names)} only apply to {described[stages]}"
+                                       for stages, names in groups.items())
+                             + f", not {self.stage} (fields per stage: docs/trainer.md)")
         if self.generation_batch_size is not None and (self.generation_batch_size < self.num_generations
                                                        or self.generation_batch_size % self.num_generations):
             raise ValueError(f"generation_batch_size must be a multiple of num_generations ({self.num_generations}),"
