@@ -203,6 +203,68 @@ def test_resume_after_kill_gives_the_same_weights(text_task: tuple[Path, Path], 
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
+def test_resume_refuses_a_changed_run_and_force_takes_the_changes(text_task: tuple[Path, Path], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from speechgrpo.train import trainer as T
+
+    model, manifest = text_task
+    out = tmp_path / "run"
+    train(config(model, manifest, out, steps=2), show_progress=False)
+    checkpoint = out / "checkpoints" / "step-00000002"
+    assert (checkpoint / "config.yaml").is_file() and json.loads((checkpoint / "run.json").read_text()) == {
+        "reference_model": str(model)}
+    other = build_tiny_lm(tmp_path / "other")
+    with pytest.raises(ValueError, match=r"trained with another config \(model: .*; learning_rate: 0\.01 -> 0\.02\)"):
+        train(config(model=other, manifest=manifest, out=out, steps=4, learning_rate=0.02), show_progress=False)
+    with pytest.raises(ValueError, match=r"holds a run .* resume is 'never'"):
+        train(config(model, manifest, out, steps=4, resume="never"), show_progress=False)
+    loaded: list[str] = []
+    load = T.load_speech_lm
+    monkeypatch.setattr(T, "load_speech_lm", lambda path, **kw: (loaded.append(str(path)), load(path, **kw))[1])
+    train(config(model=other, manifest=manifest, out=out, steps=4, learning_rate=0.02, resume="force"),
+          show_progress=False)
+    assert loaded == [str(checkpoint / "model"), str(model)]  # the policy resumed, the reference as it started
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["learning_rate"]) for r in rows] == [(1, 0.01), (2, 0.01), (3, 0.02), (4, 0.02)]
+    assert json.loads((out / "checkpoints" / "step-00000004" / "run.json").read_text())["reference_model"] == str(model)
+    train(config(model=other, manifest=manifest, out=out, steps=5, learning_rate=0.02), show_progress=False)  # steps
+
+
+def test_the_logged_learning_rate_is_the_one_the_step_used(text_task: tuple[Path, Path], tmp_path: Path) -> None:
+    model, manifest = text_task
+    train(config(model, manifest, tmp_path, steps=3, warmup_steps=2, stage="sft"), show_progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["learning_rate"] for r in rows] == [0.005, 0.01, 0.01]
+
+
+@pytest.mark.parametrize(("kind", "occurrence"), [("checkpoint", 2), ("best", 2)])
+def test_a_kill_during_a_checkpoint_or_best_write_resumes_to_the_same_run(text_task: tuple[Path, Path],
+                                                                          tmp_path: Path, kind: str,
+                                                                          occurrence: int) -> None:
+    """SIGKILL in the middle of writing a checkpoint or best/: what was there stays whole, and the re-run ends
+    with the weights and the best/ of an uninterrupted run."""
+    model, manifest = text_task
+    args = ["train", "--no-progress", f"model={model}", f"train_manifests=[{manifest}]", "stage=grpo", "steps=6",
+            "prompts_per_step=2", "num_generations=4", "max_new_tokens=6", "checkpoint_every=2", "learning_rate=0.01",
+            f"eval_manifests=[{manifest}]", "eval_every=1", "eval_max_examples=4", "best_metric=reward", "reward=chrf",
+            "keep_checkpoints=5"]
+    assert _run_cli([*args, f"output_dir={tmp_path / 'whole'}"]).wait(timeout=300) == 0
+    out = tmp_path / "killed"
+    script = Path(__file__).resolve().parent / "kill_during_write.py"
+    killed = subprocess.run([sys.executable, str(script), kind, str(occurrence), "--", *args, f"output_dir={out}"],
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert (out / "best" / "best.json").is_file() and load_speech_lm(out / "best") is not None  # still whole
+    assert _run_cli([*args, f"output_dir={out}"]).wait(timeout=300) == 0
+    for folder in ("final", "best"):
+        whole = load_speech_lm(tmp_path / "whole" / folder).module.state_dict()
+        resumed = load_speech_lm(out / folder).module.state_dict()
+        assert all(torch.equal(whole[k], resumed[k]) for k in whole), folder
+    assert (out / "best" / "best.json").read_text() == (tmp_path / "whole" / "best" / "best.json").read_text()
+    assert not list(out.rglob("*.partial")) and not list(out.rglob("*.old"))
+
+
 def test_two_processes_under_accelerate(text_task: tuple[Path, Path], tmp_path: Path) -> None:
     """DDP over gloo on CPU: accelerate's ``--multi_gpu`` launcher (torchrun) with no GPU gives MULTI_CPU."""
     model, manifest = text_task

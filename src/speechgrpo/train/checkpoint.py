@@ -7,8 +7,10 @@ where the checkpoint was taken.
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ import torch
 from speechgrpo.models import SpeechLM
 
 COMPLETE = "COMPLETE"  # written last: a folder without it is an interrupted write and is ignored
+CONFIG = "config.yaml"  # the run's config, in every checkpoint
+RUN = "run.json"  # what a resumed run keeps from its start (the reference policy's model)
 
 
 def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
@@ -30,8 +34,13 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     root = Path(output_dir) / "checkpoints"
     if not root.is_dir():
         return None
-    complete = sorted(p for p in root.glob("step-*") if (p / COMPLETE).is_file())
+    complete = _complete(root)
     return complete[-1] if complete else None
+
+
+def _complete(root: Path) -> list[Path]:
+    """The complete checkpoints under ``root``, oldest first (not the ``.partial`` / ``.old`` folders of a write)."""
+    return sorted(p for p in root.glob("step-*") if re.fullmatch(r"step-\d+", p.name) and (p / COMPLETE).is_file())
 
 
 def rng_state() -> dict[str, Any]:
@@ -50,21 +59,62 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(output_dir: str | Path, step: int, model: SpeechLM, trainer_state: dict[str, Any],
-                    keep: int, model_state: dict[str, torch.Tensor] | None = None) -> Path:
-    """Write ``model`` (with ``model_state`` as its weights when given) and ``trainer_state`` (optimizer,
-    scheduler, RNGs, sampler, ...) for ``step``."""
+                    keep: int, model_state: dict[str, torch.Tensor] | None = None,
+                    config: dict[str, Any] | None = None, run: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (with ``model_state`` as its weights when given), ``trainer_state`` (optimizer,
+    scheduler, RNGs, sampler, ...), the run's ``config`` (``config.yaml``) and facts about the run that a
+    resume keeps (``run.json``: the model its reference policy comes from) for ``step``."""
     final = checkpoint_dir(output_dir, step)
-    partial = final.with_name(final.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    model.save(partial / "model", model_state)
-    torch.save(trainer_state, partial / "trainer_state.pt")
-    (partial / COMPLETE).write_text(str(step), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(partial, final)
-    for old in sorted(p for p in final.parent.glob("step-*") if (p / COMPLETE).is_file())[:-keep]:
+
+    def write(partial: Path) -> None:
+        model.save(partial / "model", model_state)
+        torch.save(trainer_state, partial / "trainer_state.pt")
+        if config is not None:
+            import yaml
+
+            (partial / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        if run is not None:
+            (partial / RUN).write_text(json.dumps(run) + "\n", encoding="utf-8")
+        (partial / COMPLETE).write_text(str(step), encoding="utf-8")
+
+    write_atomically(final, write)
+    for old in _complete(final.parent)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def write_atomically(folder: Path, write: Any) -> None:
+    """``write(partial)`` fills a temporary sibling folder, which then replaces ``folder``: a kill at any point
+    leaves the old folder (or none), never a half-written one. The old folder is moved aside first and
+    removed after the rename (a crash in between leaves it as ``<name>.old``, found again below)."""
+    partial = folder.with_name(folder.name + ".partial")
+    stale = folder.with_name(folder.name + ".old")
+    shutil.rmtree(partial, ignore_errors=True)
+    if stale.is_dir() and not folder.exists():  # a crash between the two renames of an earlier write
+        os.replace(stale, folder)
+    partial.mkdir(parents=True)
+    write(partial)
+    if folder.exists():
+        shutil.rmtree(stale, ignore_errors=True)
+        os.replace(folder, stale)
+    os.replace(partial, folder)
+    shutil.rmtree(stale, ignore_errors=True)
+
+
+def run_facts(checkpoint: Path) -> dict[str, Any]:
+    """``run.json`` of ``checkpoint`` (empty for checkpoints that have none)."""
+    path = checkpoint / RUN
+    facts: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return facts
+
+
+def run_config(checkpoint: Path) -> dict[str, Any] | None:
+    """The config the run that wrote ``checkpoint`` trained with (``None`` for checkpoints of speechgrpo
+    versions that did not record it)."""
+    import yaml
+
+    path = checkpoint / CONFIG
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:

@@ -130,6 +130,9 @@ class TrainConfig:
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
     report_to: str | list[str] = "none"  # TRL's field: "none", or tensorboard / wandb / trackio (a list for several)
+    # auto: resume output_dir's run, refusing a config that changes it; never: refuse an output_dir that holds a
+    # run; force: resume it with the changed fields (listed), the reference model still the run's first
+    resume: Literal["auto", "never", "force"] = "auto"
     save_rollouts: bool = False  # GRPO: every group to rollouts.jsonl (groups format; `speechgrpo bench signal`)
 
     def __post_init__(self) -> None:
@@ -165,6 +168,7 @@ class TrainConfig:
         if not 0 <= self.lora_dropout < 1:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         check_choice("rollout_engine", self.rollout_engine, ("hf", "vllm"))
+        check_choice("resume", self.resume, ("auto", "never", "force"))
         if self.vllm_importance_sampling_mode is not None:
             check_choice("vllm_importance_sampling_mode", self.vllm_importance_sampling_mode, IS_MODES)
         vllm_set = [name for name in VLLM_DEFAULTS if getattr(self, name) is not None]
@@ -229,6 +233,25 @@ class TrainConfig:
         import yaml
 
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+#: fields that do not change what a run computes: a resumed run may change them (``steps`` extends it)
+BOOKKEEPING_FIELDS = ("steps", "log_every", "checkpoint_every", "keep_checkpoints", "report_to", "audio_cache_size",
+                      "eval_batch_size", "resume")
+
+
+def run_changes(before: dict[str, Any], after: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """The fields of ``after`` that change the run recorded as ``before`` (a saved config): ``{field: (was,
+    now)}``. A field ``before`` lacks (a newer speechgrpo's) counts as its default."""
+    defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                for f in dataclasses.fields(after)}
+    now = after.to_dict()
+    return {name: (before.get(name, defaults[name]), value) for name, value in now.items()
+            if name not in BOOKKEEPING_FIELDS and _normalized(before.get(name, defaults[name])) != _normalized(value)}
+
+
+def _normalized(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def check_numbers(config: Any) -> None:

@@ -51,10 +51,13 @@ from speechgrpo.train.checkpoint import (
     latest_checkpoint,
     load_trainer_state,
     rng_state,
+    run_config,
+    run_facts,
     save_checkpoint,
     set_rng_state,
+    write_atomically,
 )
-from speechgrpo.train.config import TrainConfig
+from speechgrpo.train.config import TrainConfig, run_changes
 from speechgrpo.train.evaluation import generate_answers, higher_is_better, score_answers
 from speechgrpo.train.rollout_log import RolloutLog, rollout_file, rollout_groups
 from speechgrpo.train.run_log import RunLog, check_trackers
@@ -565,9 +568,11 @@ def full_state(accelerator: Any, model: SpeechLM) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_model(accelerator: Any, model: SpeechLM, directory: Path, merge: bool = False) -> None:
-    """Write the full model from the main process; ``merge`` folds a LoRA adapter into the weights (a plain
-    model for export; not under sharding, where no process holds the whole adapter)."""
+def save_model(accelerator: Any, model: SpeechLM, directory: Path, merge: bool = False,
+               extra: dict[str, str] | None = None) -> None:
+    """Write the full model from the main process, atomically (a kill during the write leaves the previous
+    folder, never a broken one), with the text files ``extra`` beside it; ``merge`` folds a LoRA adapter into
+    the weights (a plain model for export; not under sharding, where no process holds the whole adapter)."""
     from speechgrpo.models.lora import merge_lora
 
     if merge and model.lora is not None:
@@ -577,13 +582,19 @@ def save_model(accelerator: Any, model: SpeechLM, directory: Path, merge: bool =
         model.lora = None
     state = full_state(accelerator, model)
     if accelerator.is_main_process:
-        model.save(directory, state)
+        def write(partial: Path) -> None:
+            model.save(partial, state)
+            for name, text in (extra or {}).items():
+                (partial / name).write_text(text, encoding="utf-8")
+
+        write_atomically(directory, write)
     accelerator.wait_for_everyone()
 
 
 def save_state(accelerator: Any, output: Path, step: int, model: SpeechLM, optimizer: Any, scheduler: Any,
-               sampler: PromptSampler, config: TrainConfig) -> None:
-    """Gather every process's sampler and RNG state, then the main process writes the checkpoint."""
+               sampler: PromptSampler, config: TrainConfig, reference_model: str) -> None:
+    """Gather every process's sampler and RNG state, then the main process writes the checkpoint (with the
+    run's config and the model its reference policy comes from)."""
     from accelerate.utils import gather_object
 
     samplers = gather_object([sampler.state()])
@@ -593,8 +604,31 @@ def save_state(accelerator: Any, output: Path, step: int, model: SpeechLM, optim
         scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None  # fp16 loss scale
         save_checkpoint(output, step, model, {"step": step, "optimizer": optimizer.state_dict(),
                                               "scheduler": scheduler.state_dict(), "sampler": samplers,
-                                              "rng": rngs, "scaler": scaler}, config.keep_checkpoints, weights)
+                                              "rng": rngs, "scaler": scaler},
+                        config.keep_checkpoints, weights, config.to_dict(), {"reference_model": reference_model})
     accelerator.wait_for_everyone()
+
+
+def check_resume(config: TrainConfig, output: Path) -> tuple[Path | None, dict[str, tuple[Any, Any]]]:
+    """The checkpoint to resume from (``None``: a new run) and the fields that change the run it holds, per
+    ``config.resume``; refuses, before anything loads, a changed run (``auto``) or an existing one (``never``)."""
+    resume = latest_checkpoint(output)
+    if resume is None:
+        return None, {}
+    if config.resume == "never":
+        raise ValueError(f"{output} holds a run (checkpoint {resume.name}) and resume is 'never': choose another "
+                         "output_dir, or resume: auto to continue it")
+    recorded = run_config(resume)
+    if recorded is None and (output / "config.yaml").is_file():  # checkpoints of versions that did not record it
+        import yaml
+
+        recorded = yaml.safe_load((output / "config.yaml").read_text(encoding="utf-8"))
+    changes = run_changes(recorded or {}, config)
+    if changes and config.resume == "auto":
+        listed = "; ".join(f"{name}: {was!r} -> {now!r}" for name, (was, now) in changes.items())
+        raise ValueError(f"{output} holds a run ({resume.name}) trained with another config ({listed}): choose "
+                         "another output_dir, or resume: force to continue it with these changes")
+    return resume, changes
 
 
 def check_distributed(accelerator: Any, micro_batches: int) -> None:
@@ -626,10 +660,18 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
                               gradient_accumulation_steps=micro_batches)
     check_distributed(accelerator, micro_batches)
     output = Path(config.output_dir)
+    resume, changes = check_resume(config, output)
+    if changes:
+        import sys
+
+        print("resuming with changes (resume: force): " + "; ".join(f"{name}: {was!r} -> {now!r}" for name,
+              (was, now) in changes.items()), file=sys.stderr)
+    # the reference policy is the model the run started from, whatever a forced resume changed
+    reference_model = (run_facts(resume).get("reference_model") or (run_config(resume) or {}).get("model")
+                       if resume is not None else None) or config.model
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
         config.save(output / "config.yaml")
-    resume = latest_checkpoint(output)
     torch.manual_seed(config.seed)  # a new LoRA adapter's initial weights are drawn here, the same on every process
     model = load_policy(config, resume, accelerator.device)
     loss = loss_settings(config)
@@ -638,7 +680,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
         raise ValueError("reference_dtype applies to a separate reference model, which this run does not load "
                          "(SFT, beta 0, or LoRA: the reference is the policy with its adapter off)")
     if config.stage != "sft" and loss.beta > 0 and model.lora is None:
-        reference = load_speech_lm(config.model, device=accelerator.device,
+        reference = load_speech_lm(reference_model, device=accelerator.device,
                                    dtype=torch_dtype(config.reference_dtype or config.dtype))
         reference.module.requires_grad_(False).eval()
     examples = check_audio(read_examples(config.train_manifests), model, config.max_audio_seconds, "train_manifests")
@@ -663,6 +705,11 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
         state = load_trainer_state(resume)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if changes:  # a forced resume trains on with this config's optimizer settings, not the checkpoint's
+            scheduler.base_lrs = [config.learning_rate] * len(optimizer.param_groups)
+            for group in optimizer.param_groups:
+                group.update(lr=config.learning_rate * learning_rate_factor(state["step"], config),
+                             weight_decay=config.weight_decay, initial_lr=config.learning_rate)
         sampler.load(state["sampler"][accelerator.process_index])
         set_rng_state(state["rng"][accelerator.process_index])
         if state.get("scaler") is not None and accelerator.scaler is not None:
@@ -706,6 +753,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
         if not accelerator.sync_gradients:
             raise RuntimeError("gradient accumulation is out of step with the micro-batches")
         grad_norm = accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
+        learning_rate = float(optimizer.param_groups[0]["lr"])  # the rate this step uses
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -715,7 +763,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
 
         metrics = gather_metrics(accelerator, metrics)
         metrics.update(grad_norm=float(grad_norm), step_time_s=step_time,
-                       learning_rate=float(scheduler.get_last_lr()[0]),
+                       learning_rate=learning_rate,
                        samples_per_s=samples * accelerator.num_processes / step_time)
         if "reward_s" in metrics:
             metrics["reward_share"] = metrics["reward_s"] / step_time
@@ -727,15 +775,13 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
             better = best is None or (value > best["value"] if higher_is_better(best_name) else value < best["value"])
             if math.isfinite(value) and better:
                 best = {"step": step + 1, "metric": best_name, "value": value}
-                save_model(accelerator, model, output / "best")
-                if accelerator.is_main_process:
-                    (output / "best" / "best.json").write_text(json.dumps(best) + "\n", encoding="utf-8")
+                save_model(accelerator, model, output / "best", extra={"best.json": json.dumps(best) + "\n"})
         if log is not None and ((step + 1) % config.log_every == 0 or last or any(k.startswith("eval_")
                                                                                     for k in metrics)):
             log.log({"step": step + 1, **metrics})
             progress.set_postfix({k: f"{metrics[k]:.3g}" for k in ("loss", "reward_mean") if k in metrics})
         if (step + 1) % config.checkpoint_every == 0 or last:
-            save_state(accelerator, output, step + 1, model, optimizer, scheduler, sampler, config)
+            save_state(accelerator, output, step + 1, model, optimizer, scheduler, sampler, config, reference_model)
 
     final = output / "final"
     accelerator.wait_for_everyone()
