@@ -24,8 +24,8 @@ HEADERS = ["reward", "step s", "completions/s", "tokens/s", "generation share", 
 
 
 def run(reward: str, args: argparse.Namespace, work: Path) -> list[str]:
+    from speechgrpo.models.loading import bundled_base
     from speechgrpo.train import TrainConfig
-    from speechgrpo.train.base_model import bundled_base
     from speechgrpo.train.trainer import train
 
     data = Path(args.demo_dir) / "stage_data"

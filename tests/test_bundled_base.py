@@ -13,7 +13,8 @@ from toy_demo import needs_espeak
 from speechgrpo.data import Example, corpus_texts, synthesize_examples, synthetic_examples
 from speechgrpo.data.synthetic.tts import espeak_version
 from speechgrpo.models import TinySpeechLM
-from speechgrpo.train.base_model import BaseConfig, asr_wer, bundled_base, read_build_record
+from speechgrpo.models.loading import bundled_base
+from speechgrpo.train.base_model import BaseConfig, asr_wer, read_build_record
 from speechgrpo.train.pipeline import PipelineConfig, check_held_out
 
 

@@ -5,6 +5,7 @@ cannot work fail before training."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -478,31 +479,88 @@ def test_hf_rollouts_run_in_the_training_precision(task: tuple[Path, Path], monk
 
 
 # -- start-up checks of the data ----------------------------------------------------------------------------------
-def test_audio_is_checked_before_training(tmp_path: Path) -> None:
-    """Every clip of the manifests is measured at start-up against the model's limits: missing files and
-    clips over the limit fail with the manifest line; max_audio_seconds drops long clips with a count."""
-    from speechgrpo.data import write_wav
+@pytest.fixture(scope="module")
+def word_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundled-style model (word-level vocabulary) with room for 7.04 s of audio."""
     from speechgrpo.models.tiny_speech_lm import TinySpeechLM
     from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig
     from speechgrpo.models.word_tokenizer import build_tokenizer
 
-    model = TinySpeechLM.create(TinySpeechLMConfig(max_positions=600), build_tokenizer(["say it"]))
-    assert model.audio_limits() == (0.0, pytest.approx(7.04))  # (600 - 512) positions x 80 ms
-    for i, seconds in enumerate((1.0, 9.0, 2.0)):
-        write_wav(tmp_path / f"{i}.wav", np.zeros(int(16_000 * seconds), dtype=np.float32))
-    examples = [Example(id=f"a{i}", audio=f"{i}.wav", prompt="say it", references=("ok",), task="t", root=tmp_path)
-                for i in range(3)]
-    manifest = write_manifest(tmp_path / "m.jsonl", [*examples, Example(id="text", audio=None, prompt="say it",
-                                                                        references=("ok",), task="t")])
-    read = T.read_examples([str(manifest)])
-    with pytest.raises(ValueError, match=r"m\.jsonl:2: 9\.0 s of audio, over the 7\.04 s TinySpeechLM takes"):
-        T.check_audio(read, model, None, "train_manifests")
-    kept = T.check_audio(read, model, 5.0, "train_manifests")
-    assert [e.id for e in kept] == ["a0", "a2", "text"]
-    (tmp_path / "2.wav").unlink()
-    with pytest.raises(OSError, match=r"2\.wav: no such audio file"):
-        T.check_audio(read, model, 5.0, "train_manifests")
-    assert T.check_audio([read[0]], model, None, "x") == [read[0]]
+    directory = tmp_path_factory.mktemp("word_model") / "model"
+    tokenizer = build_tokenizer(["Say it.", "The dog is called Rex.", "Der Hund ist da."])
+    TinySpeechLM.create(TinySpeechLMConfig(max_positions=600), tokenizer).save(directory)
+    return directory
+
+
+def write_examples(root: Path, rows: list[tuple[float | None, str, tuple[str, ...]]], name: str = "m") -> Path:
+    from speechgrpo.data import write_wav
+
+    examples = []
+    for i, (seconds, prompt, references) in enumerate(rows):
+        audio = None
+        if seconds is not None:
+            audio = f"{name}{i}.wav"
+            write_wav(root / audio, np.zeros(int(16_000 * seconds), dtype=np.float32))
+        examples.append(Example(id=f"a{i}", audio=audio, prompt=prompt, references=references, task="t", root=root))
+    return write_manifest(root / f"{name}.jsonl", examples)
+
+
+def test_the_manifests_are_checked_before_the_model_loads(word_model: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Missing and unreadable clips, clips over the model's limit, empty references, words outside the
+    vocabulary and texts that do not survive tokenization, in train and dev manifests alike: all in one error,
+    with their manifest lines, before anything loads."""
+    from speechgrpo.models.tiny_speech_lm import TinySpeechLM
+
+    assert TinySpeechLM.input_limits(word_model).max_audio_seconds == pytest.approx(7.04)  # (600 - 512) x 80 ms
+    train_manifest = write_examples(tmp_path, [(1.0, "Say it.", ("The dog is called Rex.",)),
+                                               (9.0, "Say it.", ("Der Hund ist da.",)),
+                                               (1.0, "Say it.", ("",)),
+                                               (1.0, "Say it.", ("The dog is called Max.", "Der Hund ist da .")),
+                                               (1.0, "Say it.", ("Max is called Max.",))])
+    (tmp_path / "m0.wav").write_bytes(b"not audio")
+    dev_manifest = write_examples(tmp_path, [(1.0, "Say it.", ("Der Hund ist da.",))], "dev")
+    (tmp_path / "dev0.wav").unlink()
+    monkeypatch.setattr(T, "load_policy", lambda *a: pytest.fail("the model was loaded"))
+    settings = TrainConfig(model=str(word_model), train_manifests=[str(train_manifest)],
+                           eval_manifests=[str(dev_manifest)], output_dir=str(tmp_path / "out"), stage="sft")
+    with pytest.raises(ValueError) as error:
+        T.train(settings, show_progress=False)
+    message = str(error.value)
+    assert message.startswith("6 problems in the manifests, found before training")
+    for expected in (r"m\.jsonl:1: .*m0\.wav: cannot read audio", r"m\.jsonl:2: 9\.0 s of audio, over the 7\.04 s",
+                     r"m\.jsonl:3: reference 0 is empty", r"m\.jsonl:4: 'Der Hund ist da \.' does not survive "
+                     r"tokenization: it decodes as 'Der Hund ist da\.'",
+                     r"dev\.jsonl:1: .*dev0\.wav: no such audio file",
+                     r"1 words outside the model's vocabulary \(3 occurrences, 7\.7% of the words\).*'Max' x3 "
+                     r"\(.*m\.jsonl:4\)"):
+        assert re.search(expected, message), expected
+
+
+def test_explicit_flags_accept_what_the_check_refuses(word_model: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from speechgrpo.train.input_check import check_inputs, model_input_limits
+
+    manifest = write_examples(tmp_path, [(1.0, "Say it.", ("The dog is called Max.",)), (9.0, "Say it.", ("",)),
+                                         (None, "Say it.", ("Der Hund ist da.",))])
+    examples = T.read_examples([str(manifest)])
+    limits = model_input_limits(word_model)
+    with pytest.raises(ValueError, match="3 problems"):
+        check_inputs({"train": examples}, limits, None, False, False)
+    kept = check_inputs({"train": examples}, limits, 5.0, True, True)
+    assert [e.id for e in kept["train"]] == ["a0", "a2"]
+    err = capsys.readouterr().err
+    assert "train: dropped 1 of 3 examples with audio over 5 s" in err
+    assert "warning: 1 words outside the model's vocabulary (1 occurrences, 7.7% of the words)" in err
+
+
+def test_a_transformers_tokenizer_is_checked_for_round_trips(task: tuple[Path, Path], tmp_path: Path) -> None:
+    from speechgrpo.train.input_check import check_inputs, model_input_limits
+
+    limits = model_input_limits(task[0])
+    assert limits.tokenize is not None and limits.max_audio_seconds is None
+    examples = [Example(id="a", audio=None, prompt="the cat", references=("der hund",), task="t", source="m:1")]
+    assert check_inputs({"train": examples}, limits, None, False, False)["train"] == examples
 
 
 # -- report_to ---------------------------------------------------------------------------------------------------
@@ -573,3 +631,12 @@ def test_every_stage_specific_field_is_refused_on_other_stages(task: tuple[Path,
             else:
                 with pytest.raises(ValueError, match=rf"{name}[^;]* only apply to .*, not {stage}"):
                     config(task, tmp_path, stage=stage, **{name: value}, **extra)
+
+
+def test_the_bundled_model_goes_by_its_short_name(tmp_path: Path) -> None:
+    from speechgrpo.models.loading import BUNDLED, bundled_base, load_speech_lm
+    from speechgrpo.train.input_check import model_input_limits
+
+    assert BUNDLED == "bundled"
+    assert load_speech_lm("bundled").tokenizer.vocab_size == load_speech_lm(bundled_base()).tokenizer.vocab_size
+    assert model_input_limits("bundled").max_audio_seconds == pytest.approx((2048 - 512) * 0.08)

@@ -32,7 +32,15 @@ from transformers import DynamicCache, GenerationConfig, GenerationMixin
 
 from speechgrpo.models._cache import cache_kwarg
 from speechgrpo.models.lora import LORA_DIRECTORY, base_state_dict, has_lora, load_adapter, save_adapter
-from speechgrpo.models.speech_lm import SAMPLE_RATE, Completions, PromptBatch, SamplingConfig, SpeechLM, SpeechPrompt
+from speechgrpo.models.speech_lm import (
+    SAMPLE_RATE,
+    Completions,
+    InputLimits,
+    PromptBatch,
+    SamplingConfig,
+    SpeechLM,
+    SpeechPrompt,
+)
 
 Self = TypeVar("Self", bound="HFSpeechLM")
 
@@ -269,8 +277,21 @@ class HFSpeechLM(SpeechLM):
         text: str = owner.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return text
 
-    def audio_limits(self) -> tuple[float, float | None]:
-        return self.min_audio_seconds, self.max_audio_seconds
+    @classmethod
+    def input_limits(cls, directory: str | Path) -> InputLimits:
+        """The class's audio limits; the checkpoint's tokenizer (loaded alone) for the text round trip, and the
+        pieces it maps to its unknown token, if it has one."""
+        processor = cls._load_processor(Path(directory))
+        tokenizer: Any = getattr(processor, "tokenizer", processor)
+
+        def tokenize(text: str) -> tuple[str, list[str]]:
+            encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=tokenizer.is_fast)
+            ids = encoded["input_ids"]
+            unknown = ([text[start:end] for token, (start, end) in zip(ids, encoded["offset_mapping"], strict=True)
+                        if token == tokenizer.unk_token_id] if tokenizer.is_fast else [])
+            return tokenizer.decode(ids), unknown
+
+        return InputLimits(cls.min_audio_seconds, cls.max_audio_seconds, tokenize)
 
     def prompt_text(self, prompt: SpeechPrompt) -> str:
         """The prompt as the model reads it: its chat messages through the chat template, the assistant turn

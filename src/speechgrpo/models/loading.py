@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -29,9 +30,28 @@ def speech_lm_class(model_type: str | None) -> type[SpeechLM]:
     return model_class
 
 
+BUNDLED = "bundled"  # the short name of the small speech LM shipped in the package (the demo's base)
+
+
+def bundled_base() -> Path:
+    """The base checkpoint shipped in the package (``speechgrpo build-base`` with the defaults)."""
+    path = Path(str(resources.files("speechgrpo.models") / "bundled_base"))
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"the bundled base model is missing from {path}; rebuild it with "
+                                "`speechgrpo build-base` or run `speechgrpo demo --from-scratch`")
+    return path
+
+
+def model_path(name: str | Path) -> Path:
+    """A checkpoint folder, or :data:`BUNDLED` for the bundled model's."""
+    return bundled_base() if str(name) == BUNDLED else Path(name)
+
+
 def load_speech_lm(path: str | Path, device: str | torch.device = "cpu",
                    dtype: torch.dtype = torch.float32) -> SpeechLM:
-    """The model saved in the local directory ``path``, chosen by its ``config.json`` ``model_type``."""
+    """The model saved in the local directory ``path`` (or ``"bundled"``), chosen by its ``config.json``
+    ``model_type``."""
+    path = model_path(path)
     config = Path(path) / "config.json"
     if not config.is_file():
         raise FileNotFoundError(f"{path} is not a local model directory (no config.json)")

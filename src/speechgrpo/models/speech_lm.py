@@ -17,7 +17,7 @@ Conventions:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,19 @@ class Completions:
         lengths = self.mask.sum(1)
         last = self.ids.gather(1, (lengths - 1).clamp(min=0)[:, None])[:, 0]
         return (lengths > 0) & torch.isin(last, torch.tensor(list(stop_token_ids), device=self.ids.device))
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """The audio lengths a model takes (seconds; ``None``: no upper limit; clips outside are refused, never
+    truncated) and how it tokenizes text: ``tokenize(text)`` gives what decoding the text's tokens returns
+    and the words the vocabulary lacks (a word-level vocabulary drops them), or ``None`` where there is
+    nothing to check."""
+
+    min_audio_seconds: float = 0.0
+    max_audio_seconds: float | None = None
+    tokenize: Callable[[str], tuple[str, list[str]]] | None = None
+    normalize: Callable[[str], str] = str  # the text a perfect round trip gives back (e.g. NFC, spaces collapsed)
 
 
 @dataclass(frozen=True)
@@ -152,10 +165,11 @@ class SpeechLM(ABC):
     def check_lora(self) -> None:  # noqa: B027  (a hook: most models take LoRA as they are)
         """Raise where this model cannot take speechgrpo's LoRA adapter."""
 
-    def audio_limits(self) -> tuple[float, float | None]:
-        """The shortest and longest audio (seconds; ``None``: no upper limit) the model takes: shorter or
-        longer clips are refused, never truncated. The trainer checks every clip against them at start-up."""
-        return 0.0, None
+    @classmethod
+    def input_limits(cls, directory: str | Path) -> InputLimits:
+        """What the checkpoint in ``directory`` accepts, read without loading its weights: the trainer checks
+        its manifests against it before anything loads."""
+        return InputLimits()
 
     def reference_mode(self) -> Any:
         """A context in which the model is its reference policy: the adapter off (LoRA models only)."""

@@ -23,7 +23,14 @@ import torch.nn.functional as F
 from speechgrpo.models._cache import cache_kwarg
 from speechgrpo.models.log_mel import FeatureCache
 from speechgrpo.models.lora import LORA_DIRECTORY, base_state_dict, has_lora, load_adapter, save_adapter
-from speechgrpo.models.speech_lm import Completions, PromptBatch, SamplingConfig, SpeechLM, SpeechPrompt
+from speechgrpo.models.speech_lm import (
+    Completions,
+    InputLimits,
+    PromptBatch,
+    SamplingConfig,
+    SpeechLM,
+    SpeechPrompt,
+)
 from speechgrpo.models.tiny_speech_net import TinySpeechLMConfig, TinySpeechNet
 from speechgrpo.models.word_tokenizer import WordTokenizer
 
@@ -108,11 +115,27 @@ class TinySpeechLM(SpeechLM):
     def dtype(self) -> torch.dtype:
         return next(self.unwrapped().parameters()).dtype
 
-    def audio_limits(self) -> tuple[float, float | None]:
-        """Up to the LM's positions less 512 for the prompt words and the answer, at one audio token per
-        ``frames_per_token`` x 40 ms (longer audio runs past the positions it was trained on)."""
-        seconds_per_token = 0.04 * self.config.frames_per_token
-        return 0.0, (self.config.max_positions - 512) * seconds_per_token
+    @classmethod
+    def input_limits(cls, directory: str | Path) -> InputLimits:
+        """Audio up to the LM's positions less 512 for the prompt words and the answer, at one audio token per
+        ``frames_per_token`` x 40 ms (longer audio runs past the positions it was trained on); text through the
+        word-level vocabulary, whose missing words become ``<unk>`` (dropped by decoding)."""
+        directory = Path(directory)
+        config = json.loads((directory / CONFIG_FILE).read_text())
+        defaults = TinySpeechLMConfig()
+        positions = config.get("max_positions", defaults.max_positions)
+        seconds_per_token = 0.04 * config.get("frames_per_token", defaults.frames_per_token)
+        words = WordTokenizer.load(directory / TOKENIZER_FILE)
+
+        def tokenize(text: str) -> tuple[str, list[str]]:
+            encoded = words.tokenizer.encode(text, add_special_tokens=False)
+            unknown = [text[start:end].strip() for token, (start, end) in zip(encoded.ids, encoded.offsets, strict=True)
+                       if token == words.unk_id]
+            return words.decode(encoded.ids), unknown
+
+        normalizer = words.tokenizer.normalizer
+        return InputLimits(0.0, (positions - 512) * seconds_per_token, tokenize,
+                           normalizer.normalize_str if normalizer is not None else str)
 
     def encode_prompts(self, prompts: Sequence[SpeechPrompt]) -> PromptBatch:
         """Log-mel features (zero frames for a text-only prompt) and ``prompt words + <sep>`` ids."""

@@ -25,7 +25,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from speechgrpo.data import Example, read_manifest, synthesize_examples, synthet
 from speechgrpo.train.config import check_numbers, load_layered
 
 DEMO_VOICES = ["en-us+m1", "en-us+f2", "en-gb+m3", "en-gb+f4"]
-BUNDLED_BASE = "bundled_base"  # package data folder of speechgrpo.models
 
 
 @dataclass
@@ -75,15 +73,6 @@ class BaseConfig:
 def load_base_config(path: str | Path | None = None, **overrides: Any) -> BaseConfig:
     """The defaults, then the YAML file, then ``overrides`` (mappings merged key by key)."""
     return load_layered(BaseConfig, path, overrides, "base config")
-
-
-def bundled_base() -> Path:
-    """The base checkpoint shipped in the package (``speechgrpo build-base`` with the defaults)."""
-    path = Path(str(resources.files("speechgrpo.models") / BUNDLED_BASE))
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"the bundled base model is missing from {path}; rebuild it with "
-                                "`speechgrpo build-base` or run `speechgrpo demo --from-scratch`")
-    return path
 
 
 def read_build_record(model_dir: str | Path) -> dict[str, Any]:

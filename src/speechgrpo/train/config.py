@@ -105,6 +105,8 @@ class TrainConfig:
     vllm_importance_sampling_clip_max: float | None = None  # ratios above it clipped or masked (None: 3.0)
     mask_truncated_completions: bool = False  # completions cut at max_new_tokens (no stop token) out of the loss
     max_audio_seconds: float | None = None  # drop longer clips from the manifests (with a count) instead of failing
+    allow_empty_references: bool = False  # accept empty references (refused before training otherwise)
+    allow_unknown_words: bool = False  # train on words the model's vocabulary lacks (<unk>), with a warning
     num_iterations: int = 1  # optimizer steps per rollout (TRL's mu): > 1 makes the ratio and the clip act
     advantage_preset: str = "paper"
     # GRPO loss: the preset, then these fields on top of it (None: the preset's value)

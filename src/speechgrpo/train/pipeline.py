@@ -146,7 +146,8 @@ def check_held_out(record: dict[str, Any], config: PipelineConfig, where: Path) 
 
 
 def resolve_base(config: PipelineConfig, show_progress: bool = True) -> Path:
-    from speechgrpo.train.base_model import build_base, bundled_base, read_build_record
+    from speechgrpo.models.loading import bundled_base
+    from speechgrpo.train.base_model import build_base, read_build_record
 
     if config.base == "scratch":
         built = Path(config.output_dir) / "base" / "model"

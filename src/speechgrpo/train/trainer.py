@@ -59,6 +59,7 @@ from speechgrpo.train.checkpoint import (
 )
 from speechgrpo.train.config import TrainConfig, run_changes
 from speechgrpo.train.evaluation import generate_answers, higher_is_better, score_answers
+from speechgrpo.train.input_check import check_inputs, model_input_limits
 from speechgrpo.train.rollout_log import RolloutLog, rollout_file, rollout_groups
 from speechgrpo.train.run_log import RunLog, check_trackers
 
@@ -104,37 +105,6 @@ def read_examples(paths: Sequence[str]) -> list[Example]:
     if not examples:
         raise ValueError(f"no examples in {', '.join(paths)}")
     return examples
-
-
-def check_audio(examples: list[Example], model: SpeechLM, max_seconds: float | None, what: str) -> list[Example]:
-    """Every clip exists and fits the model's audio limits, before training starts: a clear error naming the
-    manifest lines otherwise. With ``max_seconds``, longer clips are dropped instead (counted on stderr)."""
-    import sys
-
-    shortest, longest = model.audio_limits()
-    limit = longest if max_seconds is None else min(max_seconds, longest or max_seconds)
-    kept, dropped, problems = [], 0, []
-    for example in examples:
-        seconds = example.audio_seconds() if example.audio is not None else None
-        if seconds is not None and limit is not None and seconds > limit and max_seconds is not None:
-            dropped += 1
-            continue
-        if seconds is not None and longest is not None and seconds > longest:
-            problems.append(f"{example.source}: {seconds:.1f} s of audio, over the {longest:g} s "
-                            f"{type(model).__name__} takes")
-        elif seconds is not None and seconds < shortest:
-            problems.append(f"{example.source}: {seconds:.2f} s of audio, under the {shortest:g} s "
-                            f"{type(model).__name__} needs")
-        kept.append(example)
-    if problems:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise ValueError(f"{what}: " + "; ".join(problems[:5]) + more + "; drop longer clips with max_audio_seconds")
-    if dropped:
-        print(f"{what}: dropped {dropped} of {len(examples)} examples with audio over {limit:g} s "
-              "(max_audio_seconds)", file=sys.stderr)
-    if not kept:
-        raise ValueError(f"{what}: no example left under max_audio_seconds {max_seconds}")
-    return kept
 
 
 # -- completions ---------------------------------------------------------------------------------------------
@@ -669,6 +639,12 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     # the reference policy is the model the run started from, whatever a forced resume changed
     reference_model = (run_facts(resume).get("reference_model") or (run_config(resume) or {}).get("model")
                        if resume is not None else None) or config.model
+    manifests = {"train_manifests": read_examples(config.train_manifests)}
+    if config.eval_manifests:
+        manifests["eval_manifests"] = read_examples(config.eval_manifests)[:config.eval_max_examples]
+    checked = check_inputs(manifests, model_input_limits(resume / "model" if resume else config.model),
+                           config.max_audio_seconds, config.allow_empty_references, config.allow_unknown_words)
+    examples, dev = checked["train_manifests"], checked.get("eval_manifests", [])
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
         config.save(output / "config.yaml")
@@ -683,9 +659,6 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
         reference = load_speech_lm(reference_model, device=accelerator.device,
                                    dtype=torch_dtype(config.reference_dtype or config.dtype))
         reference.module.requires_grad_(False).eval()
-    examples = check_audio(read_examples(config.train_manifests), model, config.max_audio_seconds, "train_manifests")
-    dev = (check_audio(read_examples(config.eval_manifests)[:config.eval_max_examples], model,
-                       config.max_audio_seconds, "eval_manifests") if config.eval_manifests else [])
     sampler = PromptSampler(len(examples), config.seed, accelerator.process_index, accelerator.num_processes)
     audio = AudioCache(config.audio_cache_size)
     reward = as_reward(config.reward)
