@@ -151,6 +151,42 @@ def test_off_policy_excluded_from_stats_uses_on_policy_mean_and_std() -> None:
     np.testing.assert_allclose(out, expected, rtol=1e-12)
 
 
+def luffy_grpo_split(scores: np.ndarray, index: list[int], on_policy: np.ndarray, use_std: bool) -> np.ndarray:
+    """LUFFY's compute_grpo_outcome_advantage_split (verl mix_src), written out from its source: mean and
+    unbiased std of each prompt's on-policy scores (one on-policy score: mean 0, std 1; a std of 0 becomes 1),
+    then (score - mean) / (std + 1e-6), or score - mean without the std."""
+    by_prompt: dict[int, list[float]] = defaultdict(list)
+    for score, prompt, on in zip(scores, index, on_policy, strict=True):
+        if on:
+            by_prompt[prompt].append(float(score))
+    mean, std = {}, {}
+    for prompt, values in by_prompt.items():
+        mean[prompt], std[prompt] = ((0.0, 1.0) if len(values) == 1 else
+                                     (float(np.mean(values)), float(np.std(values, ddof=1))))
+        std[prompt] = std[prompt] or 1.0
+    return np.array([(s - mean[p]) / (std[p] + 1e-6) if use_std else s - mean[p]
+                     for s, p in zip(scores, index, strict=True)])
+
+
+@pytest.mark.parametrize("use_std", [False, True])
+def test_luffy_preset_and_the_excluded_reference_follow_luffys_grpo_split(use_std: bool) -> None:
+    """Every group with G-1 = 7 on-policy samples and the reference; flat groups included (all failed, all
+    right), where the reference outside the statistics keeps its signal: r_ref - mean, not 0."""
+    rng = np.random.default_rng(5)
+    rewards = rng.random((12, G)).round(1)
+    rewards[0, 1:] = 0.0  # every sample failed; the reference (column 0) scores
+    rewards[0, 0] = 1.0
+    rewards[1] = 0.5  # nothing to tell apart
+    off = np.tile(np.arange(G) == 0, 12)
+    index = list(np.repeat(np.arange(12), G))
+    options = {"preset": "luffy"} if not use_std else {"std_unbiased": True, "epsilon": 1e-6,
+                                                       "off_policy_in_stats": False}
+    out = group_advantages(rewards.ravel(), index, off_policy=off, **options).advantages
+    expected = luffy_grpo_split(rewards.ravel(), index, ~off, use_std)
+    np.testing.assert_allclose(out, expected, atol=1e-12)
+    assert out[0] == pytest.approx(1.0 / (1 + 1e-6) if use_std else 1.0)  # the all-failed group's reference
+
+
 def test_leaf_floor_and_zero_variance_groups() -> None:
     rewards = np.array([0.4, 0.5, 0.6, 0.7, 0.7, 0.7])
     out = group_advantages(rewards, 3, preset="leaf")
@@ -294,6 +330,17 @@ def test_excluded_sample_alone_in_its_group_has_no_baseline(preset: str) -> None
     out = group_advantages([0.2, 0.6, 0.9], [0, 0, 1], preset=preset, off_policy=[False, False, True],
                            off_policy_in_stats=False)
     assert out.advantages[2] == 0.0
+
+
+def test_the_presets_table_says_which_presets_divide_by_the_std() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "advantages_and_losses.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(\w+)` \| [^|]+ \| (yes|no)[^|]* \|", text, re.M))
+    assert set(rows) == set(ADVANTAGE_PRESETS)
+    for name, config in ADVANTAGE_PRESETS.items():
+        assert (rows[name] == "yes") == (config.scale != "none"), name
 
 
 def test_group_ids_of_any_hashable_type_and_a_clear_error_otherwise() -> None:

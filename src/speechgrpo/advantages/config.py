@@ -91,6 +91,10 @@ ADVANTAGE_PRESETS: dict[str, AdvantageConfig] = {
     "paper": AdvantageConfig(std_unbiased=True, epsilon=1e-4, off_policy_in_stats=True),
     # LEAF's GRPO baseline of the paper: z-score with the std floored at 1/3.
     "leaf": AdvantageConfig(std_floor=1.0 / 3.0),
+    # LUFFY's training code (verl mix_src, adv_estimator=grpo_split with grpo_use_std=False): the group mean of
+    # the on-policy samples only, no division by the std (as Dr. GRPO); the off-policy sample is scored against
+    # that mean (with no on-policy spread too). Its paper writes the statistics over the whole mixed group.
+    "luffy": AdvantageConfig(scale="none", off_policy_in_stats=False, epsilon=1e-6),
 }
 
 

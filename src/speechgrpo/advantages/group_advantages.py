@@ -176,7 +176,18 @@ def _group_stage(ops: _Ops, r: Any, valid: Any, groups: _Groups, config: Advanta
     keep = valid & has_baseline & defined
     if config.center != "none":  # in-stats members of a zero-spread group hold only float residue: exactly 0
         keep = keep & ~(zero_group[groups.inverse] & groups.in_stats)
-    return xp.where(keep, centered, 0.0), std, zero_group
+    advantages = xp.where(keep, centered, 0.0)
+    # A sample outside the statistics (MP-GRPO's reference with off_policy_in_stats=False) in a group whose
+    # members leave no spread (all failed alike, or a single one): LUFFY's grpo_split takes the std as 1 (the
+    # baseline 0 for a single member) instead of giving it 0, where it carries the most signal.
+    outside = valid & ~groups.in_stats & zero_group[groups.inverse] & (groups.count[groups.inverse] > 0)
+    if config.center == "group" and bool(outside.any()):
+        single = groups.count[groups.inverse] == 1
+        raw = r - xp.where(single, 0.0, mean[groups.inverse])
+        unit = xp.ones_like(std[groups.inverse])
+        fallback = _divide(ops, raw, unit, config)[0] if config.scale != "none" else raw
+        advantages = xp.where(outside, fallback, advantages)
+    return advantages, std, zero_group
 
 
 def group_advantages(rewards: Any, groups: Any, *, preset: str | AdvantageConfig | None = None,
