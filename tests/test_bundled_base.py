@@ -14,7 +14,8 @@ from speechgrpo.data import Example, corpus_texts, synthesize_examples, syntheti
 from speechgrpo.data.synthetic.tts import espeak_version
 from speechgrpo.models import TinySpeechLM
 from speechgrpo.models.loading import bundled_base
-from speechgrpo.train.base_model import BaseConfig, asr_wer, read_build_record
+from speechgrpo.models.word_tokenizer import build_tokenizer
+from speechgrpo.train.base_model import BaseConfig, asr_wer, base_tokenizer, read_build_record, vocabulary_texts
 from speechgrpo.train.pipeline import PipelineConfig, check_held_out
 
 
@@ -46,6 +47,20 @@ def held_out_examples(config: BaseConfig, split: str) -> list[Example]:
 
 
 @needs_espeak
+def test_a_small_build_adds_its_own_words_and_a_full_one_keeps_its_vocabulary() -> None:
+    """A base built with a small ``tokenizer_examples`` trains on examples whose words its sample missed; they are
+    added (the input check would refuse the build otherwise); where the sample covers them, nothing changes."""
+    own = synthetic_examples(7, {"train": 30}, tasks=("sqa", "ast", "asr"), difficulty=2)["train"]
+    small = BaseConfig(tokenizer_examples=3)
+    assert any(build_tokenizer(vocabulary_texts(small)).unknown_words(t) for t in corpus_texts(own))
+    tokenizer = base_tokenizer(small, own)
+    assert not [w for t in corpus_texts(own) for w in tokenizer.unknown_words(t)]
+    covered = BaseConfig(tokenizer_examples=200)
+    sample = synthetic_examples(covered.seed + 1001, {"train": 200}, tasks=("sqa", "ast", "asr"), difficulty=1)
+    assert (base_tokenizer(covered, sample["train"][:20]).tokenizer.get_vocab()
+            == build_tokenizer(vocabulary_texts(covered)).tokenizer.get_vocab())
+
+
 def test_loading_it_reproduces_its_recorded_dev_wer(tmp_path: Path) -> None:
     path = bundled_base()
     record = read_build_record(path)

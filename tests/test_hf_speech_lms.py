@@ -80,21 +80,18 @@ def boost_eos(model: HFSpeechLM, amount: float = 4.5) -> Any:
     return head.register_forward_hook(lambda module, inputs, output: output + bias)
 
 
-def reference_log_probs(model: HFSpeechLM, batch: Any, completions: Completions) -> list[torch.Tensor]:
-    """Per completion, one forward of the unpadded prompt + completion (its own audio only)."""
+def reference_log_probs(model: HFSpeechLM, prompts: list[SpeechPrompt], completions: Completions) -> list[torch.Tensor]:
+    """Per completion, one forward of its prompt encoded alone (no padding, its own audio's features) followed
+    by the completion."""
     net = model.unwrapped()
     result = []
     for i in range(len(completions)):
-        row = int(completions.prompt_index[i])
-        keep = batch.inputs["attention_mask"][row].bool()
+        alone = model.encode_prompts([prompts[int(completions.prompt_index[i])]]).inputs
         tokens = completions.ids[i][completions.mask[i]]
-        audio_row = int(batch.extra["audio_row"][row])
-        features = ({key: batch.inputs[key][audio_row:audio_row + 1] for key in model.audio_feature_keys}
-                    if audio_row >= 0 else {})
+        features = {key: alone[key] for key in model.audio_feature_keys if key in alone}
         with torch.no_grad():
-            logits = net(input_ids=torch.cat([batch.inputs["input_ids"][row][keep], tokens])[None],
-                         **features).logits[0].float()
-        start = int(keep.sum()) - 1
+            logits = net(input_ids=torch.cat([alone["input_ids"][0], tokens])[None], **features).logits[0].float()
+        start = alone["input_ids"].shape[1] - 1
         log_probs = torch.log_softmax(logits[start:start + len(tokens)], dim=-1)
         result.append(log_probs.gather(-1, tokens[:, None])[:, 0])
     return result
@@ -172,6 +169,41 @@ def test_generate_shapes_eos_mask_and_seed(models: dict[str, Any], family: str) 
         assert text == model.tokenizer.decode(ids[:length], skip_special_tokens=True)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_prompt_embeddings_do_not_depend_on_the_batch(models: dict[str, Any], family: str) -> None:
+    """A prompt's embeddings are the same alone and beside a longer clip: Granite's encoder attends over
+    padded frames (0.008 apart when batched), so its prompts are encoded one by one."""
+    model = models[family]
+    prompts = mixed_prompts()
+    with torch.no_grad():
+        together = model.prompt_embeddings(model.encode_prompts(prompts))
+        for i, prompt in enumerate(prompts):
+            alone = model.prompt_embeddings(model.encode_prompts([prompt]))[0]
+            torch.testing.assert_close(together[i, -len(alone):], alone, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_per_prompt_streams_make_answers_independent_of_the_batch(models: dict[str, Any], family: str) -> None:
+    """One generator per prompt: a prompt's samples are the same alone and within a batch in any order."""
+    model = models[family]
+    prompts = mixed_prompts()
+    sampling = SamplingConfig(max_new_tokens=8, temperature=1.2, top_p=0.95)
+
+    def answers(order: list[int]) -> dict[int, list[str]]:
+        batch = model.encode_prompts([prompts[i] for i in order])
+        texts = model.generate(batch, 2, sampling, [torch.Generator().manual_seed(10 + i) for i in order]).texts
+        return {i: texts[2 * k:2 * k + 2] for k, i in enumerate(order)}
+
+    handle = boost_eos(model, 2.5)
+    try:
+        together = answers([0, 1, 2])
+        assert answers([2, 0, 1]) == together
+        assert {i: answers([i])[i] for i in range(3)} == together
+    finally:
+        handle.remove()
+    assert len({text for pair in together.values() for text in pair}) > 3  # sampled, not one answer
+
+
 def test_greedy_decodes_once_and_repeats(models: dict[str, Any]) -> None:
     model = models["granite_speech"]
     batch = model.encode_prompts(mixed_prompts()[:2])
@@ -201,7 +233,7 @@ def test_log_probs_match_unpadded_forward_and_generate(models: dict[str, Any], f
     try:
         completions = model.generate(batch, 2, SAMPLING, torch.Generator().manual_seed(0))
         log_probs = model.completion_log_probs(batch, completions)
-        expected = reference_log_probs(model, batch, completions)
+        expected = reference_log_probs(model, mixed_prompts(), completions)
     finally:
         handle.remove()
     assert log_probs.shape == completions.ids.shape
@@ -354,7 +386,7 @@ def test_causal_lm_plain_text(models: dict[str, Any]) -> None:
     completions = model.generate(batch, 3, SAMPLING, torch.Generator().manual_seed(0))
     assert len(completions) == 6
     log_probs = model.completion_log_probs(batch, completions)
-    for i, reference in enumerate(reference_log_probs(model, batch, completions)):
+    for i, reference in enumerate(reference_log_probs(model, prompts, completions)):
         torch.testing.assert_close(log_probs[i, :len(reference)].detach(), reference, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="text-only"):
         model.encode_prompts([SpeechPrompt(audio(0.1, 0), "the")])

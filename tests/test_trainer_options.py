@@ -517,7 +517,7 @@ def test_the_manifests_are_checked_before_the_model_loads(word_model: Path, tmp_
                                                (9.0, "Say it.", ("Der Hund ist da.",)),
                                                (1.0, "Say it.", ("",)),
                                                (1.0, "Say it.", ("The dog is called Max.", "Der Hund ist da .")),
-                                               (1.0, "Say it.", ("Max is called Max.",))])
+                                               (1.0, "Say it .", ("Max is called Max.",))])
     (tmp_path / "m0.wav").write_bytes(b"not audio")
     dev_manifest = write_examples(tmp_path, [(1.0, "Say it.", ("Der Hund ist da.",))], "dev")
     (tmp_path / "dev0.wav").unlink()
@@ -532,9 +532,10 @@ def test_the_manifests_are_checked_before_the_model_loads(word_model: Path, tmp_
                      r"m\.jsonl:3: reference 0 is empty", r"m\.jsonl:4: 'Der Hund ist da \.' does not survive "
                      r"tokenization: it decodes as 'Der Hund ist da\.'",
                      r"dev\.jsonl:1: .*dev0\.wav: no such audio file",
-                     r"1 words outside the model's vocabulary \(3 occurrences, 7\.7% of the words\).*'Max' x3 "
+                     r"1 words outside the model's vocabulary \(3 occurrences, 7\.5% of the words\).*'Max' x3 "
                      r"\(.*m\.jsonl:4\)"):
         assert re.search(expected, message), expected
+    assert "Say it ." not in message  # a prompt is only read: its round trip does not matter
 
 
 def test_explicit_flags_accept_what_the_check_refuses(word_model: Path, tmp_path: Path,

@@ -7,7 +7,7 @@ from typing import Any
 
 WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "in", "park", "one", "two", "three", "four", "five",
          "six", "red", "green", "blue", "yellow", "black", "white", "der", "die", "das", "ein", "eine", "hund",
-         "katze", "zug", "hat", "heute"]
+         "katze", "zug", "hat", "heute", "rote", "translate", ":"]
 # A toy translation task over the tiny LM's words (prompt, reference), for the trainer tests.
 PAIRS = [("translate: the cat sat", "die katze"), ("translate: a dog ran", "ein hund"),
          ("translate: the red mat", "das rote"), ("translate: one two three", "eine zug"),

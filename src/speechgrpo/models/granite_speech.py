@@ -56,6 +56,7 @@ class GraniteSpeechLM(HFSpeechLM):
 
     model_class = GraniteSpeechForConditionalGeneration
     audio_feature_keys = ("input_features", "input_features_mask")
+    audio_encoder_masks_padding = False  # its conformer attends over (and convolves) the padded frames
     language_model_path = "model.language_model"
 
     published_prefixes = (("model.language_model.", "language_model.model."), ("model.encoder.", "encoder."),

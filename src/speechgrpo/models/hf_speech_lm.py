@@ -28,15 +28,17 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
-from transformers import DynamicCache, GenerationConfig, GenerationMixin
+from transformers import DynamicCache, GenerationConfig, GenerationMixin, LogitsProcessor, LogitsProcessorList
 
 from speechgrpo.models._cache import cache_kwarg
 from speechgrpo.models.lora import LORA_DIRECTORY, base_state_dict, has_lora, load_adapter, save_adapter
+from speechgrpo.models.sampling import check_streams, sample_tokens
 from speechgrpo.models.speech_lm import (
     SAMPLE_RATE,
     Completions,
     InputLimits,
     PromptBatch,
+    RandomStreams,
     SamplingConfig,
     SpeechLM,
     SpeechPrompt,
@@ -59,6 +61,9 @@ class HFSpeechLM(SpeechLM):
     published_prefixes: ClassVar[tuple[tuple[str, str], ...]] = ()
     min_audio_seconds: ClassVar[float] = 0.1  # shorter audio yields 0-1 audio tokens, which the models mishandle
     max_audio_seconds: ClassVar[float | None] = None  # longer audio is rejected (not silently truncated)
+    # False where the audio encoder has no padding mask (padded frames change a clip's embeddings): each prompt
+    # is then encoded alone, so that its embeddings do not depend on the other clips of its batch
+    audio_encoder_masks_padding: ClassVar[bool] = True
 
     def __init__(self, model: Any, processor: Any) -> None:
         self.module = model
@@ -118,16 +123,30 @@ class HFSpeechLM(SpeechLM):
                   for key, value in inputs.items()}
         has_audio = torch.tensor([p.audio is not None for p in prompts], device=self.device)
         audio_row = torch.where(has_audio, has_audio.long().cumsum(0) - 1, -1)
-        return PromptBatch(inputs, len(prompts), extra={"audio_row": audio_row})
+        extra: dict[str, Any] = {"audio_row": audio_row}
+        if not self.audio_encoder_masks_padding and len(audios) > 1:
+            extra["alone"] = [self.encode_prompts([p]) if p.audio is not None else None for p in prompts]
+        return PromptBatch(inputs, len(prompts), extra=extra)
 
     def prompt_embeddings(self, batch: PromptBatch) -> torch.Tensor:
         """``(batch.size, prompt length, hidden)``: the prompts' token embeddings with each audio's embeddings
         in its placeholders, computed by the model's own forward, stopped where it calls its language model
-        (so the merge is transformers' own, for every family). Gradients flow when enabled."""
+        (so the merge is transformers' own, for every family). Gradients flow when enabled. Where the encoder
+        does not mask padding (``audio_encoder_masks_padding``), each audio prompt runs alone and its embeddings
+        fill its left-padded row."""
         model: Any = self.unwrapped()
         if not bool((batch.extra["audio_row"] >= 0).any()):
             embeddings: torch.Tensor = model.get_input_embeddings()(batch.inputs["input_ids"])
             return embeddings
+        if "alone" in batch.extra:
+            rows = list(model.get_input_embeddings()(batch.inputs["input_ids"]).unbind(0))
+            for i, alone in enumerate(batch.extra["alone"]):
+                if alone is not None:
+                    length = alone.inputs["input_ids"].shape[1]
+                    if not torch.equal(alone.inputs["input_ids"][0], batch.inputs["input_ids"][i, -length:]):
+                        raise RuntimeError(f"prompt {i} tokenizes differently alone and in its batch")
+                    rows[i] = torch.cat([rows[i][:-length], self.prompt_embeddings(alone)[0]])
+            return torch.stack(rows)
         captured: dict[str, torch.Tensor] = {}
 
         def capture(_module: Any, _args: Any, kwargs: dict[str, Any]) -> None:
@@ -144,31 +163,32 @@ class HFSpeechLM(SpeechLM):
         return captured["embeddings"]
 
     def generate(self, batch: PromptBatch, num_samples: int, sampling: SamplingConfig,
-                 generator: torch.Generator | None = None) -> Completions:
+                 generator: RandomStreams = None) -> Completions:
         """Samples from ``softmax(logits / temperature)`` restricted to top-p, nothing else: the checkpoint's
-        own decoding defaults (top-k, repetition penalty, ...) are ignored, as an RL policy must."""
+        own decoding defaults (top-k, repetition penalty, ...) are ignored, as an RL policy must. The draw is
+        speechgrpo's (:func:`~speechgrpo.models.sampling.sample_tokens`, one uniform per row from
+        ``generator``), run as a logits processor under transformers' greedy search."""
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        check_streams(generator, batch.size)
         model: Any = self.unwrapped()
         copies = 1 if sampling.greedy else num_samples  # greedy samples are identical: decode once
         with torch.no_grad():
             embeddings = self.prompt_embeddings(batch).repeat_interleave(copies, dim=0)
         inputs = {"inputs_embeds": embeddings,
                   "attention_mask": batch.inputs["attention_mask"].repeat_interleave(copies, dim=0)}
-        options: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": not sampling.greedy,
+        options: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "do_sample": False,
                                    "eos_token_id": self.stop_token_ids, "pad_token_id": self.pad_token_id,
                                    "use_cache": True}
         if not sampling.greedy:
-            options.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+            prompt_of_row = torch.arange(batch.size).repeat_interleave(copies)
+            options["logits_processor"] = LogitsProcessorList([_Sampler(sampling, prompt_of_row, generator)])
         checkpoint_defaults = model.generation_config
         model.generation_config = _blank_generation_config()
         try:
-            with torch.random.fork_rng(devices=_cuda_devices(self.device), enabled=generator is not None):
-                if generator is not None:
-                    torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator, device=generator.device)))
-                # GenerationMixin's own generate: a model's override (Granite Speech's switches a peft adapter,
-                # which speechgrpo merges at load) is not needed on embeddings
-                new = GenerationMixin.generate(model, **inputs, **options)  # only the new tokens (inputs_embeds)
+            # GenerationMixin's own generate: a model's override (Granite Speech's switches a peft adapter,
+            # which speechgrpo merges at load) is not needed on embeddings
+            new = GenerationMixin.generate(model, **inputs, **options)  # only the new tokens (inputs_embeds)
         finally:
             model.generation_config = checkpoint_defaults
         is_stop = torch.isin(new, torch.tensor(self.stop_token_ids, device=new.device))
@@ -332,9 +352,17 @@ def _as_ids(value: int | list[int] | None) -> list[int]:
     return [value] if isinstance(value, int) else list(value)
 
 
-def _cuda_devices(device: torch.device) -> list[int]:
-    """The CUDA devices whose RNG a seeded generation must fork (all of them: ``manual_seed`` seeds all)."""
-    return list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+class _Sampler(LogitsProcessor):
+    """Draws each row's next token (:func:`~speechgrpo.models.sampling.sample_tokens`) and leaves it the only
+    finite score, so that greedy search takes it."""
+
+    def __init__(self, sampling: SamplingConfig, prompt_of_row: torch.Tensor, streams: RandomStreams) -> None:
+        self.sampling, self.prompt_of_row, self.streams = sampling, prompt_of_row, streams
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        tokens = sample_tokens(scores, self.sampling, self.prompt_of_row, self.streams)
+        chosen = torch.full_like(scores, float("-inf")).scatter(1, tokens[:, None], 0.0)
+        return chosen  # type: ignore[return-value]
 
 
 def module_to_published_name(prefixes: Sequence[tuple[str, str]], name: str) -> str:

@@ -92,6 +92,11 @@ class SamplingConfig:
     greedy: bool = False
 
 
+#: the random source of sampling: one generator for the whole batch (rows in order), one per prompt (a
+#: prompt's samples then do not depend on the rest of its batch), or ``None`` (torch's global RNG)
+RandomStreams = torch.Generator | Sequence[torch.Generator] | None
+
+
 class SpeechLM(ABC):
     """A speech LLM as the trainer and the evaluator use it."""
 
@@ -120,8 +125,9 @@ class SpeechLM(ABC):
 
     @abstractmethod
     def generate(self, batch: PromptBatch, num_samples: int, sampling: SamplingConfig,
-                 generator: torch.Generator | None = None) -> Completions:
-        """``num_samples`` completions per prompt (KV-cached decoding), prompt by prompt in order."""
+                 generator: RandomStreams = None) -> Completions:
+        """``num_samples`` completions per prompt (KV-cached decoding), prompt by prompt in order; the
+        uniforms of the draws come from ``generator`` (see :mod:`speechgrpo.models.sampling`)."""
 
     @abstractmethod
     def encode_completions(self, texts: Sequence[str], prompt_index: torch.Tensor) -> Completions:

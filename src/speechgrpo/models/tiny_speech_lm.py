@@ -23,10 +23,12 @@ import torch.nn.functional as F
 from speechgrpo.models._cache import cache_kwarg
 from speechgrpo.models.log_mel import FeatureCache
 from speechgrpo.models.lora import LORA_DIRECTORY, base_state_dict, has_lora, load_adapter, save_adapter
+from speechgrpo.models.sampling import check_streams, sample_tokens
 from speechgrpo.models.speech_lm import (
     Completions,
     InputLimits,
     PromptBatch,
+    RandomStreams,
     SamplingConfig,
     SpeechLM,
     SpeechPrompt,
@@ -49,40 +51,6 @@ def _pad(rows: Sequence[Sequence[int]], value: int) -> tuple[torch.Tensor, torch
     for i, row in enumerate(rows):
         ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
     return ids, lengths
-
-
-NUCLEUS_CANDIDATES = 64  # the most probable tokens ranked first; the whole vocabulary only if they hold < top_p
-_COVERAGE_MARGIN = 1e-4  # beyond float rounding of the cumulative sums: then no later token can be in the nucleus
-
-
-def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """``probs`` with the tokens outside each row's top-p nucleus set to 0 (the smallest set of most probable
-    tokens that holds ``top_p``; the top token always stays), in vocabulary order. Ranks the
-    :data:`NUCLEUS_CANDIDATES` most probable tokens (``topk``), and sorts the whole row only where those
-    hold less than ``top_p``: the same set as a full sort, at a fraction of its cost."""
-    k = min(NUCLEUS_CANDIDATES, probs.shape[-1])
-    ranked, order = probs.topk(k, dim=-1)
-    held = ranked.cumsum(-1)
-    if k < probs.shape[-1] and bool((held[:, -1] < top_p + _COVERAGE_MARGIN).any()):
-        ranked, order = probs.sort(dim=-1, descending=True)
-        held = ranked.cumsum(-1)
-    outside = held - ranked >= top_p
-    return torch.zeros_like(probs).scatter(-1, order, ranked.masked_fill(outside, 0.0))
-
-
-def _pick(logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
-    """Next tokens: argmax, or inverse-CDF sampling from the temperature/top-p distribution with uniforms
-    drawn from ``generator`` (on its own device, so a CPU generator also drives a GPU model)."""
-    if sampling.greedy:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits / sampling.temperature, dim=-1)
-    if sampling.top_p < 1.0:
-        probs = nucleus(probs, sampling.top_p)
-    device = generator.device if generator is not None else logits.device
-    uniform = torch.rand(logits.shape[0], generator=generator, device=device).to(logits.device)
-    cdf = probs.cumsum(-1)
-    picked = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None], right=True)[:, 0]
-    return picked.clamp(max=logits.shape[-1] - 1)
 
 
 class TinySpeechLM(SpeechLM):
@@ -128,10 +96,7 @@ class TinySpeechLM(SpeechLM):
         words = WordTokenizer.load(directory / TOKENIZER_FILE)
 
         def tokenize(text: str) -> tuple[str, list[str]]:
-            encoded = words.tokenizer.encode(text, add_special_tokens=False)
-            unknown = [text[start:end].strip() for token, (start, end) in zip(encoded.ids, encoded.offsets, strict=True)
-                       if token == words.unk_id]
-            return words.decode(encoded.ids), unknown
+            return words.decode(words.encode(text)), words.unknown_words(text)
 
         normalizer = words.tokenizer.normalizer
         return InputLimits(0.0, (positions - 512) * seconds_per_token, tokenize,
@@ -155,12 +120,12 @@ class TinySpeechLM(SpeechLM):
         return PromptBatch(inputs=inputs, size=len(prompts))
 
     def generate(self, batch: PromptBatch, num_samples: int, sampling: SamplingConfig,
-                 generator: torch.Generator | None = None) -> Completions:
+                 generator: RandomStreams = None) -> Completions:
         return self.generate_with_log_probs(batch, num_samples, sampling, generator)[0]
 
     @torch.no_grad()
     def generate_with_log_probs(self, batch: PromptBatch, num_samples: int, sampling: SamplingConfig,
-                                generator: torch.Generator | None = None) -> tuple[Completions, torch.Tensor]:
+                                generator: RandomStreams = None) -> tuple[Completions, torch.Tensor]:
         """:meth:`generate`, plus each sampled token's log-prob ``(n, length)`` (0 at padding) under
         ``softmax(logits / temperature)`` before top-p (temperature 1 when greedy): the policy's
         log-probs as :meth:`completion_log_probs` computes them, for free."""
@@ -168,6 +133,7 @@ class TinySpeechLM(SpeechLM):
 
         from speechgrpo.losses import token_log_probs
 
+        check_streams(generator, batch.size)
         net = self.net()
         embeds, mask = net.prefix(**batch.inputs)
         index = torch.arange(batch.size, device=embeds.device).repeat_interleave(num_samples)
@@ -186,7 +152,7 @@ class TinySpeechLM(SpeechLM):
         log_probs: list[torch.Tensor] = []
         for _ in range(sampling.max_new_tokens):
             logits = net.lm.lm_head(hidden).float()
-            token = _pick(logits, sampling, generator).masked_fill(done, self.tokenizer.pad_id)
+            token = sample_tokens(logits, sampling, index, generator).masked_fill(done, self.tokenizer.pad_id)
             tokens.append(token)
             alive.append(~done)
             log_probs.append(torch.where(done, 0.0, token_log_probs(logits, token, temperature)))

@@ -40,6 +40,12 @@ class WordTokenizer:
         """Token ids of ``text`` (no special tokens added)."""
         return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of ``text`` outside the vocabulary (each becomes ``<unk>``), in order."""
+        encoded = self.tokenizer.encode(text, add_special_tokens=False)
+        return [text[start:end].strip() for token, (start, end) in zip(encoded.ids, encoded.offsets, strict=True)
+                if token == self.unk_id]
+
     def decode(self, ids: Sequence[int]) -> str:
         """Natural text of ``ids``; special tokens (``<unk>`` included) are dropped."""
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=True))

@@ -26,12 +26,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from speechgrpo.data import Example, read_manifest, synthesize_examples, synthetic_examples, write_manifest
 from speechgrpo.train.config import check_numbers, load_layered
+
+if TYPE_CHECKING:
+    from speechgrpo.models.word_tokenizer import WordTokenizer
 
 DEMO_VOICES = ["en-us+m1", "en-us+f2", "en-gb+m3", "en-gb+f4"]
 
@@ -98,6 +101,20 @@ def vocabulary_texts(config: BaseConfig) -> list[str]:
     return texts
 
 
+def base_tokenizer(config: BaseConfig, examples: list[Example]) -> WordTokenizer:
+    """The word-level tokenizer of :func:`vocabulary_texts`; where it misses a word of the build's own
+    ``examples`` (a small ``tokenizer_examples``), their texts are added, so the base never trains on ``<unk>``."""
+    from speechgrpo.data import corpus_texts
+    from speechgrpo.models.word_tokenizer import build_tokenizer
+
+    texts = vocabulary_texts(config)
+    tokenizer = build_tokenizer(texts)
+    own = corpus_texts(examples)
+    if any(tokenizer.unknown_words(text) for text in own):
+        tokenizer = build_tokenizer([*texts, *own])
+    return tokenizer
+
+
 def asr_wer(model_dir: str | Path, examples: list[Example], max_new_tokens: int = 48) -> float:
     """Greedy ASR word error rate (%) of a model on ASR examples."""
     from speechgrpo.models import TinySpeechLM
@@ -115,7 +132,6 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
 
     from speechgrpo.data.synthetic.tts import espeak_version
     from speechgrpo.models import TinySpeechLM, TinySpeechLMConfig
-    from speechgrpo.models.word_tokenizer import build_tokenizer
     from speechgrpo.train.config import TrainConfig
     from speechgrpo.train.pipeline import text_versions
     from speechgrpo.train.trainer import train
@@ -155,7 +171,7 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     if not (initial / "config.json").is_file():
         stage_started = time.perf_counter()
         torch.manual_seed(config.seed)
-        tokenizer = build_tokenizer(vocabulary_texts(config))
+        tokenizer = base_tokenizer(config, asr_train + asr_dev + asr_test + text)
         TinySpeechLM.create(TinySpeechLMConfig(**config.model), tokenizer).save(initial)
         took("tokenizer", stage_started)
 

@@ -10,8 +10,8 @@ against what the checkpoint accepts (:meth:`speechgrpo.models.SpeechLM.input_lim
 - every word of its prompt and references is in the model's vocabulary (a word-level one, as the bundled
   model's, turns the others into ``<unk>``, which decoding drops): refused with the words and their counts,
   or accepted by ``allow_unknown_words`` with a warning giving their share;
-- every prompt and reference decodes back to itself after tokenization (the tokenizer's own normalization,
-  e.g. NFC and collapsed spaces, aside).
+- every reference decodes back to itself after tokenization (the tokenizer's own normalization, e.g. NFC and
+  collapsed spaces, aside), since the model can only write what its tokenizer decodes; a prompt is only read.
 
 The problems come together, the first :data:`SHOWN` with their manifest lines, in one error.
 """
@@ -118,7 +118,7 @@ def _text_problems(example: Example, limits: InputLimits, allow_empty_references
                                      "(allow_empty_references: true accepts it)")
     if limits.tokenize is None:
         return
-    for text in (example.prompt, *example.references):
+    for is_reference, text in ((False, example.prompt), *((True, r) for r in example.references)):
         if not text.strip():
             continue
         decoded, pieces = limits.tokenize(text)
@@ -127,6 +127,7 @@ def _text_problems(example: Example, limits: InputLimits, allow_empty_references
         for word in unknown:
             findings.unknown[word] += 1
             findings.first_seen.setdefault(word, str(example.source))
-        if not unknown and decoded != limits.normalize(text):
+        # the model writes references as its tokenizer decodes them; a prompt is only read
+        if is_reference and not unknown and decoded != limits.normalize(text):
             findings.problems.append(f"{example.source}: {text!r} does not survive tokenization: it decodes as "
                                      f"{decoded!r}")
