@@ -193,9 +193,9 @@ from speechgrpo.train import load_config
 out = sys.argv[1]
 original = T.save_model
 
-def save_model(accelerator, model, directory, merge=False):
+def save_model(accelerator, model, directory, merge=False, extra=None):
     torch.save(model.unwrapped().state_dict(), f"{out}/rank{accelerator.process_index}.pt")
-    original(accelerator, model, directory, merge)
+    original(accelerator, model, directory, merge, extra)
 
 T.save_model = save_model
 pairs = (arg.split("=", 1) for arg in sys.argv[2:])
@@ -206,13 +206,15 @@ T.train(load_config(None, **{key: yaml.safe_load(value) for key, value in pairs}
 def test_two_processes_equal_one_with_the_same_global_batch(task: tuple[Path, Path, list[Example]],
                                                              tmp_path: Path) -> None:
     """MP-GRPO, 3 steps, 2 micro-batches per process: DDP keeps the ranks identical, and the global token
-    normalization makes 2 x 2 prompts the same update as 1 x 4 (the samples are seeded per prompt)."""
+    normalization makes 2 x 2 prompts the same update as 1 x 4 (the samples are seeded per prompt); the dev
+    scores, each process answering half the examples from their own streams, equal one process's."""
     script = tmp_path / "run.py"
     script.write_text(RANK_WEIGHTS_SCRIPT, encoding="utf-8")
     model, manifest, _ = task
     common = [f"model={model}", f"train_manifests=[{manifest}]", "stage=mp_grpo", "steps=3", "num_generations=4",
               "generation_batch_size=4", "micro_batch_size=4", "max_new_tokens=5", "learning_rate=0.01",
-              "reward=chrf"]
+              "reward=chrf", f"eval_manifests=[{manifest}]", "eval_every=3", "eval_seeds=1",
+              "eval_metrics=[bleu, chrf]"]
     (tmp_path / "two").mkdir()
     (tmp_path / "one").mkdir()
     _launch([str(tmp_path / "two"), *common, "prompts_per_step=2", f"output_dir={tmp_path / 'two' / 'run'}"], 2,
@@ -226,6 +228,9 @@ def test_two_processes_equal_one_with_the_same_global_batch(task: tuple[Path, Pa
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
         torch.testing.assert_close(rank0[key], single[key], rtol=1e-4, atol=1e-6)
+    dev = [[r for r in map(json.loads, (tmp_path / n / "run" / "metrics.jsonl").read_text().splitlines())
+            if "eval_bleu" in r] for n in ("two", "one")]
+    assert len(dev[0]) == 1 and all(dev[0][0][k] == dev[1][0][k] for k in ("eval_bleu", "eval_chrf", "eval_reward"))
     difference = max(float((rank0[k] - single[k]).abs().max()) for k in rank0)
     print(f"max |w(2 processes) - w(1 process)| = {difference:.2e}")
 

@@ -641,3 +641,14 @@ def test_the_bundled_model_goes_by_its_short_name(tmp_path: Path) -> None:
     assert BUNDLED == "bundled"
     assert load_speech_lm("bundled").tokenizer.vocab_size == load_speech_lm(bundled_base()).tokenizer.vocab_size
     assert model_input_limits("bundled").max_audio_seconds == pytest.approx((2048 - 512) * 0.08)
+
+
+def test_dev_scores_do_not_depend_on_the_eval_batch_size(task: tuple[Path, Path], tmp_path: Path) -> None:
+    """Each dev example samples from its own stream: the same scores at 2 and at 16 prompts per batch."""
+    scores = []
+    for size in (2, 16):
+        T.train(config(task, tmp_path / str(size), steps=2, eval_manifests=[str(task[1])], eval_every=1,
+                       eval_batch_size=size, eval_seeds=2, eval_metrics=["bleu", "chrf"]), show_progress=False)
+        scores.append([{k: v for k, v in r.items() if k.startswith("eval_")} for r in rows(tmp_path / str(size))
+                       if "eval_bleu" in r])
+    assert len(scores[0]) == 2 and scores[0] == scores[1]

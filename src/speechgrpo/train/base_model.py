@@ -122,7 +122,7 @@ def asr_wer(model_dir: str | Path, examples: list[Example], max_new_tokens: int 
 
     model = TinySpeechLM.load(model_dir)
     result = evaluate_model(model, examples, EvalConfig(seeds=(), max_new_tokens=max_new_tokens, metrics=("wer",)))
-    return float(result["greedy"]["wer"])
+    return float(result.scores["greedy"]["wer"])
 
 
 def build_base(config: BaseConfig, show_progress: bool = True) -> Path:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from speechgrpo.train.config import TrainConfig, load_config
+from speechgrpo.train.config import EVAL_METRICS, PAPER_METRICS, TrainConfig, load_config
 
 
 def _override(text: str) -> str:
@@ -71,18 +72,20 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(run=_train, extra="train")
     evaluation = subparsers.add_parser("eval", help="evaluate a model on manifests (sampled T=0.9, top-p 0.9; greedy)")
-    evaluation.add_argument("--model", required=True, help="model directory")
+    evaluation.add_argument("--model", required=True, help="model directory (or 'bundled')")
     evaluation.add_argument("--manifest", required=True, nargs="+", help="manifest JSONL file(s)")
     evaluation.add_argument("--seeds", type=int, default=3, help="sampled passes (default 3)")
-    evaluation.add_argument("--metrics", default="bleu,bertscore,rouge1,rouge2,rougeL,meteor",
-                            help="comma-separated (bleu, bertscore, rouge1, rouge2, rougeL, meteor, wer)")
+    evaluation.add_argument("--metrics", default=",".join(PAPER_METRICS),
+                            help=f"comma-separated, from {', '.join(EVAL_METRICS)} (default: the paper's six)")
     evaluation.add_argument("--max-new-tokens", type=int, default=200)
     evaluation.add_argument("--batch-size", type=int, default=16, help="prompts per generate call (default 16)")
     evaluation.add_argument("--device", default=None, help="torch device, e.g. cuda or cuda:1 (default: cuda when "
                             "available, else cpu)")
     evaluation.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                             help="weights' dtype (default float32)")
-    evaluation.add_argument("--output", help="write the results as JSON here")
+    evaluation.add_argument("--output", help="write the report (settings, metric signatures, scores) as JSON here")
+    evaluation.add_argument("--samples", help="write one JSON line per example (answers and per-sample scores) "
+                            "here (default: next to --output, as <name>.samples.jsonl)")
     evaluation.set_defaults(run=_eval, extra="train")
 
 
@@ -117,20 +120,43 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    """Metric names, settings and manifests (audio, lengths, empty references; words outside a word-level
+    vocabulary are a warning) are checked before the model loads."""
+    from importlib.metadata import version
+
     import torch
 
-    from speechgrpo.models.loading import load_speech_lm
-    from speechgrpo.train.evaluation import EvalConfig, evaluate_model
+    from speechgrpo.models.loading import load_speech_lm, model_path
+    from speechgrpo.train.evaluation import EvalConfig, evaluate_model, metric_records, sample_rows
+    from speechgrpo.train.input_check import check_inputs, model_input_limits
     from speechgrpo.train.trainer import read_examples, torch_dtype
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_speech_lm(args.model, device=device, dtype=torch_dtype(args.dtype))
     config = EvalConfig(seeds=tuple(range(args.seeds)), max_new_tokens=args.max_new_tokens,
                         batch_size=args.batch_size,
                         metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()))
-    results = evaluate_model(model, read_examples(args.manifest), config, progress=True)
-    text = json.dumps(results, indent=2)
+    examples = check_inputs({"manifest": read_examples(args.manifest)}, model_input_limits(args.model), None,
+                            allow_empty_references=False, allow_unknown_words=True)["manifest"]
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_speech_lm(args.model, device=device, dtype=torch_dtype(args.dtype))
+    evaluation = evaluate_model(model, examples, config, progress=True)
+    sampling = config.sampling()
+    report = {"model": str(model_path(args.model).resolve()),
+              "manifests": [str(Path(m).resolve()) for m in args.manifest], "examples": len(examples),
+              "seeds": list(config.seeds),
+              "decoding": {"sampled": {"temperature": sampling.temperature, "top_p": sampling.top_p},
+                           "greedy": config.greedy, "max_new_tokens": config.max_new_tokens,
+                           "random_streams": "one per example, seeded from sha256(seed, example id)"},
+              "batch_size": config.batch_size, "device": str(device), "dtype": args.dtype,
+              "metrics": metric_records(examples, config.metrics), "speechgrpo": version("speechgrpo"),
+              **evaluation.scores}
+    text = json.dumps(report, indent=2, ensure_ascii=False)
     print(text)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
+    samples = args.samples or (Path(args.output).with_suffix(".samples.jsonl") if args.output else None)
+    if samples:
+        rows = sample_rows(examples, evaluation, config.metrics)
+        Path(samples).write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows),
+                                 encoding="utf-8")
+        print(f"samples: {samples}", file=sys.stderr)
     return 0

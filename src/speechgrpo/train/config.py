@@ -17,8 +17,8 @@ Stage = Literal["sft", "grpo", "mp_grpo"]
 # The metrics validation and `speechgrpo eval` compute (speechgrpo.train.evaluation).
 #: the paper's evaluation metrics (its Tables 1-3), reported by the demo and ``bench train``
 PAPER_METRICS = ("bleu", "bertscore", "rouge1", "rouge2", "rougeL", "meteor")
-#: every metric an evaluation can report (WER for ASR)
-EVAL_METRICS = (*PAPER_METRICS, "wer")
+#: every metric an evaluation can report: the paper's, the translation metrics, and error rates for ASR
+EVAL_METRICS = (*PAPER_METRICS, "chrf", "chrfpp", "ter", "wer", "cer")
 Precision = Literal["no", "bf16", "fp16"]
 DType = Literal["float32", "bfloat16"]
 KLEstimator = Literal["k1", "k2", "k3"]

@@ -224,7 +224,8 @@ def evaluate_run(model_dir: Path, examples: list[Example], config: PipelineConfi
     are paired), cached in ``path`` with the model's fingerprint and the decoding settings: a cache made
     by another model or other settings is regenerated."""
     key = {"model": model_fingerprint(model_dir), "passes": config.eval_passes,
-           "max_new_tokens": config.eval_max_new_tokens, "examples": [e.id for e in examples]}
+           "max_new_tokens": config.eval_max_new_tokens, "examples": [e.id for e in examples],
+           "random_streams": "per example"}
     if path.is_file():
         cached = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(cached, dict) and cached.get("key") == key:

@@ -454,8 +454,8 @@ def validate(model: SpeechLM, examples: Sequence[Example], reward: Reward, confi
     passes: list[dict[str, float]] = []
     for seed in range(config.eval_seeds):
         with accelerator.autocast():
-            answers = generate_answers(model, [examples[i] for i in mine], sampling, seed * 1000 + rank,
-                                       config.eval_batch_size, audio)
+            answers = generate_answers(model, [examples[i] for i in mine], sampling, seed, config.eval_batch_size,
+                                       audio)
         pairs = gather_object(list(zip(mine, answers, strict=True))) if world > 1 else list(zip(mine, answers,
                                                                                                strict=True))
         ordered = [answer for _, answer in sorted(pairs)]
