@@ -24,6 +24,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -320,3 +321,17 @@ def _sized(values: dict[str, Any], family: str, published_size: bool) -> dict[st
         if family == "qwen2_audio":
             values["vocab_size"] = values["text_config"]["vocab_size"]
     return values
+
+
+FAMILIES = ["granite_speech", "qwen2_audio"]
+
+
+def build_families(root: Path) -> dict[str, Path]:
+    """Both families at test size under ``root``; Granite in its published layout (the audio LoRA beside the
+    weights, merged by speechgrpo at load)."""
+    return {family: build(family, root / family, shipped_adapter=family == "granite_speech") for family in FAMILIES}
+
+
+def clip(seconds: float, seed: int) -> np.ndarray:
+    """``seconds`` of Gaussian noise at 16 kHz, a stand-in for speech the random-weight models cannot tell apart."""
+    return np.random.default_rng(seed).normal(0, 0.1, int(16_000 * seconds)).astype(np.float32)

@@ -13,12 +13,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("transformers")
 import published_models
+from published_models import clip
 
 from speechgrpo.data import Example, write_manifest, write_wav
 from speechgrpo.models import SamplingConfig, SpeechPrompt
@@ -31,10 +31,6 @@ from speechgrpo.models.loading import load_speech_lm
 def shipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return published_models.build("granite_speech", tmp_path_factory.mktemp("granite") / "shipped",
                                   shipped_adapter=True)
-
-
-def clip(seconds: float, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).normal(0, 0.1, int(16_000 * seconds)).astype(np.float32)
 
 
 def prompts() -> list[SpeechPrompt]:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 pytest.importorskip("transformers")
-import published_models
+from published_models import FAMILIES, build_families, clip
 from tiny_lm import trainable_fraction
 
 from speechgrpo.data import Example, write_manifest, write_wav
@@ -25,20 +25,12 @@ from speechgrpo.models.loading import load_speech_lm
 from speechgrpo.train import trainer as T
 from speechgrpo.train.config import TrainConfig
 
-FAMILIES = ["granite_speech", "qwen2_audio"]
 END_OF_TURN = {"granite_speech": "<|end_of_text|>", "qwen2_audio": "<|im_end|>"}
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("published")
-    # Granite in its published layout: the audio LoRA beside the weights, merged by speechgrpo at load
-    return {family: published_models.build(family, root / family, shipped_adapter=family == "granite_speech")
-            for family in FAMILIES}
-
-
-def clip(seconds: float, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).normal(0, 0.1, int(16_000 * seconds)).astype(np.float32)
+    return build_families(tmp_path_factory.mktemp("published"))
 
 
 def test_exact_prompt_text(checkpoints: dict[str, Path]) -> None:

@@ -20,7 +20,7 @@ import pytest
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache per engine: the tiny models need little
 torch = pytest.importorskip("torch")
 pytest.importorskip("vllm", reason="vLLM runs in .venv-vllm (make test)")
-import published_models  # noqa: E402
+from published_models import FAMILIES, build_families, clip  # noqa: E402
 
 from speechgrpo.data import Example, write_manifest, write_wav  # noqa: E402
 from speechgrpo.models import SamplingConfig, SpeechPrompt  # noqa: E402
@@ -28,20 +28,13 @@ from speechgrpo.models.loading import load_speech_lm  # noqa: E402
 from speechgrpo.rollout.vllm_engine import VLLMEngine, VLLMSettings  # noqa: E402
 
 pytestmark = pytest.mark.vllm
-FAMILIES = ["granite_speech", "qwen2_audio"]
 SETTINGS = VLLMSettings(max_model_len=2048)
 TOLERANCE = 1e-5  # float32 log-probs, vLLM against speechgrpo
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("published")
-    return {family: published_models.build(family, root / family, shipped_adapter=family == "granite_speech")
-            for family in FAMILIES}
-
-
-def clip(seconds: float, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).normal(0, 0.1, int(16_000 * seconds)).astype(np.float32)
+    return build_families(tmp_path_factory.mktemp("published"))
 
 
 PROMPTS = [SpeechPrompt(clip(1.0, 1), "What is the dog doing?"), SpeechPrompt(clip(1.7, 2), "Translate it.")]
