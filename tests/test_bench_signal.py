@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -140,6 +141,16 @@ def test_off_policy_samples_can_be_included() -> None:
     assert "tau_target" not in excluded.columns
     no_off = run_signal(GROUPS[1:], ["bleu"], show_progress=False).table("signal").frame
     assert "off_policy_mean" not in no_off.columns
+
+
+def test_group_normalized_rewards_run_on_the_real_groups_without_a_warning() -> None:
+    """The warm-up call passes the groups too: no "no group_ids given" warning from inside the bench; the notes
+    say a gdpo mean is a z-score's, not on [0, 1]."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = run_signal(GROUPS, ["gdpo(0.5*bleu + 0.5*chrf)"], show_progress=False)
+    assert abs(report.table("signal").frame.loc["gdpo(0.5*bleu + 0.5*chrf)", "mean"]) < 0.5
+    assert any("gdpo(...) gives within-group z-scores" in note for note in report.notes)
 
 
 def test_all_off_policy_is_an_error() -> None:

@@ -37,7 +37,7 @@ def test_scores_do_not_depend_on_the_folder_name(tmp_path: Path, neutral: tuple[
     folder = tmp_path / f"my-{name}-models" / f"encoder_{name}"
     folder.parent.mkdir()
     folder.symlink_to(minilm.get_model_path(), target_is_directory=True)
-    metric = BERTScore(model_path=str(folder), num_layers=6, device="cpu")
+    metric = BERTScore(model_path=str(folder), num_layers=6, device="cpu", lang="en")
     np.testing.assert_array_equal(metric.score(HYPS, REFS), neutral[0])
     signature = metric.signature
     assert "class:BertModel" in signature and "lowercase:yes" in signature
@@ -83,3 +83,43 @@ def test_the_signature_reads_the_tokenizers_own_lower_casing(tmp_path: Path, neu
     metric = BERTScore(model_path=str(copy), num_layers=6, device="cpu")
     assert "lowercase:no" in metric.signature
     assert metric.score(HYPS, REFS)[3] != neutral[0][3]  # "An Unrelated SENTENCE here." is cased
+
+
+def _hub_cache(root: Path, name: str, layers: int) -> Path:
+    """A Hugging Face cache holding a test-size BERT (random weights, the MiniLM tokenizer) as the repository
+    ``name``, in the hub's layout; returns its snapshot folder."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    revision = "0" * 40
+    repository = root / f"models--{name.replace('/', '--')}"
+    snapshot = repository / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    (repository / "refs").mkdir()
+    (repository / "refs" / "main").write_text(revision)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(snapshot)
+    for file in Path(minilm.get_model_path()).iterdir():
+        if file.name.startswith(("tokenizer", "vocab", "special_tokens")):
+            shutil.copy(file, snapshot / file.name)
+    return snapshot
+
+
+def test_a_language_other_than_english_gets_bert_scores_encoder_for_it(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """lang="de" is bert-score's German encoder (multilingual BERT, layer 9), read from the local Hugging Face
+    cache; without it, an error naming it, never the packaged English encoder."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(FileNotFoundError, match=r"bert-base-multilingual-cased \(layer 9\).*model_path="):
+        BERTScore(lang="de", device="cpu")
+    snapshot = _hub_cache(tmp_path / "hub", "bert-base-multilingual-cased", 9)
+    german = BERTScore(lang="DE", device="cpu")
+    assert "|model:bert-base-multilingual-cased|lang:de|" in german.signature and "|layers:9|" in german.signature
+    local = BERTScore(model_path=str(snapshot), num_layers=9, lang="de", device="cpu")
+    np.testing.assert_array_equal(german.score(HYPS, REFS), local.score(HYPS, REFS))
+    english = BERTScore(device="cpu")
+    assert "|lang:en|" in english.signature and BERTScore(lang="en", device="cpu").signature == english.signature
+    assert not np.array_equal(german.score(HYPS, REFS), english.score(HYPS, REFS))

@@ -70,9 +70,22 @@ def check_against_metric(name: str, metric: Metric, **options: Any) -> dict[str,
     components = metric.score_components(HYPS, REFS)
     assert results["scores"] == metric.score(HYPS, REFS).tolist()
     assert results["components"] == {key: values.tolist() for key, values in components.items()}
-    assert results["score"] == pytest.approx(metric.corpus_score(HYPS, refs=REFS), rel=1e-12, abs=1e-12)
+    corpus = type(metric)(**{**load(name).corpus_defaults, **options})
+    assert results["score"] == pytest.approx(corpus.corpus_score(HYPS, refs=REFS), rel=1e-12, abs=1e-12)
     assert results["signature"] == metric.signature_for(REFS) and "|nrefs:" in results["signature"]
+    assert results["corpus_signature"] == corpus.signature_for(REFS)
     return results
+
+
+def test_the_corpus_bleu_is_sacrebleus_corpus_bleu() -> None:
+    """sacrebleu's corpus_bleu has no effective order (sentence_bleu has): 0 for a corpus without 4-grams."""
+    import sacrebleu
+
+    results = load("bleu").compute(predictions=["a b c"], references=["a b c"])
+    assert results["score"] == sacrebleu.corpus_bleu(["a b c"], [["a b c"]]).score == 0.0
+    assert results["scores"] == [pytest.approx(100.0)] and "|eff:no|" in results["corpus_signature"]
+    given = load("bleu").compute(predictions=["a b c"], references=["a b c"], effective_order=True)
+    assert given["score"] == pytest.approx(100.0) and given["corpus_signature"] == given["signature"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -183,7 +196,8 @@ def test_add_batch_and_add_accumulate_any_reference_format() -> None:
 
 def test_empty_batch() -> None:
     assert load("wer").compute(predictions=[], references=[]) == {
-        "score": 0.0, "scores": [], "components": {"wer": []}, "signature": WER().signature}
+        "score": 0.0, "scores": [], "components": {"wer": []}, "signature": WER().signature,
+        "corpus_signature": WER().signature}
 
 
 @pytest.mark.parametrize(("name", "options"), [

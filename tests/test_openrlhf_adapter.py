@@ -204,6 +204,15 @@ def test_write_reward_file_rejects_a_bad_spec(tmp_path: Path) -> None:
         write_reward_file(tmp_path / "reward.py", "bleu", special_tokens=["</s>", ""])
 
 
+@pytest.mark.parametrize("spec", ["gdpo(0.5*bleu + 0.5*chrf)", "0.5*gdpo(1*bleu) + 0.5*chrf",
+                                  "gate(nonempty, gdpo(1*bleu))"])
+def test_group_normalized_specs_are_refused_when_the_file_is_written(tmp_path: Path, spec: str) -> None:
+    """OpenRLHF calls the file with one sample at a time, where a per-group z-score is 0 for any sample."""
+    with pytest.raises(ValueError, match=r"one sample at a time.*--algo\.advantage\.estimator group_norm"):
+        write_reward_file(tmp_path / "reward.py", spec)
+    assert not (tmp_path / "reward.py").exists()
+
+
 def test_file_records_spec_options_and_signature(tmp_path: Path) -> None:
     path = write_reward_file(tmp_path / "reward.py", "chrf", error_value=0.25, special_tokens=["<END>"])
     text = path.read_text(encoding="utf-8")

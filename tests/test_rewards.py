@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -310,6 +311,53 @@ def test_signatures_record_options_versions_and_policies() -> None:
         assert part in signature
     assert "offpolicy:1,excluded" in get_reward("bleu", off_policy_value=1.0,
                                                 off_policy_in_group_stats=False).signature
+
+
+@pytest.mark.parametrize("spellings", [
+    ["0.5*bleu", "0.5 * bleu", "0.50*bleu", "bleu*0.5", " 0.5*bleu\t"],
+    ["bleu", "1*bleu", "1.0 * bleu", "bleu()"],
+    ["0.7*bleu + 0.3*chrf", "0.7 * bleu+0.3*chrf", "0.70*bleu + 0.30*chrf"],
+    ["gate(nonempty, bleu, threshold=0.8)", "gate( nonempty , bleu , threshold = 0.80 )"],
+    ["bleu(tokenize='intl')", 'bleu(tokenize="intl")', "1*bleu( tokenize = 'intl' )"],
+])
+def test_equivalent_spellings_share_spec_signature_and_log_name(spellings: list[str]) -> None:
+    from speechgrpo.grpo_adapters.trl import trl_reward
+
+    rewards = [parse_reward(spec) for spec in spellings]
+    assert len({r.spec for r in rewards}) == len({r.signature for r in rewards}) == 1
+    assert len({trl_reward(spec).__name__ for spec in spellings}) == 1
+    assert parse_reward(rewards[0].spec).signature == rewards[0].signature
+
+
+def test_a_combinators_options_are_in_its_spec() -> None:
+    for spec in ("gate(nonempty, bleu, threshold=0.8, value=-1.0)", "gdpo(0.5*bleu + 0.5*chrf, off_policy_value=1.0)",
+                 "min(bleu, chrf, invalid_value=0.0)", "0.123456789*bleu + 0.876543211*chrf"):
+        assert parse_reward(spec).spec == spec
+
+
+def test_nrefs_is_the_runs_in_the_reward_and_the_batchs_in_a_result() -> None:
+    reward = parse_reward("0.5*bleu + 0.5*chrf")
+    assert "nrefs" not in reward.signature
+    assert "|nrefs:1|" in reward(["a b"], ["a b"]).signature and "|nrefs:1|" in reward.signature
+    assert "|nrefs:2|" in reward(["a b"], [("a b", "a c")]).signature and "|nrefs:var|" in reward.signature
+    assert "|nrefs:1|" in reward(["a b"], ["a b"]).signature and "|nrefs:var|" in reward.signature
+
+
+@pytest.mark.parametrize("references", [["the cat sat"], [("the cat sat", "a cat sat")],
+                                        [("the cat sat", "a cat sat"), ("x",)]])
+def test_each_sacrebleu_component_gives_sacrebleus_own_signature(references: list[Any]) -> None:
+    reward = parse_reward("0.3*bleu(tokenize='intl', lowercase=True) + 0.3*chrfpp + 0.3*ter(no_punct=True) + 0.1*wer")
+    hyps = ["the cat sat on"] * len(references)
+    reward(hyps, references)
+    refsets = [r if isinstance(r, tuple) else (r,) for r in references]
+    streams = [[refs[k] if k < len(refs) else None for refs in refsets] for k in range(max(map(len, refsets)))]
+    expected = {}
+    for name, metric in (("bleu", sacrebleu.metrics.BLEU(tokenize="intl", lowercase=True, effective_order=True)),
+                         ("chrfpp", sacrebleu.metrics.CHRF(word_order=2)),
+                         ("1-ter", sacrebleu.metrics.TER(no_punct=True))):
+        metric.corpus_score(hyps, streams)
+        expected[name] = str(metric.get_signature())
+    assert reward.sacrebleu_signatures() == expected
 
 
 def test_signatures_are_stable_across_processes() -> None:

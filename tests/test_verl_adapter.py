@@ -19,6 +19,7 @@ import os
 import pickle
 import shlex
 import threading
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -347,6 +348,25 @@ def test_as_float() -> None:
     assert sv.compute_score("x", "a cat sat", "a cat sat", as_float=True) == 1.0
     scores = sv.compute_score_batch(["x", "x"], ["a", "b"], ["a", "a"], None, as_float=True)
     assert scores == [1.0, pytest.approx(expected_per_sample("bleu", [ROWS[0]], ["b"])[0]["score"])]
+
+
+@pytest.mark.parametrize("safe", [False, True])
+def test_compute_score_refuses_a_group_normalized_reward(safe: bool) -> None:
+    """verl's per-sample managers pass one response: gdpo would score it 0 whatever it is."""
+    with pytest.raises(ValueError, match=r"alone in its group.*compute_score_batch"):
+        sv.compute_score("x", "a cat", "a cat", reward="gdpo(0.5*bleu + 0.5*chrf)", safe=safe)
+    with pytest.raises(ValueError, match="alone in its group"):
+        asyncio.run(sv.compute_score_async("x", "a cat", "a cat", reward="0.5*gdpo(1*bleu) + 0.5*chrf"))
+
+
+def test_building_a_group_normalized_reward_does_not_warn() -> None:
+    """The probe that learns a reward's component keys passes its one group: no "no group_ids given" warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = sv.compute_score_batch(["x", "x"], ["a cat", "a dog"], ["a cat", "a cat"],
+                                        [{"uid": "u"}, {"uid": "u"}], reward="gdpo(0.25*bleu + 0.75*chrf)",
+                                        as_float=True)
+    assert scores[0] > 0 > scores[1]
 
 
 def test_batch_groups_by_uid_then_index_then_references() -> None:

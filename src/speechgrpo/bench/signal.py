@@ -168,7 +168,8 @@ def run_signal(groups: Sequence[Group], specs: Sequence[str], target: str | None
         reward = rewards[spec]
         try:
             # warm-up outside the timing: model loading, and numba's kernel compilation on a first run
-            reward(batch.completions[:2], batch.references[:2], off_policy=batch.off_policy[:2])
+            reward(batch.completions[:2], batch.references[:2], group_ids=batch.group_ids[:2],
+                   off_policy=batch.off_policy[:2])
             start = time.perf_counter()
             result = reward(batch.completions, batch.references, group_ids=batch.group_ids,
                             off_policy=batch.off_policy)
@@ -207,10 +208,12 @@ def run_signal(groups: Sequence[Group], specs: Sequence[str], target: str | None
     notes = [
         f"data: {source or 'groups'}: {len(groups)} groups, {len(batch.completions)} completions ({off_text}); "
         f"statistics over {int(keep.sum())} completions in {len(kept_groups)} groups",
-        "direction: mean and std are on the reward scale [0, 1], higher is better (wer, cer and ter are "
-        "1 - min(rate, 1), not error rates); zero_var_groups: lower is better (a group whose completions all "
-        "score the same gives GRPO no signal); group_std: higher is more signal; length_r, length_r_within: "
-        "nearer 0 is less length bias; agreement (tau): higher is closer to the other reward; ms: lower is faster",
+        "direction: mean and std are on each reward's own scale, higher is better: [0, 1] for the metrics "
+        "(wer, cer and ter are 1 - min(rate, 1), not error rates) and their weighted sums; gdpo(...) gives "
+        "within-group z-scores, centred on 0 in every group; zero_var_groups: lower is better (a group whose "
+        "completions all score the same gives GRPO no signal); group_std: higher is more signal; length_r, "
+        "length_r_within: nearer 0 is less length bias; agreement (tau): higher is closer to the other reward; "
+        "ms: lower is faster",
         "zero_var_groups: fraction of groups whose scores are all equal; group_std: mean within-group std (ddof=0)",
         "length_r: Pearson r of reward vs completion length in words over all samples; length_r_within: mean "
         "of the per-group Pearson r over the length_groups groups where neither reward nor length is constant",

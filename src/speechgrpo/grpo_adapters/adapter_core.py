@@ -68,7 +68,7 @@ class AdapterReward:
         if not math.isfinite(error_value):
             raise ValueError(f"error_value must be finite, got {error_value}")
         self.error_value = float(error_value)
-        self._signature_logged = False
+        self._logged_signature: str | None = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:  # picklable (TRL's async workers pickle reward functions)
@@ -81,13 +81,15 @@ class AdapterReward:
     def signature(self) -> str:
         return self.reward.signature
 
-    def log_signature_once(self, signature: str | None = None) -> None:
-        """Log the signature of the first batch scored (what makes a run's rewards reproducible)."""
+    def log_signature(self) -> None:
+        """Log the reward's signature (what makes a run's rewards reproducible) when it first scores and when
+        it changes: its ``nrefs`` is the run's, a count, then ``var`` once batches differ."""
+        signature = self.signature
         with self._lock:
-            if self._signature_logged:
+            if signature == self._logged_signature:
                 return
-            self._signature_logged = True
-        logger.info("speechgrpo reward %s", signature or self.signature)
+            self._logged_signature = signature
+        logger.info("speechgrpo reward %s", signature)
 
     def score(self, completions: Sequence[Any], labels: Sequence[Any], *, group_ids: Sequence[int] | None = None,
               off_policy: Sequence[bool] | None = None, safe: bool = False, returned_on_error: str | None = None,
@@ -144,7 +146,6 @@ class AdapterReward:
                 logger.exception("speechgrpo reward failed on a batch of %d; every sample gets %s", len(good), shown)
                 errors.update(dict.fromkeys(good, f"{type(err).__name__}: {err}"))
             else:
-                self.log_signature_once(result.signature)  # the first batch's, with its nrefs
                 for j, i in enumerate(good):
                     scores[i] = float(result.scores[j])
                 for name, values in result.components.items():
@@ -154,5 +155,5 @@ class AdapterReward:
                     components[name] = column
         for i, message in sorted(errors.items()):
             logger.error("speechgrpo reward: sample %d gets %s: %s", i, shown, message)
-        self.log_signature_once()
+        self.log_signature()
         return AdapterScores(scores, components, errors)

@@ -20,7 +20,7 @@ import sys
 from abc import ABCMeta, abstractmethod
 from importlib.metadata import PackageNotFoundError, requires
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import datasets
 import evaluate
@@ -49,6 +49,8 @@ Returns:
         name (ROUGE, BERTScore: precision, recall and F; the others: their score alone).
     signature (str): the metric, its options, ``nrefs`` (references per sample, ``var`` if it varies) and
         the versions of the code that computed the numbers.
+    corpus_signature (str): the same for ``score`` (it differs where the corpus score's reference defaults
+        do, e.g. BLEU's effective order).
 
 speechgrpo.metrics.{cls}:
 {doc}
@@ -118,6 +120,9 @@ class SpeechgrpoMetric(evaluate.Metric, metaclass=ABCMeta):  # type: ignore[misc
 
     #: The pip extra of speechgrpo the metric needs (checked when the module is loaded).
     extra: str | None = None
+    #: Options of the corpus score where its reference implementation's defaults differ from the per-sample
+    #: ones (sacrebleu's ``corpus_score`` has no effective order), unless the caller sets them.
+    corpus_defaults: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def module_name(cls) -> str:
@@ -173,7 +178,9 @@ class SpeechgrpoMetric(evaluate.Metric, metaclass=ABCMeta):  # type: ignore[misc
 
     def _compute(self, predictions: list[str], references: list[list[str]], **options: Any) -> dict[str, Any]:
         metric = cached_metric(self.metric_class, **options)
+        corpus_metric = cached_metric(self.metric_class, **{**self.corpus_defaults, **options})
         components = {key: values.tolist() for key, values in metric.score_components(predictions, references).items()}
         scores = components[metric.primary]
-        return {"score": corpus_value(metric, predictions, references, scores), "scores": scores,
-                "components": components, "signature": metric.signature_for(references)}
+        return {"score": corpus_value(corpus_metric, predictions, references, scores), "scores": scores,
+                "components": components, "signature": metric.signature_for(references),
+                "corpus_signature": corpus_metric.signature_for(references)}

@@ -157,7 +157,7 @@ class OpenRLHFReward:
             return self._component_names
         if self._component_names is None:  # nothing scored yet: learn the names from a trivial sample
             try:
-                self._component_names = tuple(self.adapter.reward(["a"], [("a",)]).components)
+                self._component_names = tuple(self.adapter.reward(["a"], [("a",)], group_ids=[0]).components)
             except Exception:
                 logger.exception("speechgrpo OpenRLHF reward: cannot score a trivial sample")
                 return ()
@@ -239,7 +239,15 @@ def openrlhf_reward(spec: str, *, error_value: float = 0.0,
     key = (spec, float(error_value), tuple(special_tokens))
     with _REWARDS_LOCK:
         if key not in _REWARDS:
-            _REWARDS[key] = OpenRLHFReward(spec, error_value=error_value, special_tokens=special_tokens)
+            reward = OpenRLHFReward(spec, error_value=error_value, special_tokens=special_tokens)
+            if reward.adapter.reward.group_dependent:
+                raise ValueError(
+                    f"reward {reward.adapter.reward.spec!r} normalizes each component within its GRPO group, but "
+                    "OpenRLHF calls a reward file with one sample at a time (v0.9.1+), alone in its group, where it "
+                    "scores 0 whatever the sample. Use a plain weighted sum here with OpenRLHF's own group "
+                    "normalization (--algo.advantage.estimator group_norm), or a trainer that passes whole groups "
+                    "(TRL, ms-swift, verl's compute_score_batch, speechgrpo train).")
+            _REWARDS[key] = reward
         return _REWARDS[key]
 
 

@@ -27,6 +27,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from speechgrpo._group_ids import group_ids_of_runs
 from speechgrpo.grpo_adapters.adapter_core import logger
 from speechgrpo.grpo_adapters.openrlhf import DEFAULT_SPECIAL_TOKENS, OpenRLHFReward
@@ -199,6 +201,21 @@ class RewardBatcher:
         return outputs
 
 
+def check_whole_groups(prompts: list[str], spec: str) -> None:
+    """A group-normalized reward (``gdpo``) scores each request's groups (runs of equal prompts) on their own: a
+    group of one sample would score 0 whatever it is, so such a request is refused (422)."""
+    ids = group_ids_of_runs(prompts)
+    sizes = np.bincount(ids) if len(ids) else np.zeros(0, dtype=int)
+    lone = [int(np.flatnonzero(ids == group)[0]) for group in np.flatnonzero(sizes == 1)]
+    if lone:
+        raise PayloadError(
+            f"reward {spec!r} normalizes within GRPO groups, and sample {lone[0]} is alone in its group (a run "
+            "of equal prompts in the request), where it would score 0 whatever it is. Send all the samples of a "
+            "prompt in one request; OpenRLHF v0.9.1+ sends one sample per request, so there use a plain weighted "
+            "sum with --algo.advantage.estimator group_norm.",
+            422)
+
+
 def _positive(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -250,8 +267,12 @@ def create_app(reward: str | Reward | Callable[..., Any] | OpenRLHFReward, *, er
             body = await request.json()
         except ValueError as err:  # json.JSONDecodeError, UnicodeDecodeError
             return error(400, f"the body is not valid JSON: {err}")
+        except RecursionError:
+            return error(400, "the body nests JSON deeper than Python's parser goes")
         try:
             queries, prompts, labels = parse_payload(body, max_items)
+            if scorer.adapter.reward.group_dependent:
+                check_whole_groups(prompts, scorer.adapter.reward.spec)
         except PayloadError as err:
             return error(err.status, str(err))
         return web.json_response(await batcher.score(queries, prompts, labels))

@@ -100,7 +100,7 @@ def _build(reward: str | Reward, error_value: float) -> _Built:
             # One tiny sample gives the component keys (fixed by the reward's structure), so that a sample
             # scored error_value still carries every key; it also fails here for a spec verl cannot feed.
             try:
-                keys = tuple(adapter.reward(["speechgrpo"], [("speechgrpo",)]).components)
+                keys = tuple(adapter.reward(["speechgrpo"], [("speechgrpo",)], group_ids=[0]).components)
             except (TypeError, ValueError) as err:
                 raise ValueError(f"reward {adapter.reward.spec!r} cannot score a response and its references "
                                  f"alone, which is all verl passes: {err}") from err
@@ -194,6 +194,12 @@ def compute_score(data_source: Any, solution_str: Any, ground_truth: Any, extra_
     """
     options, keyword = _options(kwargs)
     built = _build(_reward_of(keyword, options, extra_info, "extra_info"), options.error_value)
+    if built.adapter.reward.group_dependent:
+        raise ValueError(
+            f"reward {built.adapter.reward.spec!r} normalizes each component within its GRPO group, but "
+            "compute_score sees one response, alone in its group, where it scores 0 whatever the response. Use "
+            "compute_score_batch (reward_model.reward_manager=batch; groups from extra_info uid or index), or a "
+            "plain weighted sum with verl's own GDPO (algorithm.gdpo_reward_keys over its components).")
     _check_solutions([solution_str], ["solution_str"], options.safe)
     result = _results(built, [solution_str], _labels([ground_truth], ["ground_truth"], options.safe), options,
                       None)[0]

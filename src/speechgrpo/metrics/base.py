@@ -120,6 +120,14 @@ def nrefs_of(refsets: Sequence[tuple[str, ...]]) -> str | None:
     return str(counts.pop()) if len(counts) == 1 else "var"
 
 
+def sacrebleu_signature_of(metric: Any, nrefs: str) -> str:
+    """The signature sacrebleu prints for its ``metric`` object after scoring references ``nrefs`` per sample."""
+    if nrefs != "var" and not nrefs.isdigit():
+        raise ValueError(f"nrefs must be a count or 'var', got {nrefs!r}")
+    metric.num_refs = -1 if nrefs == "var" else int(nrefs)  # what sacrebleu sets when it scores
+    return str(metric.get_signature())
+
+
 def format_signature(name: str, options: dict[str, Any], backends: Sequence[str]) -> str:
     """``name|key:value|...|backend:version`` with keys in a fixed order, stable across runs."""
     parts = [name]
@@ -172,6 +180,11 @@ class Metric(ABC):
     def signature(self) -> str:
         """Reproducibility string, e.g. ``bleu|tok:13a|smooth:exp|...|sacrebleu:2.6.0|speechgrpo:0.1.0``."""
         return f"{self.describe()}|speechgrpo:{package_version('speechgrpo')}"
+
+    def sacrebleu_signature(self, nrefs: str) -> str | None:
+        """sacrebleu's own signature string for these options and ``nrefs`` (a count or ``var``), for the
+        metrics sacrebleu defines (BLEU, chrF, TER); ``None`` for the others."""
+        return None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.describe()}>"

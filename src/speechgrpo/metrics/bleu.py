@@ -17,7 +17,7 @@ import numpy as np
 
 from speechgrpo._validation import References
 from speechgrpo.metrics._formulas import bleu_from_statistics, smooth_value_of
-from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs, sacrebleu_signature_of
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import tokenize_13a, word_ids
 
@@ -92,6 +92,14 @@ class BLEU(Metric):
         return {"tok": self.tokenize, "smooth": self.smooth_method, "smooth_value": self.smooth_value,
                 "eff": self.effective_order, "case": "lc" if self.lowercase else "mixed",
                 "order": self.max_ngram_order}
+
+    def sacrebleu_signature(self, nrefs: str) -> str:
+        from sacrebleu.metrics.bleu import BLEU as SacreBLEU
+
+        return sacrebleu_signature_of(SacreBLEU(
+            lowercase=self.lowercase, tokenize=self.tokenize, smooth_method=self.smooth_method,
+            smooth_value=self.smooth_value, max_ngram_order=self.max_ngram_order,
+            effective_order=self.effective_order), nrefs)
 
     def _tokens(self, text: str) -> list[str]:
         return self._tokenizer(self._preprocess([text])[0]).split()

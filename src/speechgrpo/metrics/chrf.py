@@ -16,7 +16,7 @@ import numpy as np
 
 from speechgrpo._validation import References
 from speechgrpo.metrics._formulas import chrf_from_statistics
-from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs, sacrebleu_signature_of
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import CHRF_PUNCTUATION, WordIds, char_ids, chrf_word_ids, ids_of_token_lists
 
@@ -74,6 +74,13 @@ class CHRF(Metric):
         return {"nc": self.char_order, "nw": self.word_order, "beta": self.beta,
                 "case": "lc" if self.lowercase else "mixed", "space": self.whitespace,
                 "eps": self.eps_smoothing}
+
+    def sacrebleu_signature(self, nrefs: str) -> str:
+        from sacrebleu.metrics.chrf import CHRF as SacreCHRF
+
+        return sacrebleu_signature_of(SacreCHRF(
+            char_order=self.char_order, word_order=self.word_order, beta=self.beta, lowercase=self.lowercase,
+            whitespace=self.whitespace, eps_smoothing=self.eps_smoothing), nrefs)
 
     def _ngrams(self, text: str) -> NgramStats:
         if self.lowercase:

@@ -15,7 +15,7 @@ import numpy as np
 from sacrebleu.metrics.ter import TER as SacreTER
 
 from speechgrpo._validation import References
-from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
+from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs, sacrebleu_signature_of
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import ids_of_token_lists
 
@@ -47,6 +47,13 @@ class TER(Metric):
     def options(self) -> dict[str, Any]:
         return {"case": "mixed" if self.case_sensitive else "lc", "norm": self.normalized,
                 "punct": not self.no_punct, "asian": self.asian_support}
+
+    def sacrebleu_signature(self, nrefs: str) -> str:
+        from sacrebleu.metrics.ter import TER as SacreTER
+
+        return sacrebleu_signature_of(SacreTER(
+            normalized=self.normalized, no_punct=self.no_punct, asian_support=self.asian_support,
+            case_sensitive=self.case_sensitive), nrefs)
 
     def statistics(self, pairs: Pairs) -> np.ndarray:
         """Per pair ``[edits, average reference length]``."""

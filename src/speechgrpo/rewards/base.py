@@ -115,6 +115,7 @@ class Reward(ABC):
         self.off_policy_in_group_stats = bool(off_policy_in_group_stats)
         self.invalid_value = _option_value(invalid_value, "invalid_value")
         self._spec: str | None = None
+        self._nrefs: str | None = None  # references per sample over every batch scored: a count, or "var"
 
     @property
     def component_name(self) -> str:
@@ -122,6 +123,13 @@ class Reward(ABC):
         return self.name
 
     # -- description -------------------------------------------------------------------------------
+    @property
+    def group_dependent(self) -> bool:
+        """Whether a sample's score depends on the other samples of its GRPO group (GDPO's per-group
+        z-scores): such a reward scores every lone sample 0, so a framework that calls the reward one sample
+        at a time cannot use it."""
+        return False
+
     @property
     @abstractmethod
     def bounds(self) -> tuple[float, float]:
@@ -132,14 +140,45 @@ class Reward(ABC):
         """A spec string that :func:`speechgrpo.rewards.parse_reward` turns back into this reward."""
         return self._spec or self.name
 
+    def sacrebleu_signatures(self, nrefs: str | None = None) -> dict[str, str]:
+        """sacrebleu's own signature string of each BLEU, chrF or TER component, by component name, at
+        ``nrefs`` (default: this reward's, from the batches it has scored)."""
+        nrefs = nrefs or self._nrefs
+        if nrefs is None:
+            raise ValueError("sacrebleu's signature needs the references per sample: score a batch first, or "
+                             "pass nrefs")
+        return self._sacrebleu_signatures(nrefs)
+
+    def _sacrebleu_signatures(self, nrefs: str) -> dict[str, str]:
+        return {}
+
+    def reward_options(self) -> dict[str, Any]:
+        """The off-policy and invalid-completion options set off their defaults, as a spec writes them."""
+        options: dict[str, Any] = {}
+        if self.off_policy_value is not None:
+            options["off_policy_value"] = self.off_policy_value
+        if not self.off_policy_in_group_stats:
+            options["off_policy_in_group_stats"] = False
+        if self.invalid_value is not None:
+            options["invalid_value"] = self.invalid_value
+        return options
+
+    def call_spec(self, arguments: Sequence[str], options: Mapping[str, Any] | None = None) -> str:
+        """``name(argument, ..., key=value, ...)`` with this reward's own options and its reward options, keys
+        sorted: the canonical spec of a combinator."""
+        keywords = {**(options or {}), **self.reward_options()}
+        return f"{self.name}({', '.join([*arguments, *(f'{k}={v!r}' for k, v in sorted(keywords.items()))])})"
+
     def describe(self) -> str:
         """Spec plus what the numbers depend on (metric options); overridden by wrappers."""
         return self.spec
 
     @property
     def signature(self) -> str:
-        """Reproducibility string of the reward's configuration (a result's adds the batch's ``nrefs``)."""
-        return self.signature_with_nrefs(None)
+        """Reproducibility string of the reward's configuration, with ``nrefs`` (references per sample, as
+        sacrebleu's signature gives it) over every batch it has scored: a count while they agree, ``var`` once
+        they differ; none before the first batch. A result's signature has its own batch's ``nrefs``."""
+        return self.signature_with_nrefs(self._nrefs)
 
     def signature_with_nrefs(self, nrefs: str | None) -> str:
         lo, hi = self.bounds
@@ -204,6 +243,9 @@ class Reward(ABC):
         batch = RewardBatch(texts, refs, as_group_ids(group_ids, n, refs), off_mask, dict(extra),
                             groups_inferred=group_ids is None)
         result = self.score_batch(batch, invalid)
+        nrefs = nrefs_of(refs)
+        if nrefs is not None:
+            self._nrefs = nrefs if self._nrefs in (None, nrefs) else "var"
         return result
 
     def _validate_completions(self, completions: Sequence[Any]) -> tuple[list[str], np.ndarray]:

@@ -34,7 +34,8 @@ def _merge_components(children: Sequence[Reward], results: Sequence[RewardResult
 
 
 def _format_weight(weight: float) -> str:
-    return f"{weight:g}"
+    """The shortest text that reads back as ``weight`` (``1`` for 1.0)."""
+    return str(int(weight)) if weight.is_integer() else repr(weight)
 
 
 class _Composite(Reward):
@@ -48,6 +49,17 @@ class _Composite(Reward):
             if not isinstance(child, Reward):
                 raise TypeError(f"component {i} is {type(child).__name__}, expected a Reward")
         self.children = list(children)
+
+    @property
+    def group_dependent(self) -> bool:
+        return any(child.group_dependent for child in self.children)
+
+    def _sacrebleu_signatures(self, nrefs: str) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for child in self.children:
+            for name, signature in child._sacrebleu_signatures(nrefs).items():
+                merged.setdefault(name, signature)
+        return merged
 
     def _child_results(self, batch: RewardBatch) -> list[RewardResult]:
         return [child.score_batch(batch) for child in self.children]
@@ -90,12 +102,16 @@ class GroupNormalizedSum(WeightedSum):
     name = "gdpo"
 
     @property
+    def group_dependent(self) -> bool:
+        return True
+
+    @property
     def bounds(self) -> tuple[float, float]:
         return (-np.inf, np.inf)
 
     @property
     def spec(self) -> str:
-        return self._spec or f"gdpo({super().spec})"
+        return self._spec or self.call_spec([super().spec])
 
     _warned_inferred_groups = False
 
@@ -125,7 +141,7 @@ class Minimum(_Composite):
 
     @property
     def spec(self) -> str:
-        return self._spec or f"min({', '.join(c.spec for c in self.children)})"
+        return self._spec or self.call_spec([c.spec for c in self.children])
 
     def _compute(self, batch: RewardBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         results = self._child_results(batch)
@@ -150,7 +166,7 @@ class Product(_Composite):
 
     @property
     def spec(self) -> str:
-        return self._spec or f"product({', '.join(c.spec for c in self.children)})"
+        return self._spec or self.call_spec([c.spec for c in self.children])
 
     def _compute(self, batch: RewardBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         results = self._child_results(batch)

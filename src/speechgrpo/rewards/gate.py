@@ -144,7 +144,9 @@ class Gate(_Composite):
 
     @property
     def spec(self) -> str:
-        return self._spec or f"gate({self.check.spec}, {self.reward.spec})"
+        options = {k: v for k, v in (("threshold", self.threshold), ("value", self.value))
+                   if v != {"threshold": 0.5, "value": 0.0}[k]}
+        return self._spec or self.call_spec([self.check.spec, self.reward.spec], options)
 
     def _compute(self, batch: RewardBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         # The guarded reward is computed only where the check passes (it may be expensive).

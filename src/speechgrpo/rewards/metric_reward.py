@@ -37,6 +37,10 @@ class MetricReward(Reward):
     def describe(self) -> str:
         return f"{self.spec}[{self.metric.describe()}]"
 
+    def _sacrebleu_signatures(self, nrefs: str) -> dict[str, str]:
+        signature = self.metric.sacrebleu_signature(nrefs)
+        return {} if signature is None else {self.component_name: signature}
+
     def to_reward_scale(self, values: np.ndarray) -> np.ndarray:
         """Map raw metric values onto [0, 1], higher is better."""
         fraction = values / self.metric.scale

@@ -51,8 +51,8 @@ class OverlongPenalty(_Composite):
 
     @property
     def spec(self) -> str:
-        return self._spec or (f"overlong({self.reward.spec}, max_length={self.max_length}, "
-                              f"cache_length={self.cache_length}, unit={self.unit!r})")
+        return self._spec or self.call_spec([self.reward.spec], {"max_length": self.max_length,
+                                                                  "cache_length": self.cache_length, "unit": self.unit})
 
     def lengths(self, batch: RewardBatch) -> np.ndarray:
         if self.unit == "words":

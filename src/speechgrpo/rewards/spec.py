@@ -128,9 +128,7 @@ def parse_reward(spec: str) -> Reward:
         tree = ast.parse(spec.strip(), mode="eval")
     except SyntaxError as err:
         raise SpecError(f"cannot parse reward spec {spec!r}: {err.msg}") from err
-    reward = _expression(tree.body, spec.strip())
-    reward._spec = " ".join(spec.split())
-    return reward
+    return _expression(tree.body, spec.strip())
 
 
 def as_reward(reward: str | Reward | Callable[..., Any]) -> Reward:

@@ -66,6 +66,18 @@ def score_table(answers: Answers, tests: dict[str, list[Example]], metrics: Sequ
     return list(rows.values()), material
 
 
+def metric_lines(metrics: Sequence[str], tasks: Sequence[str]) -> list[str]:
+    """Each metric's signature (what computed the scores), and which encoder BERTScore used for German."""
+    from speechgrpo.train.evaluation import evaluation_metric
+
+    lines = ["Metrics: " + "; ".join(f"`{evaluation_metric(m).signature}`" for m in metrics) + ".", ""]
+    if "bertscore" in metrics and "ast" in tasks:
+        lines += ["BERTScore scores the German translations with the same English encoder (`lang:en` above): "
+                  "bert-score's German encoder (bert-base-multilingual-cased) is not packaged, so the AST BERTScore "
+                  "measures overlap in an English model's subword space, not meaning.", ""]
+    return lines
+
+
 def stacked(parts: list[RunScores]) -> RunScores:
     """The runs of several seeds as one system."""
     return RunScores(np.concatenate([p.values for p in parts]), parts[0].bleu)
@@ -130,6 +142,7 @@ def write_results(answers: Answers, tests: dict[str, list[Example]], runs: list[
              f"{config.sizes['test']} examples per task; validation on {config.dev_examples} dev examples, the "
              "best-dev (BLEU) checkpoint evaluated. Scores 0-100, mean ± std over seeds; BLEU is corpus BLEU.", "",
              "Minutes: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items() if k != "total") + ".", "",
+             *metric_lines(metrics, config.tasks),
              f"**Hearing.** The base model's greedy ASR WER on the {hearing['asr_test_clips']} test clips: "
              f"{hearing['base_asr_test_wer']:.1f}% (dev {hearing['build']['dev_wer']:.1f}% when it was built).", ""]
     for task in config.tasks:
