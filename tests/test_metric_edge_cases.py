@@ -556,3 +556,31 @@ def test_install_wordnet_reports_missing_files(tmp_path: Path) -> None:
         wordnet.install_wordnet(tmp_path / "out", source=source)
     assert "speechgrpo setup-wordnet" in str(info.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_wer_stays_compiled_on_unicode_whitespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real MT output holds no-break spaces, thin spaces, tabs: jiwer keeps a lone one inside a word and turns
+    a run into one space. The compiled split makes jiwer's words itself, so such a batch still takes the
+    compiled word edits (the per-pair rapidfuzz loop is never called), with jiwer's numbers; only a text with
+    a line break (the kernel's line separator) is split in Python."""
+    import jiwer
+
+    from speechgrpo.metrics import error_rate
+
+    refs = ["the cat sat on the mat", "a dog\xa0barked at the\u2009postman", "tab\there and  there",
+            "\u3000leading and trailing\xa0", "line\u2028break inside", "run \xa0 of\t\tspaces", "plain text only",
+            "100\xa0km away", "Der Zug hat\u202fheute Verspätung."]
+    hyps = ["the cat sat on a mat", "a dog barked at the\u2009postman", "tab\there and there", "leading and trailing",
+            "line break inside", "run of spaces", "plain text", "100 km away", "Der Zug hat heute Verspätung."]
+    expected = [jiwer.wer(r, h) for h, r in zip(hyps, refs, strict=True)]
+
+    class NoLoop:
+        @staticmethod
+        def distance(*args: object) -> int:
+            raise AssertionError("the per-pair Python path ran")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(error_rate, "Levenshtein", NoLoop)
+        assert WER().score(hyps, refs).tolist() == expected
+    assert WER().score(["line\nbreak inside", *hyps], ["line break inside", *refs]).tolist() == [  # "line\nbreak"
+        jiwer.wer("line break inside", "line\nbreak inside"), *expected]

@@ -33,7 +33,7 @@ from rapidfuzz.distance import Levenshtein
 from speechgrpo._validation import References
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs
 from speechgrpo.metrics.jit import compiled_available
-from speechgrpo.metrics.word_ids import word_ids
+from speechgrpo.metrics.word_ids import jiwer_word_ids
 
 _MULTIPLE_SPACES = re.compile(r"\s\s+")
 _WHITESPACE_OTHER_THAN_SPACE = re.compile(r"[^\S ]")
@@ -98,13 +98,11 @@ class _ErrorRate(Metric):
         texts = index.texts
         if self.lowercase or self.remove_punctuation or self.normalize_whitespace:
             texts = [self._normalize(text) for text in texts]
-        if self._compiled_words and compiled_available():
-            words = word_ids(texts)
-            if words.plain_spaces:  # no whitespace but U+0020: jiwer's words are str.split()'s
-                from speechgrpo.metrics.levenshtein_kernels import best_reference_edits
+        if self._compiled_words and compiled_available() and (words := jiwer_word_ids(texts)) is not None:
+            from speechgrpo.metrics.levenshtein_kernels import best_reference_edits
 
-                return best_reference_edits(words.ids, words.starts, words.ends, index.pair_hyp,
-                                            index.pair_refset, index.refset_ptr, index.refset_texts)
+            return best_reference_edits(words.ids, words.starts, words.ends, index.pair_hyp, index.pair_refset,
+                                        index.refset_ptr, index.refset_texts)
         sequences = [self._units(text) for text in texts]
         hyp_seqs = [sequences[h] for h in index.pair_hyp.tolist()]
         if index.refset_ptr[-1] == len(index.refset_ptr) - 1:  # one reference per pair
@@ -121,7 +119,7 @@ class _ErrorRate(Metric):
             rows.append(min(candidates, key=lambda c: self._rate(*c)))
         return np.array(rows, dtype=np.int64).reshape(len(pairs), 2)
 
-    #: WER's words over plain spaces are ``str.split()``'s, so the compiled word-id kernel applies
+    #: WER's words are jiwer's, which the compiled word-id kernel splits (:func:`jiwer_word_ids`)
     _compiled_words = False
 
     def _dedupes_pairs(self) -> bool:

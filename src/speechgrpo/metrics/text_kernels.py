@@ -176,16 +176,19 @@ def _hash(text: np.ndarray, i: int, j: int) -> Any:  # pragma: no cover - compil
 
 
 @njit
-def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray,
-              punct: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:  # pragma: no cover - compiled
+def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray, punct: np.ndarray,
+              jiwer: bool) -> tuple[np.ndarray, np.ndarray, int]:  # pragma: no cover - compiled
     """Words of each line (split on ``space``, lines on newline) as ids, equal words equal ids in order of
     first occurrence. The hash table holds each word's hash, first position, length and id side by side (one
     cache line per probe) and grows with the vocabulary (kept at most half full); equal hashes and lengths
     are confirmed by comparing the code points, so ids are exact.
 
     ``punct`` (ASCII flags, or empty for none) splits one leading or trailing punctuation character off
-    each word longer than one, as sacrebleu's chrF++ does (a trailing one first). Also returns how many
-    whitespace characters other than U+0020 and the line breaks it saw."""
+    each word longer than one, as sacrebleu's chrF++ does (a trailing one first).
+
+    ``jiwer``: words as jiwer's ``wer_default`` makes them (runs of two or more whitespace characters become
+    one space, the line is stripped, then split on U+0020): a lone whitespace character other than U+0020
+    between two word characters stays inside the word; otherwise words are ``str.split()``'s."""
     n = text.size
     split_punct = punct.size > 0
     ids = np.empty((2 * n) // 3 + 2 if split_punct else n // 2 + 1, np.int64)
@@ -194,7 +197,6 @@ def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray,
     n_words = 0
     n_tok = 0
     line = 0
-    other_space = 0
     i = 0
     while i < n:
         c = text[i]
@@ -204,8 +206,6 @@ def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray,
             i += 1
             continue
         if c == _SP or (c <= 0x3000 and space[c]):
-            if c != _SP:
-                other_space += 1
             i += 1
             continue
         j = i
@@ -213,7 +213,11 @@ def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray,
         while j < n:
             d = text[j]
             if d == _SP or (d <= 0x3000 and space[d]):
-                break
+                if not (jiwer and d != _SP and d != _NL and j + 1 < n):
+                    break
+                e = text[j + 1]  # jiwer keeps a lone whitespace character between word characters
+                if e == _SP or (e <= 0x3000 and space[e]):  # a line break is whitespace too
+                    break
             h = (h ^ np.uint64(d)) * np.uint64(1099511628211)
             j += 1
         cut = -1  # where punctuation splits the word in two
@@ -264,7 +268,7 @@ def split_ids(text: np.ndarray, n_lines: int, space: np.ndarray,
             h = _hash(text, a, b)
         i = j
     ends[line] = n_tok
-    return ids[:n_tok], ends, n_words, other_space
+    return ids[:n_tok], ends, n_words
 
 
 @njit

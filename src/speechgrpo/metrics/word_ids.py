@@ -39,14 +39,12 @@ def _python_whitespace() -> np.ndarray:
 
 @dataclass(frozen=True)
 class WordIds:
-    """Text ``t`` is ``ids[starts[t]:ends[t]]``; ``vocab_size`` distinct words in the batch.
-    ``plain_spaces``: the texts were seen to hold no whitespace but U+0020 (False when not checked)."""
+    """Text ``t`` is ``ids[starts[t]:ends[t]]``; ``vocab_size`` distinct words in the batch."""
 
     ids: np.ndarray
     starts: np.ndarray
     ends: np.ndarray
     vocab_size: int
-    plain_spaces: bool = False
 
 
 def ids_of_token_lists(tokens: Sequence[list[str]]) -> WordIds:
@@ -80,12 +78,13 @@ CHRF_PUNCTUATION = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~'
 _CHRF_PUNCT = np.array([chr(c) in CHRF_PUNCTUATION for c in range(128)], dtype=np.bool_)
 
 
-def _compiled_split(lines: Sequence[str], text: np.ndarray, punct: np.ndarray = _NO_PUNCT) -> WordIds:
+def _compiled_split(lines: Sequence[str], text: np.ndarray, punct: np.ndarray = _NO_PUNCT,
+                    jiwer: bool = False) -> WordIds:
     from speechgrpo.metrics.text_kernels import split_ids
 
-    ids, ends, vocab_size, other_space = split_ids(text, len(lines), _python_whitespace(), punct)
+    ids, ends, vocab_size = split_ids(text, len(lines), _python_whitespace(), punct, jiwer)
     starts = np.concatenate((np.zeros(1, np.int64), ends[:-1]))
-    return WordIds(ids, starts, ends, int(vocab_size), plain_spaces=other_space == 0)
+    return WordIds(ids, starts, ends, int(vocab_size))
 
 
 def char_ids(texts: Sequence[str]) -> WordIds:
@@ -149,6 +148,16 @@ def word_ids(texts: Sequence[str]) -> WordIds:
         if joined.count("\n") == len(texts) - 1:  # no text holds a line break
             return _compiled_split(texts, _code_points(joined))
     return ids_of_token_lists([t.split() for t in texts])
+
+
+def jiwer_word_ids(texts: Sequence[str]) -> WordIds | None:
+    """jiwer's default words of each text (``wer_default``: a lone tab or no-break space stays inside its word,
+    a whitespace run separates) as ids, compiled; ``None`` where a text holds a line break or nothing is to
+    be split. Needs numba."""
+    joined = "\n".join(texts)
+    if not texts or joined.count("\n") != len(texts) - 1:
+        return None
+    return _compiled_split(texts, _code_points(joined), jiwer=True)
 
 
 def tokenize_13a(texts: Sequence[str], fallback: Callable[[str], str]) -> WordIds:
