@@ -52,6 +52,7 @@ from speechgrpo.metrics import (
     wer,
     wordnet,
 )
+from speechgrpo.metrics.jit import compiled_available
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -558,6 +559,7 @@ def test_install_wordnet_reports_missing_files(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.skipif(not compiled_available(), reason="the compiled path needs numba (the 'fast' extra)")
 def test_wer_stays_compiled_on_unicode_whitespace(monkeypatch: pytest.MonkeyPatch) -> None:
     """Real MT output holds no-break spaces, thin spaces, tabs: jiwer keeps a lone one inside a word and turns
     a run into one space. The compiled split makes jiwer's words itself, so such a batch still takes the

@@ -331,7 +331,7 @@ def test_equivalent_spellings_share_spec_signature_and_log_name(spellings: list[
 
 def test_a_combinators_options_are_in_its_spec() -> None:
     for spec in ("gate(nonempty, bleu, threshold=0.8, value=-1.0)", "gdpo(0.5*bleu + 0.5*chrf, off_policy_value=1.0)",
-                 "min(bleu, chrf, invalid_value=0.0)", "0.123456789*bleu + 0.876543211*chrf"):
+                 "min(bleu, chrf, invalid_value=0.0)", "0.123456789*bleu + 0.876543211*chrf", "1e+300*bleu"):
         assert parse_reward(spec).spec == spec
 
 

@@ -369,6 +369,13 @@ def test_building_a_group_normalized_reward_does_not_warn() -> None:
     assert scores[0] > 0 > scores[1]
 
 
+def test_the_component_probe_does_not_count_in_nrefs() -> None:
+    """Learning a reward's keys scores a one-reference probe: it must not make a two-reference run 'var'."""
+    spec = "0.3*bleu + 0.7*chrf"
+    sv.compute_score_batch(["x", "x"], ["a b c", "a b"], [["a b c", "a b d"]] * 2, [{"uid": 0}] * 2, reward=spec)
+    assert "|nrefs:2|" in sv._build(spec, 0.0).adapter.reward.signature
+
+
 def test_batch_groups_by_uid_then_index_then_references() -> None:
     spec = "gdpo(0.5*bleu + 0.5*chrf)"
     reward = parse_reward(spec)

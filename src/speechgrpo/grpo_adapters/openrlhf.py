@@ -157,7 +157,7 @@ class OpenRLHFReward:
             return self._component_names
         if self._component_names is None:  # nothing scored yet: learn the names from a trivial sample
             try:
-                self._component_names = tuple(self.adapter.reward(["a"], [("a",)], group_ids=[0]).components)
+                self._component_names = self.adapter.reward.component_names()
             except Exception:
                 logger.exception("speechgrpo OpenRLHF reward: cannot score a trivial sample")
                 return ()

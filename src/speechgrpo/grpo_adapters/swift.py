@@ -150,7 +150,7 @@ def swift_orms(reward: str | Reward | Callable[..., Any], *, name: str | None = 
     main = swift_orm(reward, name=name, scorer=scorer, **options)
     classes = {main.__name__: main}
     if components:
-        names = list(scorer.adapter.reward(["a"], [("a",)], group_ids=[0]).components)  # the components' names
+        names = list(scorer.adapter.reward.component_names())
         if len(names) < 2:
             raise ValueError(f"reward {scorer.adapter.reward.spec!r} has no components to register")
         for component in names:

@@ -100,7 +100,7 @@ def _build(reward: str | Reward, error_value: float) -> _Built:
             # One tiny sample gives the component keys (fixed by the reward's structure), so that a sample
             # scored error_value still carries every key; it also fails here for a spec verl cannot feed.
             try:
-                keys = tuple(adapter.reward(["speechgrpo"], [("speechgrpo",)], group_ids=[0]).components)
+                keys = adapter.reward.component_names()
             except (TypeError, ValueError) as err:
                 raise ValueError(f"reward {adapter.reward.spec!r} cannot score a response and its references "
                                  f"alone, which is all verl passes: {err}") from err

@@ -248,6 +248,12 @@ class Reward(ABC):
             self._nrefs = nrefs if self._nrefs in (None, nrefs) else "var"
         return result
 
+    def component_names(self) -> tuple[str, ...]:
+        """The components every result of this reward carries, read off one trivial sample (not counted in
+        the signature's ``nrefs``): what adapters declare to trainers before the first batch."""
+        probe = RewardBatch(["speechgrpo"], [("speechgrpo",)], np.zeros(1, dtype=np.int64), np.zeros(1, dtype=bool))
+        return tuple(self.score_batch(probe).components)
+
     def _validate_completions(self, completions: Sequence[Any]) -> tuple[list[str], np.ndarray]:
         if self.invalid_value is None:
             texts = as_texts(completions, "completions")

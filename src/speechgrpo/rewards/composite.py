@@ -34,8 +34,8 @@ def _merge_components(children: Sequence[Reward], results: Sequence[RewardResult
 
 
 def _format_weight(weight: float) -> str:
-    """The shortest text that reads back as ``weight`` (``1`` for 1.0)."""
-    return str(int(weight)) if weight.is_integer() else repr(weight)
+    """The shortest text that reads back as ``weight`` (``1`` for 1.0, ``1e+300`` for 1e300)."""
+    return str(int(weight)) if weight.is_integer() and abs(weight) < 1e16 else repr(weight)
 
 
 class _Composite(Reward):
