@@ -18,6 +18,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from rapidfuzz.distance import LCSseq
 from rouge_score import tokenize as rouge_tokenize
 
 from speechgrpo._validation import References
-from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs, package_version
+from speechgrpo.metrics.base import Metric, PairIndex, Pairs, cached_metric, index_pairs, package_version
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import WordIds, rouge_word_ids
 
@@ -105,6 +106,23 @@ def _compiled_ngram_prf(words: WordIds, n: int, hyp_ids: np.ndarray, ref_ids: np
                             np.maximum(target_total, 1).astype(np.float64))
 
 
+@dataclass
+class _Combinations:
+    """Every (pair, reference) combination of a batch as text ids, and the batch's words (rouge-score's
+    default tokens), tokenized on first use and shared by every ROUGE type."""
+
+    index: PairIndex
+    rows: np.ndarray  # the pair of each combination
+    ref_ids: np.ndarray
+    hyp_ids: np.ndarray
+    _words: WordIds | None = None
+
+    def words(self) -> WordIds:
+        if self._words is None:
+            self._words = rouge_word_ids(self.index.texts)
+        return self._words
+
+
 def _lcs_prf(lcs: np.ndarray, prediction_len: np.ndarray, target_len: np.ndarray) -> np.ndarray:
     # rouge_score.rouge_scorer._score_lcs from the LCS and token lengths; empty sides score 0
     lcs, prediction_len, target_len = (np.asarray(x, dtype=np.float64) for x in (lcs, prediction_len, target_len))
@@ -173,23 +191,23 @@ class ROUGE(Metric):
         return not all(map(self._compiled, self.rouge_types))
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
-        if len(self.rouge_types) == 1:
-            return self._score_type(pairs, self.rouge_type)
-        return {f"{rouge_type}_{key}": values for rouge_type in self.rouge_types
-                for key, values in self._score_type(pairs, rouge_type).items()}
-
-    def _score_type(self, pairs: Pairs, rouge_type: str) -> dict[str, np.ndarray]:
-        # Each distinct text is tokenized once (a group's shared reference once per batch), and every
-        # (pair, reference) combination is scored; rouge-score's score_multi then keeps, per pair, the
-        # first reference with the highest F-measure.
+        # Each distinct text is indexed and tokenized once for all the types (a group's shared reference once
+        # per batch), and every (pair, reference) combination is scored; rouge-score's score_multi then keeps,
+        # per pair, the first reference with the highest F-measure.
         index = index_pairs(pairs)
         per_pair = np.diff(index.refset_ptr)[index.pair_refset]
         rows = np.repeat(np.arange(len(pairs)), per_pair)
         first = np.repeat(index.refset_ptr[index.pair_refset] - (np.cumsum(per_pair) - per_pair), per_pair)
-        ref_ids = index.refset_texts[first + np.arange(rows.size)]
-        hyp_ids = index.pair_hyp[rows]
+        combos = _Combinations(index, rows, index.refset_texts[first + np.arange(rows.size)], index.pair_hyp[rows])
+        if len(self.rouge_types) == 1:
+            return self._score_type(combos, len(pairs), self.rouge_type)
+        return {f"{rouge_type}_{key}": values for rouge_type in self.rouge_types
+                for key, values in self._score_type(combos, len(pairs), rouge_type).items()}
+
+    def _score_type(self, combos: _Combinations, n_pairs: int, rouge_type: str) -> dict[str, np.ndarray]:
+        index, rows, ref_ids, hyp_ids = combos.index, combos.rows, combos.ref_ids, combos.hyp_ids
         if self._compiled(rouge_type):  # rouge-score's tokens as word ids, counted in numba
-            words = rouge_word_ids(index.texts)
+            words = combos.words()
             lengths = words.ends - words.starts
             if rouge_type == "rougeL":
                 from speechgrpo.metrics.lcs_kernels import lcs_lengths
@@ -215,11 +233,11 @@ class ROUGE(Metric):
                 n = int(rouge_type[5:])
                 counts = [Counter(zip(*(toks[i:] for i in range(n)), strict=False)) for toks in tokens]
                 prf = _ngram_prf([counts[r] for r in ref_ids], [counts[h] for h in hyp_ids])
-        out = np.zeros((len(pairs), 3), dtype=np.float64)
-        if len(rows) == len(pairs):  # one reference per pair
+        out = np.zeros((n_pairs, 3), dtype=np.float64)
+        if len(rows) == n_pairs:  # one reference per pair
             out[rows] = prf
         else:
-            best = np.full(len(pairs), -1.0)
+            best = np.full(n_pairs, -1.0)
             for combo, row in enumerate(rows.tolist()):
                 if prf[combo, 2] > best[row]:
                     best[row] = prf[combo, 2]
