@@ -87,12 +87,17 @@ def _compiled_split(lines: Sequence[str], text: np.ndarray, punct: np.ndarray = 
     return WordIds(ids, starts, ends, int(vocab_size))
 
 
+#: Code points from which the compiled renumbering (a table over all of Unicode, 9 MB to fill) costs less
+#: than sorting them (measured: 270 vs 37 us at 100 code points, 442 vs 642 us at 10,000)
+COMPACT_TABLE_MIN = 5000
+
+
 def char_ids(texts: Sequence[str]) -> WordIds:
     """Each text's characters (code points) as ids, renumbered compactly over the batch."""
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     ends = np.cumsum(lengths)
     points = _code_points("".join(texts))
-    if compiled_available():
+    if compiled_available() and points.size >= COMPACT_TABLE_MIN:
         from speechgrpo.metrics.text_kernels import compact_ids
 
         ids, vocab_size = compact_ids(points)
