@@ -57,7 +57,9 @@ def as_group_ids(group_ids: Any, n: int, references: Sequence[Hashable] | None =
     is what a GRPO batch looks like (G completions per prompt, one reference per prompt).
     """
     if group_ids is None:
-        return np.arange(n, dtype=np.int64) if references is None else dense_ids(references)
+        if references is None or n <= 1:
+            return np.arange(n, dtype=np.int64)
+        return dense_ids(references)
     ids = np.asarray(group_ids)
     check_same_length(n, ids, "group_ids")
     if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):

@@ -209,7 +209,7 @@ class Metric(ABC):
         """:meth:`score_components` of already validated ``(hypothesis, references tuple)`` pairs (what a
         reward's validated batch holds), without checking them again."""
         distinct, inverse = pairs, None  # every pair distinct (as on real text): the scores come back in order
-        if self._dedupes_pairs():
+        if len(pairs) > 1 and self._dedupes_pairs():
             ids, first = factorize(pairs)
             if len(first) < len(pairs):
                 distinct, inverse = _at(pairs, first), ids

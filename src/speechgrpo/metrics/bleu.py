@@ -169,7 +169,7 @@ class BLEU(Metric):
                                     self._smooth_value, self.effective_order)
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
-        if compiled_available() and pairs:
+        if compiled_available() and len(pairs) > 1:  # one pair (verl's per-sample calls): Python costs less
             from speechgrpo.metrics.ngram_kernels import bleu_scores
 
             return {"bleu": bleu_scores(self._compiled_statistics(pairs), self.max_ngram_order, self.smooth_method,

@@ -116,6 +116,7 @@ class Reward(ABC):
         self.invalid_value = _option_value(invalid_value, "invalid_value")
         self._spec: str | None = None
         self._nrefs: str | None = None  # references per sample over every batch scored: a count, or "var"
+        self._signatures: dict[str | None, str] = {}  # by nrefs: the reward's options do not change once built
 
     @property
     def component_name(self) -> str:
@@ -181,6 +182,12 @@ class Reward(ABC):
         return self.signature_with_nrefs(self._nrefs)
 
     def signature_with_nrefs(self, nrefs: str | None) -> str:
+        signature = self._signatures.get(nrefs)
+        if signature is None:
+            signature = self._signatures[nrefs] = self._format_signature(nrefs)
+        return signature
+
+    def _format_signature(self, nrefs: str | None) -> str:
         lo, hi = self.bounds
         off = ("compute" if self.off_policy_value is None else f"{self.off_policy_value:g}") + (
             ",in-stats" if self.off_policy_in_group_stats else ",excluded")
