@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -95,6 +96,30 @@ def test_speed_on_generated_pairs_writes_every_format(tmp_path: Path, capsys: py
     csv = pd.read_csv(out_dir / "speed.csv", index_col="reward")
     assert (csv["mismatches"] == 0).all() and (csv["speedup"] > 0).all()
     assert "| bleu | 32 |" in (out_dir / "speed.md").read_text()
+
+
+def test_speed_times_calls_of_each_batch_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--batch-sizes 1,8: ours also called one and eight pairs at a time, the same scores, its own speedups."""
+    from speechgrpo.bench import speed
+
+    calls: list[int] = []
+    batched = speed._batched
+
+    def counting(reward: Any, size: int | None = None) -> Any:
+        score = batched(reward, size)
+        return lambda hyps, refs: (calls.append(len(hyps) if size is None else size), score(hyps, refs))[1]
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(speed, "_batched", counting)
+        code, out, _ = run(["speed", "--rewards", "bleu,chrf", "--groups", "4", "--repeats", "1", "--corpus",
+                            "generated", "--batch-sizes", "8, 1", "--out", str(tmp_path)], capsys)
+    assert code == 0 and {1, 8, 32} <= set(calls)  # and the warm-up call
+    csv = pd.read_csv(tmp_path / "speed.csv", index_col="reward")
+    assert (csv[["speedup_b1", "speedup_b8"]] > 0).all().all() and (csv["mismatches"] == 0).all()
+    assert "speedup_b<N>: reference time / ours called with N pairs at a time (N = 1, 8" in flat(out)
+    assert "gave other scores" not in flat(out)
+    code, _, err = run(["speed", "--batch-sizes", "0", "--corpus", "generated"], capsys)
+    assert code == 2 and "--batch-sizes: expected positive integers" in err
 
 
 def test_speed_json_on_a_user_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

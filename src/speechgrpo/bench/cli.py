@@ -57,11 +57,12 @@ def _runner(build: Callable[[argparse.Namespace], BenchReport]) -> Callable[[arg
 def _speed(args: argparse.Namespace) -> BenchReport:
     from speechgrpo.bench.corpus import corpus_pairs, file_pairs
     from speechgrpo.bench.signal import split_specs
-    from speechgrpo.bench.speed import parse_max_pairs, run_speed
+    from speechgrpo.bench.speed import parse_batch_sizes, parse_max_pairs, run_speed
     from speechgrpo.data.groups_file import read_groups
 
     rewards = split_specs(args.rewards)
     max_pairs = parse_max_pairs(args.max_pairs)
+    batch_sizes = parse_batch_sizes(args.batch_sizes)
     if args.torch_threads < 0:
         raise ValueError("--torch-threads must be 0 (torch's default) or more")
     if args.torch_threads and "bertscore" in rewards:
@@ -73,7 +74,8 @@ def _speed(args: argparse.Namespace) -> BenchReport:
         hyps, refs, note = file_pairs(read_groups(args.data), args.data)
     else:
         hyps, refs, note = corpus_pairs(args.corpus, args.groups, args.group_size, args.seed, args.style)
-    return run_speed(hyps, refs, rewards, args.repeats, max_pairs, note, show_progress=not args.no_progress)
+    return run_speed(hyps, refs, rewards, args.repeats, max_pairs, note, show_progress=not args.no_progress,
+                     batch_sizes=batch_sizes)
 
 
 def _add_speed(commands: Commands) -> None:
@@ -103,6 +105,9 @@ def _add_speed(commands: Commands) -> None:
     parser.add_argument("--max-pairs", default=caps,
                         help=f"NAME=PAIRS,...: time at most PAIRS pairs for these rewards (default {caps!r}; "
                              "'' for no cap)")
+    parser.add_argument("--batch-sizes", default="", metavar="N,N,...",
+                        help="also time ours called N pairs at a time, e.g. 1,8,64 (1: verl's per-sample "
+                             "manager); the whole batch is always timed")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch.set_num_threads for BERTScore, both sides (default 1; 0: torch's default)")
     add_output_options(parser)

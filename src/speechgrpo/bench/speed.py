@@ -163,14 +163,42 @@ def machine() -> str:
     return text
 
 
-def _batched(reward: Reward) -> ScoreFn:
-    return lambda hyps, refs: reward(hyps, refs).scores
+def _batched(reward: Reward, size: int | None = None) -> ScoreFn:
+    """One reward call on all the pairs, or one call per ``size`` pairs (as trainers that score in chunks)."""
+    if size is None:
+        return lambda hyps, refs: reward(hyps, refs).scores
+    return lambda hyps, refs: np.concatenate([reward(hyps[i:i + size], refs[i:i + size]).scores
+                                              for i in range(0, len(hyps), size)])
+
+
+def time_chunked(ours: ScoreFn, hyps: list[str], refs: list[str], repeats: int) -> tuple[float, np.ndarray]:
+    """Median wall time of ``ours`` over ``repeats`` runs (caches cleared before each), and its scores."""
+    times, scores = [], np.zeros(0)
+    for _ in range(repeats):
+        clear_caches()
+        gc.collect()
+        start = time.perf_counter()
+        scores = np.asarray(ours(hyps, refs), dtype=np.float64)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), scores
+
+
+def parse_batch_sizes(text: str) -> list[int]:
+    """``"1,8,64"`` -> ``[1, 8, 64]``: the call sizes ``--batch-sizes`` times beside the whole batch."""
+    sizes = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if not item.isdigit() or int(item) < 1:
+            raise ValueError(f"--batch-sizes: expected positive integers separated by ',', got {item!r}")
+        sizes.append(int(item))
+    return sorted(set(sizes))
 
 
 def run_speed(hyps: list[str], refs: list[str], rewards: Sequence[str], repeats: int = 3,
-              max_pairs: dict[str, int] | None = None, data_note: str = "", show_progress: bool = True
-              ) -> BenchReport:
-    """Time every reward of ``rewards`` against its reference on the pairs; one table row per reward."""
+              max_pairs: dict[str, int] | None = None, data_note: str = "", show_progress: bool = True,
+              batch_sizes: Sequence[int] = ()) -> BenchReport:
+    """Time every reward of ``rewards`` against its reference on the pairs; one table row per reward. With
+    ``batch_sizes``, ours is also timed called that many pairs at a time (``speedup_b<N>`` columns): a
+    trainer that scores one sample per call (verl's default manager) pays the per-call cost."""
     if repeats < 1:
         raise ValueError("--repeats must be at least 1")
     if not hyps:
@@ -199,11 +227,17 @@ def run_speed(hyps: list[str], refs: list[str], rewards: Sequence[str], repeats:
         mismatches, max_diff = compare_scores(timing.ours_scores.tolist(), expected.tolist(), spec.tolerance)
         if timing.unstable:
             notes.append(f"{name}: ours gave different scores on different repeats")
+        chunked = {}
+        for size in batch_sizes:
+            seconds, scores = time_chunked(_batched(reward, size), hyps[:n], refs[:n], repeats)
+            chunked[f"speedup_b{size}"] = timing.reference_s / seconds if seconds > 0 else math.inf
+            if not np.array_equal(scores, timing.ours_scores, equal_nan=True):
+                notes.append(f"{name}: calls of {size} pairs gave other scores than one call on all of them")
         rows.append({
             "reward": name, "pairs": n, "ours_s": timing.ours_s, "reference_s": timing.reference_s,
             "ours_pairs_per_s": n / timing.ours_s if timing.ours_s > 0 else math.inf,
             "reference_pairs_per_s": n / timing.reference_s if timing.reference_s > 0 else math.inf,
-            "speedup": timing.reference_s / timing.ours_s if timing.ours_s > 0 else math.inf,
+            "speedup": timing.reference_s / timing.ours_s if timing.ours_s > 0 else math.inf, **chunked,
             "mismatches": mismatches, "max_abs_diff": max_diff, "tolerance": spec.tolerance,
             "reference_errors": timing.reference_errors,
         })
@@ -215,6 +249,8 @@ def run_speed(hyps: list[str], refs: list[str], rewards: Sequence[str], repeats:
     notes += [
         f"median of {repeats} runs; sacrebleu tokenizer caches cleared before every timed run",
         "ours = one batched reward call on all pairs; reference = one call per pair (references below)",
+        *([f"speedup_b<N>: reference time / ours called with N pairs at a time (N = {', '.join(map(str, batch_sizes))}"
+           "; 1 is verl's default per-sample manager)"] if batch_sizes else []),
         "mismatches = pairs whose reward differs from the reference's value on the reward's scale "
         "(tolerance 0: identical floats); max_abs_diff = largest |difference|",
         "direction: *_s lower is faster, *_pairs_per_s and speedup higher is faster; mismatches, max_abs_diff and "
@@ -224,6 +260,7 @@ def run_speed(hyps: list[str], refs: list[str], rewards: Sequence[str], repeats:
     table = Table("speed", "Reward speed against the reference implementation", "reward", rows, formats={
         "ours_s": "{:.4f}", "reference_s": "{:.4f}", "ours_pairs_per_s": "{:,.0f}",
         "reference_pairs_per_s": "{:,.0f}", "speedup": "{:.2f}x", "max_abs_diff": "{:.3g}", "tolerance": "{:g}",
+        **{f"speedup_b{size}": "{:.2f}x" for size in batch_sizes},
     })
     labels = [r["reward"] for r in rows]
     ratios = [float(r["speedup"]) for r in rows]
