@@ -14,13 +14,15 @@ Text normalization, off by default (so that the scores equal jiwer's defaults), 
 common transforms, applied to hypotheses and references in this order before the default ones:
 ``lowercase`` (``ToLowerCase``), ``remove_punctuation`` (``RemovePunctuation``: every Unicode
 character of category P), ``normalize_whitespace`` (``RemoveWhiteSpace(replace_by_space=True)``,
-``RemoveMultipleSpaces``, ``Strip``: every whitespace run becomes one space).
+``RemoveMultipleSpaces``, ``Strip``: each ASCII whitespace character, jiwer's ``string.whitespace``, becomes
+a space, then every run of two or more whitespace characters one space; a lone U+001F or no-break space stays).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import string
 import sys
 import unicodedata
 from abc import abstractmethod
@@ -38,7 +40,8 @@ from speechgrpo.metrics.word_ids import jiwer_word_ids
 
 _MULTIPLE_SPACES = re.compile(r"\s\s+")
 _WHITESPACE_OTHER_THAN_SPACE = re.compile(r"[^\S ]")
-_WHITESPACE_RUN = re.compile(r"\s+")
+#: jiwer's RemoveWhiteSpace(replace_by_space=True): the characters of ``string.whitespace`` (ASCII only) to a space
+_ASCII_WHITESPACE_TO_SPACE = str.maketrans(dict.fromkeys(string.whitespace, " "))
 
 
 @functools.cache
@@ -86,7 +89,7 @@ class _ErrorRate(Metric):
         if self.remove_punctuation:
             text = text.translate(_punctuation_table())
         if self.normalize_whitespace:
-            text = _WHITESPACE_RUN.sub(" ", text).strip()
+            text = _MULTIPLE_SPACES.sub(" ", text.translate(_ASCII_WHITESPACE_TO_SPACE)).strip()
         return text
 
     @abstractmethod
