@@ -150,3 +150,16 @@ def test_eval_config_refuses_what_cannot_run() -> None:
         EvalConfig(seeds=(), greedy=False)
     with pytest.raises(ValueError, match="batch_size"):
         EvalConfig(batch_size=0)
+
+
+def test_samples_go_where_asked_without_an_output(speech_task: tuple[Path, Path], tmp_path: Path) -> None:
+    from speechgrpo.cli import main
+
+    model, manifest = speech_task
+    samples = tmp_path / "deep" / "answers.jsonl"
+    samples.parent.mkdir()
+    assert main(["eval", "--model", str(model), "--manifest", str(manifest), "--seeds", "0", "--metrics", "wer",
+                 "--max-new-tokens", "4", "--samples", str(samples)]) == 0
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert len(rows) == 12 and set(rows[0]["answers"]) == {"greedy"} and set(rows[0]["scores"]["greedy"]) == {"wer"}
+    assert [p.name for p in tmp_path.iterdir()] == ["deep"]  # no report file without --output

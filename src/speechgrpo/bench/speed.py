@@ -86,6 +86,16 @@ def time_reference(reference: ReferenceFn, hyps: Sequence[str], refs: Sequence[s
     return time.perf_counter() - start, scores, sum(s != s for s in scores)
 
 
+def time_ours(ours: ScoreFn, hyps: list[str], refs: list[str]) -> tuple[float, np.ndarray]:
+    """Wall time of one call of ``ours`` on all the pairs, sacrebleu's tokenizer caches cleared first (in
+    training every step brings new completions), and its scores."""
+    clear_caches()
+    gc.collect()
+    start = time.perf_counter()
+    scores = np.asarray(ours(hyps, refs), dtype=np.float64)
+    return time.perf_counter() - start, scores
+
+
 def side_by_side(ours: ScoreFn, reference: ReferenceFn, hyps: list[str], refs: list[str], repeats: int,
                  tick: Callable[[], object] | None = None) -> SideBySide:
     """Time ``ours`` (one batched call) against ``reference`` (one call per pair), ``repeats`` times each.
@@ -100,11 +110,8 @@ def side_by_side(ours: ScoreFn, reference: ReferenceFn, hyps: list[str], refs: l
             reference(h, r)
     result = SideBySide(len(hyps))
     for repeat in range(repeats):
-        clear_caches()
-        gc.collect()
-        start = time.perf_counter()
-        scores = np.asarray(ours(hyps, refs), dtype=np.float64)
-        result.ours_times.append(time.perf_counter() - start)
+        seconds, scores = time_ours(ours, hyps, refs)
+        result.ours_times.append(seconds)
 
         clear_caches()
         gc.collect()
@@ -172,15 +179,9 @@ def _batched(reward: Reward, size: int | None = None) -> ScoreFn:
 
 
 def time_chunked(ours: ScoreFn, hyps: list[str], refs: list[str], repeats: int) -> tuple[float, np.ndarray]:
-    """Median wall time of ``ours`` over ``repeats`` runs (caches cleared before each), and its scores."""
-    times, scores = [], np.zeros(0)
-    for _ in range(repeats):
-        clear_caches()
-        gc.collect()
-        start = time.perf_counter()
-        scores = np.asarray(ours(hyps, refs), dtype=np.float64)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), scores
+    """Median wall time of ``ours`` over ``repeats`` runs (:func:`time_ours`), and its scores."""
+    runs = [time_ours(ours, hyps, refs) for _ in range(repeats)]
+    return statistics.median(seconds for seconds, _ in runs), runs[-1][1]
 
 
 def parse_batch_sizes(text: str) -> list[int]:
