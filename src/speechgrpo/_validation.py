@@ -59,7 +59,8 @@ def encodable(text: str) -> bool:
 
 def check_encodable(texts: Sequence[str], field: str) -> None:
     """Raise naming the first string of ``texts`` that is not valid Unicode (one C-speed check if none)."""
-    if not encodable("".join(dict.fromkeys(texts))):  # each distinct string once (a group shares its reference)
+    joined = texts[0] if len(texts) == 1 else "".join(dict.fromkeys(texts))  # each distinct string once
+    if not encodable(joined):
         for i, text in enumerate(texts):
             problem = unencodable(text)
             if problem:

@@ -28,6 +28,7 @@ from speechgrpo.metrics import (
     Metric,
     TokenF1,
 )
+from speechgrpo.metrics._reference_cache import clear_reference_caches
 
 ReferenceFn = Callable[[str, str], float]
 """``reference(hypothesis, reference_text) -> score`` for one pair."""
@@ -192,13 +193,15 @@ def reward_spec(name: str) -> Spec:
 # --- caches ----------------------------------------------------------------------------------------------
 
 def clear_caches() -> int:
-    """Clear every ``lru_cache`` on sacrebleu's tokenizer classes (13a, intl, char, TER, ...).
+    """Clear every ``lru_cache`` on sacrebleu's tokenizer classes (13a, intl, char, TER, ...) and speechgrpo's
+    reference caches.
 
     sacrebleu memoises tokenization per (tokenizer, sentence), and the cache is shared by all
-    instances of a class, so it serves our metrics and the reference alike. In training every step
-    brings new completions, so every timed run starts cold. Returns the number of caches cleared.
+    instances of a class, so it serves our metrics and the reference alike; our metrics keep each
+    reference's n-grams across calls. In training every step brings new completions, so every timed run
+    starts cold. Returns the number of caches cleared.
     """
-    cleared = 0
+    cleared = clear_reference_caches()
     for module_name, module in list(sys.modules.items()):
         if not module_name.startswith("sacrebleu.tokenizers.") or module is None:
             continue

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from speechgrpo._validation import REFERENCE_KEYS, references_of, unencodable
+from speechgrpo._validation import REFERENCE_KEYS, encodable, references_of, unencodable
 from speechgrpo.rewards import Reward, as_reward
 
 logger = logging.getLogger("speechgrpo.adapters")
@@ -111,24 +111,11 @@ class AdapterReward:
             return AdapterScores([self.error_value] * len(completions), {}, dict.fromkeys(range(len(completions)),
                                                                                          message))
         errors: dict[int, str] = {}
-        references: list[tuple[str, ...]] = []
-        for i, label in enumerate(labels):
-            try:
-                references.append(references_from_label(label, f"labels[{i}]"))
-            except LabelError as err:
-                if not safe:
-                    raise
-                errors[i] = str(err)
-                references.append(("",))
-        for i, completion in enumerate(completions):
-            if not isinstance(completion, str):
-                if not safe:
-                    raise TypeError(f"completions[{i}] must be str, got {type(completion).__name__}")
-                errors.setdefault(i, f"completions[{i}] is {type(completion).__name__}, not str")
-            elif problem := unencodable(completion):
-                if not safe:
-                    raise ValueError(f"completions[{i}] {problem}")
-                errors.setdefault(i, f"completions[{i}] {problem}")
+        references: list[Any] = []
+        if valid_strings(labels) and valid_strings(completions):  # the common case, checked at C speed
+            references = list(labels)
+        else:
+            errors = self._check(completions, labels, references, safe)
         good = [i for i in range(len(completions)) if i not in errors]
         scores = [self.error_value] * len(completions)
         components: dict[str, list[float]] = {}
@@ -146,14 +133,48 @@ class AdapterReward:
                 logger.exception("speechgrpo reward failed on a batch of %d; every sample gets %s", len(good), shown)
                 errors.update(dict.fromkeys(good, f"{type(err).__name__}: {err}"))
             else:
-                for j, i in enumerate(good):
-                    scores[i] = float(result.scores[j])
-                for name, values in result.components.items():
-                    column = [self.error_value] * len(completions)
+                if not errors:  # every sample scored: the arrays as lists of Python floats, at C speed
+                    scores = np.asarray(result.scores, dtype=np.float64).tolist()
+                    components = {name: np.asarray(values, dtype=np.float64).tolist()
+                                  for name, values in result.components.items()}
+                else:
                     for j, i in enumerate(good):
-                        column[i] = float(values[j])
-                    components[name] = column
+                        scores[i] = float(result.scores[j])
+                    for name, values in result.components.items():
+                        column = [self.error_value] * len(completions)
+                        for j, i in enumerate(good):
+                            column[i] = float(values[j])
+                        components[name] = column
         for i, message in sorted(errors.items()):
             logger.error("speechgrpo reward: sample %d gets %s: %s", i, shown, message)
         self.log_signature()
         return AdapterScores(scores, components, errors)
+
+    @staticmethod
+    def _check(completions: Sequence[Any], labels: Sequence[Any], references: list[Any], safe: bool) -> dict[int, str]:
+        """Read each label's references into ``references`` and check each completion, one by one: raises on the
+        first problem unless ``safe``, else returns the problems by sample (that sample's reference ``""``)."""
+        errors: dict[int, str] = {}
+        for i, label in enumerate(labels):
+            try:
+                references.append(references_from_label(label, f"labels[{i}]"))
+            except LabelError as err:
+                if not safe:
+                    raise
+                errors[i] = str(err)
+                references.append(("",))
+        for i, completion in enumerate(completions):
+            if not isinstance(completion, str):
+                if not safe:
+                    raise TypeError(f"completions[{i}] must be str, got {type(completion).__name__}")
+                errors.setdefault(i, f"completions[{i}] is {type(completion).__name__}, not str")
+            elif problem := unencodable(completion):
+                if not safe:
+                    raise ValueError(f"completions[{i}] {problem}")
+                errors.setdefault(i, f"completions[{i}] {problem}")
+        return errors
+
+
+def valid_strings(items: Sequence[Any]) -> bool:
+    """Whether every item is a ``str`` of valid Unicode (one C-speed pass; the usual batch)."""
+    return set(map(type, items)) <= {str} and encodable("".join(items))

@@ -216,12 +216,11 @@ class OpenRLHFReward:
         import torch
 
         result = self.score(queries, prompts, labels)
-
-        def tensor(values: list[float]) -> torch.Tensor:
-            return torch.tensor(values, dtype=torch.float32).reshape(-1)
-
-        return {"rewards": tensor(result.scores), "scores": tensor(result.scores),
-                "extra_logs": {name: tensor(values) for name, values in result.components.items()}}
+        # one tensor, one row each (separate memory: OpenRLHF may change rewards in place), built in one call
+        rows = torch.tensor([result.scores, result.scores, *result.components.values()],
+                            dtype=torch.float32).reshape(2 + len(result.components), len(result.scores)).unbind(0)
+        return {"rewards": rows[0], "scores": rows[1],
+                "extra_logs": dict(zip(result.components, rows[2:], strict=True))}
 
 
 _REWARDS: dict[tuple[Any, ...], OpenRLHFReward] = {}

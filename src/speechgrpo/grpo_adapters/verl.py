@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from speechgrpo._group_ids import dense_ids
-from speechgrpo.grpo_adapters.adapter_core import AdapterReward, LabelError, references_from_label
+from speechgrpo.grpo_adapters.adapter_core import AdapterReward, LabelError, references_from_label, valid_strings
 from speechgrpo.rewards import Reward
 
 __all__ = ["DEFAULT_REWARD", "ENV_VAR", "EXTRA_INFO_KEY", "GROUP_KEYS", "compute_score", "compute_score_async",
@@ -138,7 +138,7 @@ def _options(kwargs: Mapping[str, Any]) -> tuple[_Options, str | None]:
     keyword = kwargs.get("reward")
     if keyword is not None and not isinstance(keyword, str):
         raise TypeError(f"the reward keyword (reward_kwargs.reward) must be a spec string, got {keyword!r}")
-    return _check_options(_defaults._replace(**known)), keyword
+    return (_check_options(_defaults._replace(**known)) if known else _defaults), keyword
 
 
 def _reward_of(keyword: str | None, options: _Options, extra_info: Any, where: str) -> str | Reward:
@@ -157,7 +157,7 @@ def _reward_of(keyword: str | None, options: _Options, extra_info: Any, where: s
 def _labels(ground_truths: Sequence[Any], names: Sequence[str], safe: bool) -> list[Any]:
     """References read from verl's ground truths; unless ``safe``, an unusable one raises naming its field
     (with ``safe``, the core scores it ``error_value`` and logs it)."""
-    if safe:
+    if safe or valid_strings(ground_truths):  # strings are references as they are (the usual rows)
         return list(ground_truths)
     labels = []
     for label, name in zip(ground_truths, names, strict=True):

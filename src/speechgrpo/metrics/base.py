@@ -24,6 +24,7 @@ import numpy as np
 
 from speechgrpo._group_ids import factorize
 from speechgrpo._validation import References, as_references, as_texts
+from speechgrpo.metrics.jit import compiled_available
 
 #: What the corpus functions named after sacrebleu's say when the reference layout is not explicit.
 LAYOUT_HELP = (
@@ -159,6 +160,14 @@ class Metric(ABC):
     backends: ClassVar[tuple[str, ...]] = ()
     #: Distinct pairs scored per engine call; bounds memory for arbitrarily large inputs.
     chunk_size: ClassVar[int] = 32768
+    #: Up to this many distinct pairs are scored one by one in Python instead of by the compiled batch engine,
+    #: whose fixed cost (indexing the batch, dispatching the kernels) exceeds a few pairs' work: per-sample
+    #: callers (verl's default reward manager, per-sample reward files) send one pair per call.
+    few_pairs: ClassVar[int] = 0
+
+    def _batched(self, pairs: Pairs) -> bool:
+        """Whether ``pairs`` go to the compiled batch engine (numba installed, more than :attr:`few_pairs`)."""
+        return len(pairs) > self.few_pairs and compiled_available()
 
     def options(self) -> dict[str, Any]:
         """Every option that changes the numbers, in signature order."""
@@ -214,9 +223,14 @@ class Metric(ABC):
             if len(first) < len(pairs):
                 distinct, inverse = _at(pairs, first), ids
         # Bounded memory: the engine's arrays grow with the pairs of one chunk, not of the whole input.
-        chunks = [self._score_pairs(distinct[i:i + self.chunk_size])
-                  for i in range(0, len(distinct), self.chunk_size)] or [self._score_pairs([])]
-        components = {key: np.concatenate([np.asarray(c[key], dtype=np.float64) for c in chunks]) for key in chunks[0]}
+        if len(distinct) <= self.chunk_size:
+            components = {key: np.asarray(values, dtype=np.float64)
+                          for key, values in self._score_pairs(distinct).items()}
+        else:
+            chunks = [self._score_pairs(distinct[i:i + self.chunk_size])
+                      for i in range(0, len(distinct), self.chunk_size)]
+            components = {key: np.concatenate([np.asarray(c[key], dtype=np.float64) for c in chunks])
+                          for key in chunks[0]}
         return components if inverse is None else {key: values[inverse] for key, values in components.items()}
 
     def _dedupes_pairs(self) -> bool:

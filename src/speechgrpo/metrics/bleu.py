@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from importlib import import_module
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
 from speechgrpo._validation import References
 from speechgrpo.metrics._formulas import bleu_from_statistics, smooth_value_of
+from speechgrpo.metrics._reference_cache import ReferenceCache
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs, sacrebleu_signature_of
 from speechgrpo.metrics.jit import compiled_available
-from speechgrpo.metrics.word_ids import tokenize_13a, word_ids
+from speechgrpo.metrics.word_ids import tokenize_13a, tokens_13a, word_ids
 
 #: sacrebleu tokenizers that work offline; the SentencePiece ones download a model at run time.
 TOKENIZERS = {
@@ -48,10 +50,9 @@ def load_sacrebleu_tokenizer(name: str) -> Callable[[str], str]:
 
 
 def _ngram_counts(tokens: list[str], max_order: int) -> Counter[tuple[str, ...]]:
-    counts: Counter[tuple[str, ...]] = Counter()
-    for n in range(1, max_order + 1):
-        counts.update(zip(*(tokens[i:] for i in range(n)), strict=False))
-    return counts
+    """Counts of the 1- to ``max_order``-grams of ``tokens`` (each a tuple: its length is its order)."""
+    shifted = [tokens[i:] for i in range(max_order)]
+    return Counter(chain.from_iterable([zip(*shifted[:n], strict=False) for n in range(1, max_order + 1)]))
 
 
 def _closest_ref_len(hyp_len: int, ref_lens: list[int]) -> int:
@@ -74,6 +75,7 @@ class BLEU(Metric):
     name = "bleu"
     scale = 100.0
     backends = ("sacrebleu",)
+    few_pairs = 1
 
     def __init__(self, tokenize: str = "13a", smooth_method: str = "exp", smooth_value: float | None = None,
                  effective_order: bool = True, lowercase: bool = False, max_ngram_order: int = 4) -> None:
@@ -87,6 +89,7 @@ class BLEU(Metric):
         self.lowercase = lowercase
         self.max_ngram_order = max_ngram_order
         self._tokenizer = load_sacrebleu_tokenizer(tokenize)
+        self._reference_cache = ReferenceCache(self._reference_statistics)
 
     def options(self) -> dict[str, Any]:
         return {"tok": self.tokenize, "smooth": self.smooth_method, "smooth_value": self.smooth_value,
@@ -102,7 +105,10 @@ class BLEU(Metric):
             effective_order=self.effective_order), nrefs)
 
     def _tokens(self, text: str) -> list[str]:
-        return self._tokenizer(self._preprocess([text])[0]).split()
+        line = self._preprocess([text])[0]
+        if self.tokenize == "13a" and compiled_available():
+            return tokens_13a(line)  # sacrebleu's four regular expressions as one compiled pass
+        return self._tokenizer(line).split()
 
     def _preprocess(self, texts: Sequence[str]) -> list[str]:
         """sacrebleu's preprocessing before the tokenizer: lower-cased if asked, trailing whitespace off."""
@@ -126,33 +132,28 @@ class BLEU(Metric):
                                           self.max_ngram_order)
         return stats
 
+    def _reference_statistics(self, refs: tuple[str, ...]) -> tuple[Counter[tuple[str, ...]], list[int]]:
+        """A reference set's n-gram counts (the highest count of each n-gram over the set) and lengths."""
+        merged: Counter[tuple[str, ...]] = Counter()
+        ref_lens = []
+        for ref in refs:
+            tokens = self._tokens(ref)
+            ref_lens.append(len(tokens))
+            merged |= _ngram_counts(tokens, self.max_ngram_order)  # the element-wise maximum
+        return merged, ref_lens
+
     def _statistics(self, pairs: Pairs) -> list[list[int]]:
-        """The exact pure-Python path (used without numba)."""
+        """The exact pure-Python path (a few pairs per call, or no numba)."""
         order = self.max_ngram_order
-        ref_cache: dict[tuple[str, ...], tuple[dict[tuple[str, ...], int], list[int]]] = {}
         rows = []
         for hyp, refs in pairs:
-            ref_info = ref_cache.get(refs)
-            if ref_info is None:
-                merged: dict[tuple[str, ...], int] = {}
-                ref_lens = []
-                for ref in refs:
-                    tokens = self._tokens(ref)
-                    ref_lens.append(len(tokens))
-                    for ngram, count in _ngram_counts(tokens, order).items():
-                        if count > merged.get(ngram, 0):
-                            merged[ngram] = count
-                ref_info = ref_cache[refs] = (merged, ref_lens)
-            ref_counts, ref_lens = ref_info
+            ref_counts, ref_lens = self._reference_cache(refs)
             tokens = self._tokens(hyp)
+            counts = _ngram_counts(tokens, order)
             correct = [0] * order
-            total = [0] * order
-            for ngram, count in _ngram_counts(tokens, order).items():
-                n = len(ngram) - 1
-                total[n] += count
-                matched = ref_counts.get(ngram)
-                if matched:
-                    correct[n] += min(count, matched)
+            for ngram in counts.keys() & ref_counts.keys():  # clipped matches: the n-grams both sides hold
+                correct[len(ngram) - 1] += min(counts[ngram], ref_counts[ngram])
+            total = [max(0, len(tokens) - n) for n in range(order)]
             rows.append([len(tokens), _closest_ref_len(len(tokens), ref_lens), *correct, *total])
         return rows
 
@@ -169,7 +170,7 @@ class BLEU(Metric):
                                     self._smooth_value, self.effective_order)
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
-        if compiled_available() and len(pairs) > 1:  # one pair (verl's per-sample calls): Python costs less
+        if self._batched(pairs):
             from speechgrpo.metrics.ngram_kernels import bleu_scores
 
             return {"bleu": bleu_scores(self._compiled_statistics(pairs), self.max_ngram_order, self.smooth_method,

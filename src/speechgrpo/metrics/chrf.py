@@ -16,6 +16,7 @@ import numpy as np
 
 from speechgrpo._validation import References
 from speechgrpo.metrics._formulas import chrf_from_statistics
+from speechgrpo.metrics._reference_cache import ReferenceCache
 from speechgrpo.metrics.base import Metric, Pairs, cached_metric, index_pairs, sacrebleu_signature_of
 from speechgrpo.metrics.jit import compiled_available
 from speechgrpo.metrics.word_ids import CHRF_PUNCTUATION, WordIds, char_ids, chrf_word_ids, ids_of_token_lists
@@ -69,6 +70,7 @@ class CHRF(Metric):
         self.lowercase = lowercase
         self.whitespace = whitespace
         self.eps_smoothing = eps_smoothing
+        self._reference_cache = ReferenceCache(self._ngrams)
 
     def options(self) -> dict[str, Any]:
         return {"nc": self.char_order, "nw": self.word_order, "beta": self.beta,
@@ -86,7 +88,8 @@ class CHRF(Metric):
         if self.lowercase:
             text = text.lower()
         chars = text if self.whitespace else "".join(text.split())
-        stats = [Counter(chars[i:i + n] for i in range(len(chars) - n + 1))
+        size = len(chars)
+        stats = [Counter(map(chars.__getitem__, map(slice, range(size - n + 1), range(n, size + 1))))
                  for n in range(1, self.char_order + 1)]
         if self.word_order:
             words = _split_punctuation(text)
@@ -98,12 +101,9 @@ class CHRF(Metric):
     def _match(hyp: NgramStats, ref: NgramStats) -> list[int]:
         stats: list[int] = []
         for h, r in zip(hyp, ref, strict=True):
-            match = 0
-            for ngram, count in h.items():
-                ref_count = r.get(ngram)
-                if ref_count:
-                    match += min(count, ref_count)
-            stats += [sum(h.values()) if r else 0, sum(r.values()), match]
+            common = h.keys() & r.keys()  # the clipped count, summed over the n-grams both sides hold
+            match = sum(map(min, map(h.__getitem__, common), map(r.__getitem__, common)))
+            stats += [h.total() if r else 0, r.total(), match]
         return stats
 
     def f_score(self, stats: Sequence[int]) -> float:
@@ -138,35 +138,36 @@ class CHRF(Metric):
                                        self.eps_smoothing)
         return stats
 
-    def statistics(self, pairs: Pairs) -> np.ndarray:
-        """Per pair ``[hyp, ref, match]`` counts per order, for the best-F reference."""
-        if compiled_available() and pairs:
-            return self._compiled_statistics(pairs)
-        ref_cache: dict[str, NgramStats] = {}
-        width = 3 * (self.char_order + self.word_order)
-        out = np.zeros((len(pairs), width), dtype=np.int64)
-        for row, (hyp, refs) in enumerate(pairs):
+    def _python_statistics(self, pairs: Pairs) -> list[list[int]]:
+        """The exact pure-Python path (a few pairs per call, or no numba): per pair, the best-F reference's
+        counts, each reference's n-grams counted once while it stays in the reference cache."""
+        rows = []
+        for hyp, refs in pairs:
             hyp_ngrams = self._ngrams(hyp)
             best: list[int] = []
             best_f = -1.0
             for ref in refs:
-                ref_ngrams = ref_cache.get(ref)
-                if ref_ngrams is None:
-                    ref_ngrams = ref_cache[ref] = self._ngrams(ref)
-                stats = self._match(hyp_ngrams, ref_ngrams)
+                stats = self._match(hyp_ngrams, self._reference_cache(ref))
                 f = self.f_score(stats)
                 if f > best_f:
                     best_f, best = f, stats
-            out[row] = best
-        return out
+            rows.append(best)
+        return rows
+
+    def statistics(self, pairs: Pairs) -> np.ndarray:
+        """Per pair ``[hyp, ref, match]`` counts per order, for the best-F reference."""
+        if compiled_available() and pairs:
+            return self._compiled_statistics(pairs)
+        width = 3 * (self.char_order + self.word_order)
+        return np.array(self._python_statistics(pairs), dtype=np.int64).reshape(len(pairs), width)
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
-        if compiled_available() and pairs:
+        if self._batched(pairs):
             from speechgrpo.metrics.ngram_kernels import chrf_scores
 
             return {"chrf": chrf_scores(self._compiled_statistics(pairs), self.char_order + self.word_order,
                                         self.beta, self.eps_smoothing)}
-        return {"chrf": np.array([self.f_score(row.tolist()) for row in self.statistics(pairs)])}
+        return {"chrf": np.array([self.f_score(row) for row in self._python_statistics(pairs)], dtype=np.float64)}
 
     def _corpus_score(self, pairs: Pairs) -> float:
         return self.f_score(self.statistics(pairs).sum(axis=0).tolist())

@@ -68,6 +68,7 @@ class _ErrorRate(Metric):
 
     higher_is_better = False
     backends = ("jiwer", "rapidfuzz")
+    few_pairs = 8
 
     def __init__(self, lowercase: bool = False, remove_punctuation: bool = False,
                  normalize_whitespace: bool = False) -> None:
@@ -96,8 +97,21 @@ class _ErrorRate(Metric):
     def _units(self, text: str) -> Sequence[str]:
         """Split a text into the units the edit distance runs over."""
 
+    def _best_reference(self, hyp: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[int, int]:
+        """``(edits, reference length)`` against the reference of lowest rate (the first on ties)."""
+        best = (0, 0)
+        best_rate = float("inf")
+        for ref in references:
+            edits = Levenshtein.distance(ref, hyp)
+            rate = self._rate(edits, len(ref))
+            if rate < best_rate:
+                best, best_rate = (edits, len(ref)), rate
+        return best
+
     def statistics(self, pairs: Pairs) -> np.ndarray:
         """Per pair ``[edits, reference length]`` for the best-matching reference (lowest rate, first on ties)."""
+        if len(pairs) <= self.few_pairs:
+            return np.array(self._few_statistics(pairs), dtype=np.int64).reshape(len(pairs), 2)
         index = index_pairs(pairs)
         texts = index.texts
         if self.lowercase or self.remove_punctuation or self.normalize_whitespace:
@@ -117,12 +131,19 @@ class _ErrorRate(Metric):
             ref_lens = np.fromiter(map(len, ref_seqs), dtype=np.int64, count=len(pairs))
             return np.stack([edits, ref_lens], axis=1)
         ptr, ref_texts = index.refset_ptr.tolist(), index.refset_texts.tolist()
-        rows = []
-        for hyp_seq, refset in zip(hyp_seqs, index.pair_refset.tolist(), strict=True):
-            candidates = [(Levenshtein.distance(sequences[r], hyp_seq), len(sequences[r]))
-                          for r in ref_texts[ptr[refset]:ptr[refset + 1]]]
-            rows.append(min(candidates, key=lambda c: self._rate(*c)))
+        rows = [self._best_reference(hyp_seq, [sequences[r] for r in ref_texts[ptr[refset]:ptr[refset + 1]]])
+                for hyp_seq, refset in zip(hyp_seqs, index.pair_refset.tolist(), strict=True)]
         return np.array(rows, dtype=np.int64).reshape(len(pairs), 2)
+
+    def _few_statistics(self, pairs: Pairs) -> list[tuple[int, int]]:
+        """:meth:`statistics` one pair at a time: for a few pairs, indexing the batch costs more than the distances."""
+        units = self._prepared_units
+        return [self._best_reference(units(hyp), [units(ref) for ref in refs]) for hyp, refs in pairs]
+
+    def _prepared_units(self, text: str) -> Sequence[str]:
+        if self.lowercase or self.remove_punctuation or self.normalize_whitespace:
+            text = self._normalize(text)
+        return self._units(text)
 
     #: WER's words are jiwer's, which the compiled word-id kernel splits (:func:`jiwer_word_ids`)
     _compiled_words = False
@@ -137,6 +158,8 @@ class _ErrorRate(Metric):
         return float(edits) / float(ref_len) if ref_len else float(edits)
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        if len(pairs) <= self.few_pairs:  # in Python floats: a few array operations cost more than the pairs
+            return {self.name: np.array([self._rate(*row) for row in self._few_statistics(pairs)], dtype=np.float64)}
         edits, ref_lens = self.statistics(pairs).astype(np.float64).T
         # IEEE division, as jiwer's float(S + D + I) / float(H + S + D); an empty reference gives the edits
         return {self.name: np.divide(edits, ref_lens, out=edits.copy(), where=ref_lens > 0)}

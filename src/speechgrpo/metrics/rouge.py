@@ -19,6 +19,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from speechgrpo.metrics.word_ids import WordIds, rouge_word_ids
 
 Tokens = list[str]
 TOKENIZERS = ("default", "unicode")
+_MEASURES = ("precision", "recall", "fmeasure")
 # CJK ideographs, kana and Hangul syllables become one token per character.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _UNICODE_TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
@@ -132,6 +134,27 @@ def _lcs_prf(lcs: np.ndarray, prediction_len: np.ndarray, target_len: np.ndarray
     return prf
 
 
+def _few_prf(rouge_type: str, target: Tokens, prediction: Tokens) -> tuple[float, float, float]:
+    """rouge-score's precision, recall and F-measure of one (target, prediction) pair, for ROUGE-N and ROUGE-L."""
+    if rouge_type == "rougeL":
+        if not target or not prediction:
+            return (0.0, 0.0, 0.0)
+        overlap = float(LCSseq.similarity(target, prediction))
+        prediction_total, target_total = float(len(prediction)), float(len(target))
+    else:
+        n = int(rouge_type[5:])
+        target_counts = Counter(zip(*(target[i:] for i in range(n)), strict=False))
+        prediction_counts = Counter(zip(*(prediction[i:] for i in range(n)), strict=False))
+        common = target_counts.keys() & prediction_counts.keys()
+        overlap = float(sum(min(target_counts[g], prediction_counts[g]) for g in common))
+        prediction_total = float(max(len(prediction) - n + 1, 1))
+        target_total = float(max(len(target) - n + 1, 1))
+    precision = overlap / prediction_total
+    recall = overlap / target_total
+    total = precision + recall
+    return (precision, recall, 2 * precision * recall / total if total > 0 else 0.0)
+
+
 class ROUGE(Metric):
     """ROUGE precision / recall / F-measure (0-1).
 
@@ -145,6 +168,7 @@ class ROUGE(Metric):
     """
 
     backends = ("rouge-score",)
+    few_pairs = 8
 
     def __init__(self, rouge_type: str | Sequence[str] = "rougeL", measure: str = "fmeasure",
                  use_stemmer: bool = False, tokenizer: str = "default") -> None:
@@ -191,6 +215,8 @@ class ROUGE(Metric):
         return not all(map(self._compiled, self.rouge_types))
 
     def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        if len(pairs) <= self.few_pairs and "rougeLsum" not in self.rouge_types:
+            return self._score_few(pairs)
         # Each distinct text is indexed and tokenized once for all the types (a group's shared reference once
         # per batch), and every (pair, reference) combination is scored; rouge-score's score_multi then keeps,
         # per pair, the first reference with the highest F-measure.
@@ -203,6 +229,21 @@ class ROUGE(Metric):
             return self._score_type(combos, len(pairs), self.rouge_type)
         return {f"{rouge_type}_{key}": values for rouge_type in self.rouge_types
                 for key, values in self._score_type(combos, len(pairs), rouge_type).items()}
+
+    def _score_few(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        """:meth:`_score_pairs` one pair at a time in Python floats (the same IEEE operations): for a few pairs,
+        indexing the batch and dispatching the kernels cost more than the pairs."""
+        single = len(self.rouge_types) == 1
+        out: dict[str, list[float]] = {("" if single else f"{rouge_type}_") + measure: []
+                                       for rouge_type in self.rouge_types for measure in _MEASURES}
+        for hyp, refs in pairs:
+            prediction = self._tokenize(hyp)
+            targets = [self._tokenize(ref) for ref in refs]
+            for rouge_type in self.rouge_types:
+                best = max((_few_prf(rouge_type, target, prediction) for target in targets), key=itemgetter(2))
+                for measure, value in zip(_MEASURES, best, strict=True):
+                    out[("" if single else f"{rouge_type}_") + measure].append(value)
+        return {key: np.array(values, dtype=np.float64) for key, values in out.items()}
 
     def _score_type(self, combos: _Combinations, n_pairs: int, rouge_type: str) -> dict[str, np.ndarray]:
         index, rows, ref_ids, hyp_ids = combos.index, combos.rows, combos.ref_ids, combos.hyp_ids

@@ -165,6 +165,16 @@ def jiwer_word_ids(texts: Sequence[str]) -> WordIds | None:
     return _compiled_split(texts, _code_points(joined), jiwer=True)
 
 
+def tokens_13a(line: str) -> list[str]:
+    """sacrebleu 13a's tokens of one (already lower-cased/rstripped) text, in one compiled pass. Needs numba."""
+    from speechgrpo.metrics.text_kernels import apply_13a_rules
+
+    if "&" in line or "\n" in line or "<" in line:
+        line = _13a_step1(line)
+    padded = apply_13a_rules(_code_points(f" {line} "), _PADDED)
+    return str(padded.tobytes().decode("utf-32-le", "surrogatepass")).split()
+
+
 def tokenize_13a(texts: Sequence[str], fallback: Callable[[str], str]) -> WordIds:
     """sacrebleu 13a tokens of each (already lower-cased/rstripped) text, as word ids.
 

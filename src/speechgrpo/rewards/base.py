@@ -13,6 +13,7 @@ either counted in their group's mean/std (default, as in LUFFY and the paper) or
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,11 @@ class RewardBatch:
 
     def __len__(self) -> int:
         return len(self.completions)
+
+    @functools.cached_property
+    def nrefs(self) -> str | None:
+        """sacrebleu's ``nrefs`` of the batch: references per sample, ``var`` if it varies."""
+        return nrefs_of(self.references)
 
     def select(self, mask: np.ndarray) -> RewardBatch:
         """The sub-batch of samples where ``mask`` is true (extra fields included)."""
@@ -250,7 +256,7 @@ class Reward(ABC):
         batch = RewardBatch(texts, refs, as_group_ids(group_ids, n, refs), off_mask, dict(extra),
                             groups_inferred=group_ids is None)
         result = self.score_batch(batch, invalid)
-        nrefs = nrefs_of(refs)
+        nrefs = batch.nrefs
         if nrefs is not None:
             self._nrefs = nrefs if self._nrefs in (None, nrefs) else "var"
         return result
@@ -261,10 +267,10 @@ class Reward(ABC):
         probe = RewardBatch(["speechgrpo"], [("speechgrpo",)], np.zeros(1, dtype=np.int64), np.zeros(1, dtype=bool))
         return tuple(self.score_batch(probe).components)
 
-    def _validate_completions(self, completions: Sequence[Any]) -> tuple[list[str], np.ndarray]:
+    def _validate_completions(self, completions: Sequence[Any]) -> tuple[list[str], np.ndarray | None]:
+        """The completions as texts, and which were invalid (``None``: none can be, invalid ones raise)."""
         if self.invalid_value is None:
-            texts = as_texts(completions, "completions")
-            return texts, np.zeros(len(texts), dtype=bool)
+            return as_texts(completions, "completions"), None
         if isinstance(completions, (str, bytes)):
             as_texts(completions, "completions")  # raises the usual error
         items = list(completions)
@@ -274,30 +280,31 @@ class Reward(ABC):
     def score_batch(self, batch: RewardBatch, invalid: np.ndarray | None = None) -> RewardResult:
         """Score an already validated batch (composites call this on their children)."""
         n = len(batch)
-        invalid = np.zeros(n, dtype=bool) if invalid is None else invalid
-        fixed_off = batch.off_policy if self.off_policy_value is not None else np.zeros(n, dtype=bool)
-        compute = ~invalid & ~fixed_off
-        scores = np.zeros(n, dtype=np.float64)
-        components: dict[str, np.ndarray] = {}
-        if compute.all():
+        fixed_off = batch.off_policy if self.off_policy_value is not None else None
+        skipped = invalid if fixed_off is None else fixed_off if invalid is None else invalid | fixed_off
+        if skipped is None or not skipped.any():  # every sample computed (the common case: few array operations)
             scores, components = self._compute(batch)
-        elif compute.any():
-            sub_scores, sub_components = self._compute(batch.select(compute))
-            scores[compute] = sub_scores
-            for key, values in sub_components.items():
-                components[key] = np.full(n, np.nan)
-                components[key][compute] = values
-        if self.off_policy_value is not None:
-            scores[fixed_off & ~invalid] = self.off_policy_value
-        if self.invalid_value is not None:
-            scores[invalid] = self.invalid_value
-        for values in components.values():  # components of samples not computed take the final score
-            values[~compute] = scores[~compute]
+        else:
+            compute = ~skipped
+            scores = np.zeros(n, dtype=np.float64)
+            components = {}
+            if compute.any():
+                sub_scores, sub_components = self._compute(batch.select(compute))
+                scores[compute] = sub_scores
+                for key, values in sub_components.items():
+                    components[key] = np.full(n, np.nan)
+                    components[key][compute] = values
+            if fixed_off is not None:
+                scores[fixed_off] = self.off_policy_value
+            if invalid is not None and self.invalid_value is not None:
+                scores[invalid] = self.invalid_value
+            for values in components.values():  # components of samples not computed take the final score
+                values[skipped] = scores[skipped]
         if not components:
             components = {self.component_name: scores.copy()}
-        in_stats = ~batch.off_policy | self.off_policy_in_group_stats
-        return RewardResult(scores, components, self.signature_with_nrefs(nrefs_of(batch.references)), in_stats,
-                            invalid)
+        in_stats = ~(np.zeros(n, dtype=bool) if self.off_policy_in_group_stats else batch.off_policy)
+        return RewardResult(scores, components, self.signature_with_nrefs(batch.nrefs), in_stats,
+                            np.zeros(n, dtype=bool) if invalid is None else invalid)
 
     @abstractmethod
     def _compute(self, batch: RewardBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -1,0 +1,115 @@
+"""The one-by-one path for a few pairs per call (verl's per-sample reward manager, reward files) against the
+batch engine and the references: the same floats, bit for bit."""
+
+from __future__ import annotations
+
+import random
+
+import jiwer
+import numpy as np
+import pytest
+import sacrebleu
+from adversarial import adversarial_corpus, adversarial_strings
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rouge_score import rouge_scorer
+
+from speechgrpo.metrics import BLEU, CER, CHRF, ROUGE, WER
+from speechgrpo.metrics._reference_cache import ReferenceCache, clear_reference_caches
+from speechgrpo.metrics.base import Metric
+from speechgrpo.metrics.jit import compiled_available
+
+METRICS = {
+    "bleu": BLEU, "bleu-lc": lambda: BLEU(lowercase=True), "bleu-intl": lambda: BLEU(tokenize="intl"),
+    "bleu-order2": lambda: BLEU(max_ngram_order=2), "chrf": CHRF, "chrf++": lambda: CHRF(word_order=2),
+    "wer": WER, "wer-normalized": lambda: WER(lowercase=True, remove_punctuation=True, normalize_whitespace=True),
+    "cer": CER, "rougeL": ROUGE, "rouge2": lambda: ROUGE("rouge2"), "rouge1+L": lambda: ROUGE(["rouge1", "rougeL"]),
+    "rougeL-stem": lambda: ROUGE(use_stemmer=True), "rougeL-unicode": lambda: ROUGE(tokenizer="unicode"),
+}
+
+
+def corpus() -> tuple[list[str], list[tuple[str, ...]]]:
+    groups = adversarial_corpus(48, 8, seed=11, fraction=0.1)
+    rng = random.Random(3)
+    refs = [(r,) if rng.random() < 0.6 else (r, rng.choice(groups.references), rng.choice(groups.hypotheses))
+            for r in groups.pair_references]
+    strings = adversarial_strings()
+    hyps = [*groups.hypotheses, *strings, *["a b c"] * len(strings)]
+    refs += [(s,) for s in ["the plain reference ."] * len(strings)] + [(s,) for s in strings]
+    return hyps, refs
+
+
+def one_by_one(metric: Metric, hyps: list[str], refs: list[tuple[str, ...]]) -> dict[str, np.ndarray]:
+    parts = [metric.score_components([h], [r]) for h, r in zip(hyps, refs, strict=True)]
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+@pytest.mark.parametrize("name", list(METRICS))
+def test_one_pair_per_call_equals_the_batch(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    metric = METRICS[name]()
+    hyps, refs = corpus()
+    assert metric.few_pairs >= 1 or name.startswith("chrf")  # chrF's compiled path is the cheaper one at any size
+    batch = metric.score_components(hyps, refs)
+    for key, values in one_by_one(metric, hyps, refs).items():
+        np.testing.assert_array_equal(values, batch[key], err_msg=f"{name} {key}")
+    monkeypatch.setenv("SPEECHGRPO_NO_NUMBA", "1")  # the Python path alone, as without numba
+    for key, values in one_by_one(metric, hyps, refs).items():
+        np.testing.assert_array_equal(values, batch[key], err_msg=f"{name} {key} without numba")
+
+
+@pytest.mark.skipif(not compiled_available(), reason="numba not installed (speechgrpo[fast])")
+def test_few_pairs_do_not_reach_the_batch_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path is the one taken: with the batch engine broken, a few pairs still score, more do not."""
+    import speechgrpo.metrics.error_rate as error_rate
+
+    def broken(*args: object) -> None:
+        raise AssertionError("batch engine called")
+
+    metric = WER()
+    monkeypatch.setattr(error_rate, "index_pairs", broken)
+    assert metric.score(["a b"] * metric.few_pairs, ["a c"] * metric.few_pairs).tolist() == [0.5] * metric.few_pairs
+    with pytest.raises(AssertionError, match="batch engine"):
+        metric.score(["a b"] * (metric.few_pairs + 1), ["a c"] * (metric.few_pairs + 1))
+
+
+WORDS = st.sampled_from(["a", "b", "the", "The", "cat", ".", ",", "-", "1", "3.5", "&amp;", "é", "Straße", "北京",
+                         "\u00a0", "\t", "«", "»", "“", "”", "'s", "--", "x-1"])
+TEXTS = st.lists(WORDS, max_size=14).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXTS, st.lists(TEXTS, min_size=1, max_size=3))
+def test_one_pair_equals_the_references(hyp: str, refs: list[str]) -> None:
+    first = refs[0]
+    bleu = sacrebleu.metrics.BLEU(effective_order=True)
+    assert BLEU().score([hyp], [refs])[0] == bleu.sentence_score(hyp, refs).score
+    assert CHRF(word_order=2).score([hyp], [refs])[0] == sacrebleu.metrics.CHRF(word_order=2).sentence_score(
+        hyp, refs).score
+    if first.strip():
+        assert WER().score([hyp], [first])[0] == jiwer.wer(first, hyp)
+        assert CER().score([hyp], [first])[0] == jiwer.cer(first, hyp)
+    expected = rouge_scorer.RougeScorer(["rougeL", "rouge2"]).score_multi(refs, hyp)
+    got = ROUGE(["rougeL", "rouge2"]).score_components([hyp], [refs])
+    for rouge_type in ("rougeL", "rouge2"):
+        assert got[f"{rouge_type}_fmeasure"][0] == expected[rouge_type].fmeasure
+
+
+def test_reference_cache_is_bounded_and_cleared() -> None:
+    made: list[str] = []
+    cache: ReferenceCache[str, str] = ReferenceCache(lambda key: made.append(key) or key.upper(), max_size=2)
+    assert [cache("a"), cache("a"), cache("b")] == ["A", "A", "B"]
+    assert made == ["a", "b"] and len(cache) == 2
+    cache("c")  # full: emptied, then holds the new key
+    assert len(cache) == 1
+    assert clear_reference_caches() >= 1 and len(cache) == 0
+    cache("a")
+    assert made == ["a", "b", "c", "a"]
+
+
+def test_a_cached_reference_scores_the_same_after_the_cache_is_cleared() -> None:
+    metric = BLEU()
+    first = metric.score(["the cat sat on the mat"], ["the cat is on the mat"])
+    assert len(metric._reference_cache) == 1
+    clear_reference_caches()
+    assert len(metric._reference_cache) == 0
+    np.testing.assert_array_equal(metric.score(["the cat sat on the mat"], ["the cat is on the mat"]), first)
