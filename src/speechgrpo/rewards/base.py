@@ -13,7 +13,6 @@ either counted in their group's mean/std (default, as in LUFFY and the paper) or
 
 from __future__ import annotations
 
-import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -43,7 +42,7 @@ class RewardBatch:
     def __len__(self) -> int:
         return len(self.completions)
 
-    @functools.cached_property
+    @property
     def nrefs(self) -> str | None:
         """sacrebleu's ``nrefs`` of the batch: references per sample, ``var`` if it varies."""
         return nrefs_of(self.references)
