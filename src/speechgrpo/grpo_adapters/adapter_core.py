@@ -111,22 +111,23 @@ class AdapterReward:
             return AdapterScores([self.error_value] * len(completions), {}, dict.fromkeys(range(len(completions)),
                                                                                          message))
         errors: dict[int, str] = {}
-        references: list[Any] = []
-        if valid_strings(labels) and valid_strings(completions):  # the common case, checked at C speed
-            references = list(labels)
-        else:
+        references: Sequence[Any] = labels
+        if not (valid_strings(labels) and valid_strings(completions)):  # else every item is checked, one by one
+            references = []
             errors = self._check(completions, labels, references, safe)
-        good = [i for i in range(len(completions)) if i not in errors]
+        good = [i for i in range(len(completions)) if i not in errors] if errors else range(len(completions))
+
+        def usable(values: Sequence[Any]) -> Sequence[Any]:
+            return [values[i] for i in good] if errors else values
+
         scores = [self.error_value] * len(completions)
         components: dict[str, list[float]] = {}
         if good:
-            subset = good if errors else None
             try:
                 result = self.reward(
-                    [completions[i] for i in good], [references[i] for i in good],
-                    group_ids=None if group_ids is None else [group_ids[i] for i in good],
-                    off_policy=None if off_policy is None else np.asarray([bool(off_policy[i]) for i in good]),
-                    **({k: [v[i] for i in good] for k, v in extra.items()} if subset else extra))
+                    usable(completions), usable(references), group_ids=None if group_ids is None else usable(group_ids),
+                    off_policy=None if off_policy is None else np.asarray([bool(x) for x in usable(off_policy)]),
+                    **{key: usable(values) for key, values in extra.items()})
             except Exception as err:
                 if not safe:
                     raise
