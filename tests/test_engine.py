@@ -316,3 +316,24 @@ def test_metric_modules_import_without_cycles_and_share_one_formula() -> None:
     for formula in ("def bleu_from_statistics(", "def chrf_from_statistics(", "SMOOTH_DEFAULTS: "):
         homes = [p.name for p in folder.glob("*.py") if formula in p.read_text()]
         assert homes == ["_formulas.py"], (formula, homes)
+
+
+def test_rouge_types_together_share_one_ngram_pass_and_equal_rouge_score() -> None:
+    """ROUGE-1/2/3 and L in one metric: every order comes from one compiled pass up to the highest (the list's
+    order need not be ascending), each equal to rouge-score's own numbers."""
+    from rouge_score import rouge_scorer
+
+    from speechgrpo.metrics import ROUGE
+
+    groups = adversarial_corpus(64, 8, seed=3, fraction=0.1)
+    rng = random.Random(1)
+    refs = [(r,) if rng.random() < 0.7 else (r, rng.choice(groups.references)) for r in groups.pair_references]
+    types = ["rouge3", "rouge1", "rougeL", "rouge2"]
+    got = ROUGE(types).score_components(groups.hypotheses, refs)
+    scorer = rouge_scorer.RougeScorer(types)
+    expected = [scorer.score_multi(list(r), h) for h, r in zip(groups.hypotheses, refs, strict=True)]
+    for rouge_type in types:
+        for measure in ("precision", "recall", "fmeasure"):
+            np.testing.assert_array_equal(got[f"{rouge_type}_{measure}"],
+                                          [getattr(e[rouge_type], measure) for e in expected],
+                                          err_msg=f"{rouge_type} {measure}")

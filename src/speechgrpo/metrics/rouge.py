@@ -91,18 +91,26 @@ def _ngram_prf(target_ngrams: list[Counter[tuple[str, ...]]],
     return _prf_from_counts(overlap, prediction_total, target_total)
 
 
-def _compiled_ngram_prf(words: WordIds, n: int, hyp_ids: np.ndarray, ref_ids: np.ndarray) -> np.ndarray:
-    """:func:`_ngram_prf` from word ids: each (hypothesis, reference) combination's clipped n-gram overlap
-    is BLEU's clipped count against that one reference (each text its own reference set)."""
+def _compiled_ngram_statistics(words: WordIds, max_n: int, hyp_ids: np.ndarray, ref_ids: np.ndarray) -> np.ndarray:
+    """Each (hypothesis, reference) combination's BLEU statistics up to order ``max_n`` against that one reference
+    (each text its own reference set): ``[hyp_len, ref_len, correct_1..max_n, total_1..max_n]``, every ROUGE-N
+    up to ``max_n`` in one pass."""
     from speechgrpo.metrics.ngram_kernels import clipped_statistics, ngram_keys
 
-    keys = ngram_keys(words.ids, words.starts, words.ends, words.vocab_size, n)
+    keys = ngram_keys(words.ids, words.starts, words.ends, words.vocab_size, max_n)
     texts = np.arange(words.starts.size + 1, dtype=np.int64)
     by_ref = np.argsort(ref_ids, kind="stable")
-    stats = np.empty((hyp_ids.size, 2 + 2 * n), dtype=np.int64)
+    stats = np.empty((hyp_ids.size, 2 + 2 * max_n), dtype=np.int64)
     stats[by_ref] = clipped_statistics(keys, words.starts, words.ends, hyp_ids[by_ref], ref_ids[by_ref], texts,
-                                       texts[:-1], n)
-    prediction_total = stats[:, 1 + 2 * n]
+                                       texts[:-1], max_n)
+    return stats
+
+
+def _ngram_prf_from_statistics(stats: np.ndarray, n: int) -> np.ndarray:
+    """:func:`_ngram_prf` of order ``n`` from :func:`_compiled_ngram_statistics`: the clipped overlap is BLEU's
+    clipped count of that order, the totals the n-gram counts of each side."""
+    max_n = (stats.shape[1] - 2) // 2
+    prediction_total = stats[:, 1 + max_n + n]
     target_total = np.maximum(stats[:, 1] - n + 1, 0)
     return _prf_from_counts(stats[:, 1 + n].astype(np.float64), np.maximum(prediction_total, 1).astype(np.float64),
                             np.maximum(target_total, 1).astype(np.float64))
@@ -117,12 +125,20 @@ class _Combinations:
     rows: np.ndarray  # the pair of each combination
     ref_ids: np.ndarray
     hyp_ids: np.ndarray
+    #: the highest ROUGE-N order asked for: every order up to it is counted in one pass
+    max_n: int = 0
     _words: WordIds | None = None
+    _ngram_statistics: np.ndarray | None = None
 
     def words(self) -> WordIds:
         if self._words is None:
             self._words = rouge_word_ids(self.index.texts)
         return self._words
+
+    def ngram_statistics(self) -> np.ndarray:
+        if self._ngram_statistics is None:
+            self._ngram_statistics = _compiled_ngram_statistics(self.words(), self.max_n, self.hyp_ids, self.ref_ids)
+        return self._ngram_statistics
 
 
 def _lcs_prf(lcs: np.ndarray, prediction_len: np.ndarray, target_len: np.ndarray) -> np.ndarray:
@@ -224,7 +240,9 @@ class ROUGE(Metric):
         per_pair = np.diff(index.refset_ptr)[index.pair_refset]
         rows = np.repeat(np.arange(len(pairs)), per_pair)
         first = np.repeat(index.refset_ptr[index.pair_refset] - (np.cumsum(per_pair) - per_pair), per_pair)
-        combos = _Combinations(index, rows, index.refset_texts[first + np.arange(rows.size)], index.pair_hyp[rows])
+        max_n = max((int(t[5:]) for t in self.rouge_types if t[5:].isdigit()), default=0)
+        combos = _Combinations(index, rows, index.refset_texts[first + np.arange(rows.size)], index.pair_hyp[rows],
+                               max_n)
         if len(self.rouge_types) == 1:
             return self._score_type(combos, len(pairs), self.rouge_type)
         return {f"{rouge_type}_{key}": values for rouge_type in self.rouge_types
@@ -256,7 +274,7 @@ class ROUGE(Metric):
                 prf = _lcs_prf(lcs_lengths(words.ids, words.starts, words.ends, ref_ids, hyp_ids),
                                lengths[hyp_ids], lengths[ref_ids])
             else:
-                prf = _compiled_ngram_prf(words, int(rouge_type[5:]), hyp_ids, ref_ids)
+                prf = _ngram_prf_from_statistics(combos.ngram_statistics(), int(rouge_type[5:]))
         elif rouge_type == "rougeLsum":
             from rouge_score import rouge_scorer  # imports all of nltk (~2 s): only when needed
 
