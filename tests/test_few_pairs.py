@@ -53,6 +53,7 @@ def test_one_pair_per_call_equals_the_batch(name: str, monkeypatch: pytest.Monke
     for key, values in one_by_one(metric, hyps, refs).items():
         np.testing.assert_array_equal(values, batch[key], err_msg=f"{name} {key}")
     monkeypatch.setenv("SPEECHGRPO_NO_NUMBA", "1")  # the Python path alone, as without numba
+    clear_reference_caches()  # the references too: tokenized again by sacrebleu's own tokenizer
     for key, values in one_by_one(metric, hyps, refs).items():
         np.testing.assert_array_equal(values, batch[key], err_msg=f"{name} {key} without numba")
 
@@ -113,3 +114,23 @@ def test_a_cached_reference_scores_the_same_after_the_cache_is_cleared() -> None
     clear_reference_caches()
     assert len(metric._reference_cache) == 0
     np.testing.assert_array_equal(metric.score(["the cat sat on the mat"], ["the cat is on the mat"]), first)
+
+
+def test_reference_cache_is_bounded_by_characters_and_pickles_empty() -> None:
+    import pickle
+
+    cache: ReferenceCache[str, int] = ReferenceCache(len, max_size=100, max_characters=10)
+    cache("abcd")
+    cache("efgh")
+    assert len(cache) == 2
+    cache("ijkl")  # 12 characters would be over 10: emptied first
+    assert len(cache) == 1
+    metric = BLEU()
+    metric.score(["a b c"], ["a b d"])
+    assert len(metric._reference_cache) == 1
+    copy = pickle.loads(pickle.dumps(metric))
+    assert len(copy._reference_cache) == 0  # workers start empty, not with the driver's references
+    np.testing.assert_array_equal(copy.score(["a b c"], ["a b d"]), metric.score(["a b c"], ["a b d"]))
+    assert len(copy._reference_cache) == 1
+    clear_reference_caches()
+    assert len(copy._reference_cache) == 0  # the copy is one of the caches cleared

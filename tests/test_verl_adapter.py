@@ -578,3 +578,20 @@ def test_verl_cli_block_parses_with_hydra() -> None:
         "reward.custom_reward_function.path": section["path"], "reward.custom_reward_function.name": section["name"],
         "reward.custom_reward_function.reward_kwargs.reward": section["reward_kwargs"]["reward"]}
     assert overrides[2].is_add()
+
+
+def test_adapter_core_per_sample_fields_of_another_length_are_refused_whether_or_not_a_sample_is_bad() -> None:
+    """A group id list one too long used to be cut short silently when some sample was invalid and refused when
+    none was; now both are refused (every sample gets error_value with safe=True, an error otherwise)."""
+    from speechgrpo.grpo_adapters.adapter_core import AdapterReward
+
+    adapter = AdapterReward("bleu", error_value=-1.0)
+    for completions in (["a", "b"], ["a", None]):
+        scored = adapter.score(completions, ["a", "b"], group_ids=[0, 0, 1], safe=True)
+        assert scored.scores == [-1.0, -1.0]
+        assert scored.errors[0] == "3 group_ids for 2 completions"
+        with pytest.raises(ValueError, match="3 group_ids for 2 completions"):
+            adapter.score(completions, ["a", "b"], group_ids=[0, 0, 1])
+    with pytest.raises(ValueError, match="1 off_policy for 2 completions"):
+        adapter.score(["a", "b"], ["a", "b"], off_policy=[False])
+    assert adapter.score(["a", None], ["a", "b"], group_ids=[0, 1], safe=True).scores == [1.0, -1.0]

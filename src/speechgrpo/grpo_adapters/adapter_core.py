@@ -103,8 +103,11 @@ class AdapterReward:
         returns something else than ``error_value`` (TRL's and ms-swift's ``None``).
         """
         shown = returned_on_error if returned_on_error is not None else f"{self.error_value:g}"
-        if len(labels) != len(completions):
-            message = f"{len(labels)} labels for {len(completions)} completions"
+        fields = (("group_ids", group_ids), ("off_policy", off_policy))
+        lengths = {"labels": len(labels), **{name: len(values) for name, values in fields if values is not None}}
+        wrong = {name: n for name, n in lengths.items() if n != len(completions)}
+        if wrong:  # one value per completion, whether or not some samples are bad (extra fields: the reward checks)
+            message = "; ".join(f"{n} {name} for {len(completions)} completions" for name, n in wrong.items())
             if not safe:
                 raise ValueError(message)
             logger.error("speechgrpo reward: %s; every sample gets %s", message, shown)

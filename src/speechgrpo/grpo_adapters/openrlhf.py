@@ -19,8 +19,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from speechgrpo import __version__
 from speechgrpo._group_ids import group_ids_of_runs
 from speechgrpo.grpo_adapters.adapter_core import AdapterReward, AdapterScores, logger
@@ -221,9 +219,8 @@ class OpenRLHFReward:
         import torch
 
         result = self.score(queries, prompts, labels)
-        # one array, one row each (separate memory: OpenRLHF may change rewards in place); numpy builds it faster
-        rows = torch.from_numpy(np.array([result.scores, result.scores, *result.components.values()],
-                                         dtype=np.float32)).unbind(0)
+        # one tensor, one row each (separate memory: OpenRLHF may change rewards in place), built in one call
+        rows = torch.tensor([result.scores, result.scores, *result.components.values()], dtype=torch.float32).unbind(0)
         return {"rewards": rows[0], "scores": rows[1],
                 "extra_logs": dict(zip(result.components, rows[2:], strict=True))}
 

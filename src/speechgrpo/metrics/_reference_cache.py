@@ -19,21 +19,32 @@ V = TypeVar("V")
 _ALL: weakref.WeakSet[ReferenceCache] = weakref.WeakSet()  # type: ignore[type-arg]
 
 
-class ReferenceCache(Generic[K, V]):
-    """``cache(key)`` is ``make(key)``, computed once while ``key`` stays among the last ``max_size`` kept."""
+def _characters(key: object) -> int:
+    """A reference key's size: its characters (a string, or a tuple of strings)."""
+    return len(key) if isinstance(key, str) else sum(map(len, key))  # type: ignore[call-overload]
 
-    def __init__(self, make: Callable[[K], V], max_size: int = 4096) -> None:
+
+class ReferenceCache(Generic[K, V]):
+    """``cache(key)`` is ``make(key)``, computed once while kept. The cache is emptied once it holds ``max_size``
+    references or ``max_characters`` characters of them (the values take ~130 bytes a character for BLEU: the
+    default bounds them near 30 MB per metric). Pickled empty: a trainer's workers rebuild their own."""
+
+    def __init__(self, make: Callable[[K], V], max_size: int = 4096, max_characters: int = 250_000) -> None:
         self._make = make
         self._max_size = max_size
+        self._max_characters = max_characters
         self._values: dict[K, V] = {}
+        self._characters = 0
         _ALL.add(self)
 
     def __call__(self, key: K) -> V:
         value = self._values.get(key)
         if value is None:
-            if len(self._values) >= self._max_size:
-                self._values.clear()
+            size = _characters(key)
+            if len(self._values) >= self._max_size or self._characters + size > self._max_characters:
+                self.clear()
             value = self._values[key] = self._make(key)
+            self._characters += size
         return value
 
     def __len__(self) -> int:
@@ -41,6 +52,13 @@ class ReferenceCache(Generic[K, V]):
 
     def clear(self) -> None:
         self._values.clear()
+        self._characters = 0
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"make": self._make, "max_size": self._max_size, "max_characters": self._max_characters}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["make"], state["max_size"], state["max_characters"])  # type: ignore[misc]
 
 
 def clear_reference_caches() -> int:
