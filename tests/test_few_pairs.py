@@ -67,8 +67,10 @@ def test_few_pairs_do_not_reach_the_batch_engine(monkeypatch: pytest.MonkeyPatch
         raise AssertionError("batch engine called")
 
     metric = WER()
+    assert metric.few_pairs >= 1
     monkeypatch.setattr(error_rate, "index_pairs", broken)
-    assert metric.score(["a b"] * metric.few_pairs, ["a c"] * metric.few_pairs).tolist() == [0.5] * metric.few_pairs
+    for n in (1, metric.few_pairs):
+        assert metric.score(["a b"] * n, ["a c"] * n).tolist() == [0.5] * n
     with pytest.raises(AssertionError, match="batch engine"):
         metric.score(["a b"] * (metric.few_pairs + 1), ["a c"] * (metric.few_pairs + 1))
 
