@@ -136,3 +136,56 @@ def test_reference_cache_is_bounded_by_characters_and_pickles_empty() -> None:
     assert len(copy._reference_cache) == 1
     clear_reference_caches()
     assert len(copy._reference_cache) == 0  # the copy is one of the caches cleared
+
+
+REWARD_SPECS = ["bleu", "chrf", "chrfpp", "wer", "cer", "ter", "rougeL", "rouge2", "meteor", "exact_match", "token_f1",
+                "0.7*bleu + 0.3*chrf", "min(bleu, wer)", "product(nonempty, rougeL)",
+                "gate(script(scripts='LATIN'), bleu)", "bleu(off_policy_value=1.0)", "wer(invalid_value=0.0)"]
+
+
+@pytest.mark.parametrize("spec", REWARD_SPECS)
+@pytest.mark.parametrize("size", [1, 3, 8, 40])
+def test_score_texts_equals_the_reward_call(spec: str, size: int) -> None:
+    """``Reward.score_texts`` (the per-sample adapters' path: floats, no result object) gives ``__call__``'s
+    scores, components and signature bit for bit, one pair at a time and in batches, multi-reference included."""
+    from speechgrpo.rewards import parse_reward
+
+    hyps, refs = corpus()
+    hyps, refs = hyps[-60:] + hyps[:60], refs[-60:] + refs[:60]  # the adversarial strings and real pairs
+    whole = parse_reward(spec)(hyps, refs)  # the batch path (array operations past a few samples)
+    called, texts = parse_reward(spec), parse_reward(spec)
+    for start in range(0, len(hyps), size):
+        c, r = hyps[start:start + size], refs[start:start + size]
+        result = called(c, r)
+        np.testing.assert_array_equal(result.scores, whole.scores[start:start + size], err_msg=spec)
+        scores, components = texts.score_texts(c, r)
+        assert all(type(x) is float for x in scores)
+        np.testing.assert_array_equal(np.asarray(scores), result.scores, err_msg=spec)
+        assert components.keys() == result.components.keys()
+        for key, values in components.items():
+            np.testing.assert_array_equal(np.asarray(values), result.components[key], err_msg=f"{spec} {key}")
+    assert texts.signature == called.signature  # nrefs counted the same way (a count, then var)
+
+
+@pytest.mark.parametrize("spec", ["bleu", "wer", "0.5*chrf + 0.5*rougeL"])
+def test_adapters_one_sample_calls_equal_the_reward_call(spec: str, tmp_path: pytest.TempPathFactory) -> None:
+    """verl's compute_score, the OpenRLHF reward file and the ms-swift ORM, one sample a call (their plain path),
+    give the reward's own scores and components."""
+    from speechgrpo.grpo_adapters.openrlhf import OpenRLHFReward
+    from speechgrpo.grpo_adapters.swift import swift_orm
+    from speechgrpo.grpo_adapters.verl import compute_score
+    from speechgrpo.rewards import parse_reward
+
+    hyps, refs = corpus()
+    reward, openrlhf, orm = parse_reward(spec), OpenRLHFReward(spec), swift_orm(spec)()
+    for h, r in list(zip(hyps, refs, strict=True))[:60]:
+        expected = reward([h], [r])
+        verl = compute_score("source", h, list(r), reward=spec)
+        assert isinstance(verl, dict)
+        assert verl["score"] == expected.scores[0]
+        assert {k: v for k, v in verl.items() if k != "score"} == {k: v[0] for k, v in expected.components.items()}
+        prompt = "<|user|>say it<|assistant|>"
+        out = openrlhf([prompt + h + "<|im_end|>"], [prompt], [list(r)])
+        assert out["rewards"].tolist() == pytest.approx(expected.scores.astype(np.float32).tolist())
+        assert out["rewards"].data_ptr() != out["scores"].data_ptr()  # OpenRLHF may change rewards in place
+        assert orm([h], solution=[list(r)]) == expected.scores.tolist()

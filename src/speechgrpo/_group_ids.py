@@ -7,6 +7,7 @@ into these ids; this is the one place that does it.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -44,10 +45,9 @@ def factorize(keys: Sequence[Hashable] | np.ndarray) -> tuple[np.ndarray, np.nda
 def group_ids_of_runs(keys: Sequence[Any]) -> np.ndarray:
     """One id per contiguous run of equal keys (a GRPO batch lists a prompt's G samples together, so two
     prompts with the same text in different places of the batch stay two groups)."""
-    ids = np.zeros(len(keys), dtype=np.int64)
-    for i in range(1, len(keys)):
-        ids[i] = ids[i - 1] + (keys[i] != keys[i - 1])
-    return ids
+    keys = list(keys)
+    changes = map(operator.ne, keys[1:], keys[:-1])  # True where a new run starts
+    return np.fromiter(itertools.accumulate(changes, initial=0) if keys else (), dtype=np.int64, count=len(keys))
 
 
 def as_group_ids(group_ids: Any, n: int, references: Sequence[Hashable] | None = None) -> np.ndarray:

@@ -27,6 +27,8 @@ def _describe(value: Any) -> str:
 
 
 def _as_list(values: Any, field: str) -> list[Any]:
+    if type(values) is list:  # the usual input, recognised before the slower checks
+        return values.copy()
     if isinstance(values, (str, bytes)):
         raise TypeError(f"{field} must be a sequence of strings, got a single {type(values).__name__}")
     if isinstance(values, np.ndarray):

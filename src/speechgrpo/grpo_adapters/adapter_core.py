@@ -85,6 +85,8 @@ class AdapterReward:
         """Log the reward's signature (what makes a run's rewards reproducible) when it first scores and when
         it changes: its ``nrefs`` is the run's, a count, then ``var`` once batches differ."""
         signature = self.signature
+        if signature == self._logged_signature:  # the usual call, without the lock (a race only takes it below)
+            return
         with self._lock:
             if signature == self._logged_signature:
                 return
@@ -102,46 +104,54 @@ class AdapterReward:
         ``returned_on_error`` is what the log says such a sample gets, where the framework adapter
         returns something else than ``error_value`` (TRL's and ms-swift's ``None``).
         """
-        shown = returned_on_error if returned_on_error is not None else f"{self.error_value:g}"
-        fields = (("group_ids", group_ids), ("off_policy", off_policy))
-        lengths = {"labels": len(labels), **{name: len(values) for name, values in fields if values is not None}}
-        wrong = {name: n for name, n in lengths.items() if n != len(completions)}
-        if wrong:  # one value per completion, whether or not some samples are bad (extra fields: the reward checks)
-            message = "; ".join(f"{n} {name} for {len(completions)} completions" for name, n in wrong.items())
+        n = len(completions)
+        if len(labels) != n or (group_ids is not None and len(group_ids) != n) or (
+                off_policy is not None and len(off_policy) != n):
+            # one value per completion, whether or not some samples are bad (extra fields: the reward checks)
+            fields = (("labels", labels), ("group_ids", group_ids), ("off_policy", off_policy))
+            message = "; ".join(f"{len(values)} {name} for {n} completions" for name, values in fields
+                                if values is not None and len(values) != n)
             if not safe:
                 raise ValueError(message)
-            logger.error("speechgrpo reward: %s; every sample gets %s", message, shown)
-            return AdapterScores([self.error_value] * len(completions), {}, dict.fromkeys(range(len(completions)),
-                                                                                         message))
+            logger.error("speechgrpo reward: %s; every sample gets %s", message, self._shown(returned_on_error))
+            return AdapterScores([self.error_value] * n, {}, dict.fromkeys(range(n), message))
         errors: dict[int, str] = {}
-        references: Sequence[Any] = labels
-        if not (valid_strings(labels) and valid_strings(completions)):  # else every item is checked, one by one
-            references = []
+        references: list[tuple[str, ...]] = []
+        if valid_strings(labels) and valid_strings(completions):  # the usual batch: one reference string a sample
+            references = list(zip(labels))
+        else:  # every item checked, one by one
             errors = self._check(completions, labels, references, safe)
-        good = [i for i in range(len(completions)) if i not in errors] if errors else range(len(completions))
+        good = [i for i in range(n) if i not in errors] if errors else range(n)
 
         def usable(values: Sequence[Any]) -> Sequence[Any]:
             return [values[i] for i in good] if errors else values
 
-        scores = [self.error_value] * len(completions)
+        scores = [self.error_value] * n
         components: dict[str, list[float]] = {}
         if good:
+            # valid strings and nothing else (every per-sample call): floats, without the result's arrays
+            plain = not errors and group_ids is None and off_policy is None and not extra
             try:
-                result = self.reward(
-                    usable(completions), usable(references), group_ids=None if group_ids is None else usable(group_ids),
-                    off_policy=None if off_policy is None else np.asarray([bool(x) for x in usable(off_policy)]),
-                    **{key: usable(values) for key, values in extra.items()})
+                if plain:
+                    scores, components = self.reward.score_texts(list(completions), references)
+                else:
+                    result = self.reward(
+                        usable(completions), usable(references),
+                        group_ids=None if group_ids is None else usable(group_ids),
+                        off_policy=None if off_policy is None else np.asarray([bool(x) for x in usable(off_policy)]),
+                        **{key: usable(values) for key, values in extra.items()})
             except Exception as err:
                 if not safe:
                     raise
-                logger.exception("speechgrpo reward failed on a batch of %d; every sample gets %s", len(good), shown)
+                logger.exception("speechgrpo reward failed on a batch of %d; every sample gets %s", len(good),
+                                 self._shown(returned_on_error))
                 errors.update(dict.fromkeys(good, f"{type(err).__name__}: {err}"))
             else:
-                if not errors:  # every sample scored: the arrays as lists of Python floats, at C speed
+                if not plain and not errors:  # every sample scored: the arrays as lists of Python floats, at C speed
                     scores = np.asarray(result.scores, dtype=np.float64).tolist()
                     components = {name: np.asarray(values, dtype=np.float64).tolist()
                                   for name, values in result.components.items()}
-                else:
+                elif not plain:
                     for j, i in enumerate(good):
                         scores[i] = float(result.scores[j])
                     for name, values in result.components.items():
@@ -150,9 +160,13 @@ class AdapterReward:
                             column[i] = float(values[j])
                         components[name] = column
         for i, message in sorted(errors.items()):
-            logger.error("speechgrpo reward: sample %d gets %s: %s", i, shown, message)
+            logger.error("speechgrpo reward: sample %d gets %s: %s", i, self._shown(returned_on_error), message)
         self.log_signature()
         return AdapterScores(scores, components, errors)
+
+    def _shown(self, returned_on_error: str | None) -> str:
+        """What the log says a sample that cannot be scored gets."""
+        return returned_on_error if returned_on_error is not None else f"{self.error_value:g}"
 
     @staticmethod
     def _check(completions: Sequence[Any], labels: Sequence[Any], references: list[Any], safe: bool) -> dict[int, str]:

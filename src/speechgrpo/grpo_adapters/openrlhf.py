@@ -14,6 +14,7 @@ The HTTP reward server (:mod:`speechgrpo.grpo_adapters.reward_server`) scores th
 from __future__ import annotations
 
 import argparse
+import array
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -200,7 +201,7 @@ class OpenRLHFReward:
                     self._warn_once("empty-label", "speechgrpo OpenRLHF reward: label %d is '' (OpenRLHF's value "
                                     "without --data.label_key): scored against an empty reference", i)
                 completions.append(response)
-            if group_ids is None:
+            if group_ids is None and n > 1:  # (one sample is its own group: v0.9.1+ calls with one)
                 group_ids = group_ids_of_runs([p if isinstance(p, str) else None for p in prompts]).tolist()
             result = self.adapter.score(completions, labels, group_ids=group_ids, safe=True)
             names = self._names(result)
@@ -216,13 +217,20 @@ class OpenRLHFReward:
 
         Returns ``{"rewards": tensor[B], "scores": tensor[B], "extra_logs": {component: tensor[B]}}``.
         """
-        import torch
-
         result = self.score(queries, prompts, labels)
-        # one tensor, one row each (separate memory: OpenRLHF may change rewards in place), built in one call
-        rows = torch.tensor([result.scores, result.scores, *result.components.values()], dtype=torch.float32).unbind(0)
-        return {"rewards": rows[0], "scores": rows[1],
-                "extra_logs": dict(zip(result.components, rows[2:], strict=True))}
+        # separate memory for each (OpenRLHF may change rewards in place)
+        return {"rewards": _float32_tensor(result.scores), "scores": _float32_tensor(result.scores),
+                "extra_logs": {name: _float32_tensor(values) for name, values in result.components.items()}}
+
+
+def _float32_tensor(values: list[float]) -> Any:
+    """A float32 tensor of ``values`` in its own memory: ``torch.frombuffer`` on a new array, at a third of
+    ``torch.tensor``'s cost for the one-sample calls of OpenRLHF v0.9.1+ (and without torch's NumPy bridge)."""
+    import torch
+
+    if not values:  # frombuffer refuses an empty buffer
+        return torch.zeros(0, dtype=torch.float32)
+    return torch.frombuffer(array.array("f", values), dtype=torch.float32)
 
 
 _REWARDS: dict[tuple[Any, ...], OpenRLHFReward] = {}
@@ -238,6 +246,9 @@ def openrlhf_reward(spec: str, *, error_value: float = 0.0,
     factory and to strings pickles anywhere; each worker builds its reward on first use.
     """
     key = (spec, float(error_value), tuple(special_tokens))
+    reward = _REWARDS.get(key)  # every call of a reward file after its first (a dict read needs no lock)
+    if reward is not None:
+        return reward
     with _REWARDS_LOCK:
         if key not in _REWARDS:
             reward = OpenRLHFReward(spec, error_value=error_value, special_tokens=special_tokens)

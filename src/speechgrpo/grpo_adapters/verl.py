@@ -92,6 +92,9 @@ def _check_options(options: _Options) -> _Options:
 
 def _build(reward: str | Reward, error_value: float) -> _Built:
     """The cached reward of a spec (built once per process; thread-safe)."""
+    built = _cache.get((reward, error_value))  # every call after the first of a spec as written (no lock needed)
+    if built is not None:
+        return built
     key = (" ".join(reward.split()) if isinstance(reward, str) else reward, error_value)
     with _lock:
         built = _cache.get(key)
@@ -107,6 +110,7 @@ def _build(reward: str | Reward, error_value: float) -> _Built:
             if "score" in keys:
                 raise ValueError(f"reward {adapter.reward.spec!r} has a component named 'score', which verl reserves")
             built = _cache[key] = _Built(adapter, keys)
+        _cache[reward, error_value] = built
     return built
 
 
@@ -128,6 +132,11 @@ def configure(reward: str | Reward | None = None, *, safe: bool = False, error_v
 def _options(kwargs: Mapping[str, Any]) -> tuple[_Options, str | None]:
     """The call's options (keywords over :func:`configure`'s) and its ``reward`` keyword; unknown keywords
     are warned about once."""
+    keyword = kwargs.get("reward")
+    if keyword is not None and not isinstance(keyword, str):
+        raise TypeError(f"the reward keyword (reward_kwargs.reward) must be a spec string, got {keyword!r}")
+    if kwargs.keys() <= {"reward"}:  # the usual call: a spec, or nothing, and the defaults
+        return _defaults, keyword
     known = {name: kwargs[name] for name in ("safe", "error_value", "as_float") if name in kwargs}
     for name in sorted(set(kwargs) - {"reward", *known} - _VERL_KWARGS):
         with _lock:
@@ -135,9 +144,6 @@ def _options(kwargs: Mapping[str, Any]) -> tuple[_Options, str | None]:
                 continue
             _warned.add(name)
         logger.warning("speechgrpo verl reward: ignoring unknown keyword argument %r", name)
-    keyword = kwargs.get("reward")
-    if keyword is not None and not isinstance(keyword, str):
-        raise TypeError(f"the reward keyword (reward_kwargs.reward) must be a spec string, got {keyword!r}")
     return (_check_options(_defaults._replace(**known)) if known else _defaults), keyword
 
 
@@ -148,10 +154,10 @@ def _reward_of(keyword: str | None, options: _Options, extra_info: Any, where: s
     row = extra_info.get(EXTRA_INFO_KEY) if extra_info else None
     if row is not None and not isinstance(row, str):
         raise TypeError(f"{where}[{EXTRA_INFO_KEY!r}] must be a spec string, got {row!r}")
-    for reward in (keyword, row, options.reward, os.environ.get(ENV_VAR) or None):
+    for reward in (keyword, row, options.reward):
         if reward is not None:
             return reward
-    return DEFAULT_REWARD
+    return os.environ.get(ENV_VAR) or DEFAULT_REWARD
 
 
 def _labels(ground_truths: Sequence[Any], names: Sequence[str], safe: bool) -> list[Any]:

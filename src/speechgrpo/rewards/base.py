@@ -38,14 +38,14 @@ class RewardBatch:
     #: True when the caller gave no ``group_ids`` and groups were inferred from identical references
     #: (which merges different prompts that share an answer, e.g. "yes").
     groups_inferred: bool = False
+    #: sacrebleu's ``nrefs`` of the batch: references per sample, ``var`` if it varies (set from ``references``).
+    nrefs: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nrefs", nrefs_of(self.references))  # once: every reward of a composite reads it
 
     def __len__(self) -> int:
         return len(self.completions)
-
-    @property
-    def nrefs(self) -> str | None:
-        """sacrebleu's ``nrefs`` of the batch: references per sample, ``var`` if it varies."""
-        return nrefs_of(self.references)
 
     def select(self, mask: np.ndarray) -> RewardBatch:
         """The sub-batch of samples where ``mask`` is true (extra fields included)."""
@@ -255,10 +255,32 @@ class Reward(ABC):
         batch = RewardBatch(texts, refs, as_group_ids(group_ids, n, refs), off_mask, dict(extra),
                             groups_inferred=group_ids is None)
         result = self.score_batch(batch, invalid)
-        nrefs = batch.nrefs
-        if nrefs is not None:
-            self._nrefs = nrefs if self._nrefs in (None, nrefs) else "var"
+        self._note_nrefs(batch.nrefs)
         return result
+
+    def _note_nrefs(self, nrefs: str | None) -> None:
+        """Count a scored batch's ``nrefs`` in the reward's signature (a count while batches agree, then ``var``)."""
+        if nrefs is not None and nrefs != self._nrefs:
+            self._nrefs = nrefs if self._nrefs is None else "var"
+
+    def score_texts(self, completions: list[str], references: list[tuple[str, ...]]
+                    ) -> tuple[list[float], dict[str, list[float]]]:
+        """Scores and components, as Python floats, of valid strings without group ids, off-policy mask or
+        extra fields: :meth:`__call__`'s numbers, without its checks (the caller has made them: ``completions``
+        are ``str`` of valid Unicode, ``references`` one non-empty tuple of them per sample) and without the
+        arrays of a :class:`RewardResult`. For the one-sample calls of per-sample adapters (verl's default
+        reward manager, OpenRLHF's reward file), where those fixed costs exceed the metric's own work."""
+        scores, components = self._score_texts(completions, references)
+        self._note_nrefs(nrefs_of(references))
+        return scores, components
+
+    def _score_texts(self, completions: list[str], references: list[tuple[str, ...]]
+                     ) -> tuple[list[float], dict[str, list[float]]]:
+        n = len(completions)
+        result = self.score_batch(RewardBatch(completions, references, as_group_ids(None, n, references),
+                                              np.zeros(n, dtype=bool), groups_inferred=True))
+        return result.scores.tolist(), {key: np.asarray(values, dtype=np.float64).tolist()
+                                        for key, values in result.components.items()}
 
     def component_names(self) -> tuple[str, ...]:
         """The components every result of this reward carries, read off one trivial sample (not counted in
@@ -301,7 +323,7 @@ class Reward(ABC):
                 values[skipped] = scores[skipped]
         if not components:
             components = {self.component_name: scores.copy()}
-        in_stats = ~(np.zeros(n, dtype=bool) if self.off_policy_in_group_stats else batch.off_policy)
+        in_stats = np.ones(n, dtype=bool) if self.off_policy_in_group_stats else ~batch.off_policy
         return RewardResult(scores, components, self.signature_with_nrefs(batch.nrefs), in_stats,
                             np.zeros(n, dtype=bool) if invalid is None else invalid)
 
