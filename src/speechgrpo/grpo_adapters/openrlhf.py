@@ -186,10 +186,9 @@ class OpenRLHFReward:
             completions: list[str | None] = []
             bad: dict[int, str] = {}
             for i, (query, prompt) in enumerate(zip(queries, prompts, strict=True)):
-                for name, value in (("queries", query), ("prompts", prompt)):
-                    if not isinstance(value, str):
-                        bad.setdefault(i, f"{name}[{i}] is {type(value).__name__}, not str")
-                if i in bad:
+                if not (isinstance(query, str) and isinstance(prompt, str)):
+                    name, value = ("queries", query) if not isinstance(query, str) else ("prompts", prompt)
+                    bad[i] = f"{name}[{i}] is {type(value).__name__}, not str"
                     logger.error("speechgrpo OpenRLHF reward: %s", bad[i])
                     completions.append(None)  # the core gives it error_value
                     continue
@@ -205,6 +204,8 @@ class OpenRLHFReward:
                 group_ids = group_ids_of_runs([p if isinstance(p, str) else None for p in prompts]).tolist()
             result = self.adapter.score(completions, labels, group_ids=group_ids, safe=True)
             names = self._names(result)
+            if result.components and not bad:  # the usual result, as it is
+                return result
             components = result.components or {name: [self.error_value] * n for name in names}
             return AdapterScores(result.scores, components, {**result.errors, **bad})
         except Exception as err:  # a last guard: OpenRLHF must always get numbers

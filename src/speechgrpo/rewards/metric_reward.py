@@ -46,25 +46,30 @@ class MetricReward(Reward):
 
     def to_reward_scale(self, values: np.ndarray) -> np.ndarray:
         """Map raw metric values onto [0, 1], higher is better (NaN stays NaN)."""
-        scale = self.metric.scale
         if len(values) <= _FEW:  # in Python floats, the same IEEE operations: three array calls cost more
-            if self.metric.higher_is_better:
-                return np.array([min(max(v / scale, 0.0), 1.0) for v in values.tolist()], dtype=np.float64)
-            return np.array([1.0 - min(v / scale, 1.0) for v in values.tolist()], dtype=np.float64)
-        fraction = values / scale if scale != 1 else values
+            return np.array(self._reward_floats(values.tolist()), dtype=np.float64)
+        fraction = values / self.metric.scale if self.metric.scale != 1 else values
         if self.metric.higher_is_better:
             return np.maximum(np.minimum(fraction, 1.0), 0.0)  # np.clip's, at a third of its fixed cost
         return 1.0 - np.minimum(fraction, 1.0)
 
-    def _scores(self, completions: list[str], references: list[tuple[str, ...]]) -> np.ndarray:
+    def _reward_floats(self, values: list[float]) -> list[float]:
+        """:meth:`to_reward_scale` of Python floats."""
+        scale = self.metric.scale
+        if self.metric.higher_is_better:
+            return [min(max(v / scale, 0.0), 1.0) for v in values]
+        return [1.0 - min(v / scale, 1.0) for v in values]
+
+    def _raw(self, completions: list[str], references: list[tuple[str, ...]]) -> np.ndarray:
         pairs = list(zip(completions, references, strict=True))  # validated by the caller
-        return self.to_reward_scale(self.metric.components_of_pairs(pairs)[self.metric.primary])
+        return self.metric.components_of_pairs(pairs)[self.metric.primary]
 
     def _compute(self, batch: RewardBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        scores = self._scores(batch.completions, batch.references)
+        scores = self.to_reward_scale(self._raw(batch.completions, batch.references))
         return scores, {self.component_name: scores}
 
     def _score_texts(self, completions: list[str], references: list[tuple[str, ...]]
                      ) -> tuple[list[float], dict[str, list[float]]]:
-        scores = self._scores(completions, references).tolist()
+        raw = self._raw(completions, references)
+        scores = self._reward_floats(raw.tolist()) if len(raw) <= _FEW else self.to_reward_scale(raw).tolist()
         return scores, {self.component_name: list(scores)}
