@@ -27,6 +27,7 @@ import sys
 import unicodedata
 from abc import abstractmethod
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -112,10 +113,13 @@ class _ErrorRate(Metric):
         """Per pair ``[edits, reference length]`` for the best-matching reference (lowest rate, first on ties)."""
         if len(pairs) <= self.few_pairs:
             return np.array(self._few_statistics(pairs), dtype=np.int64).reshape(len(pairs), 2)
+        if not (self._compiled_words and compiled_available()) and max(map(len, map(itemgetter(1), pairs))) == 1:
+            # one reference a pair (the usual batch): rapidfuzz's pairwise batch call on the units, no index
+            hyp_seqs = self._all_units(self._normalized(list(map(itemgetter(0), pairs))))
+            ref_seqs = self._all_units(self._normalized([refs[0] for _, refs in pairs]))
+            return self._pairwise(ref_seqs, hyp_seqs)
         index = index_pairs(pairs)
-        texts = index.texts
-        if self.lowercase or self.remove_punctuation or self.normalize_whitespace:
-            texts = [self._normalize(text) for text in texts]
+        texts = self._normalized(index.texts)
         if self._compiled_words and compiled_available() and (words := jiwer_word_ids(texts)) is not None:
             from speechgrpo.metrics.levenshtein_kernels import best_reference_edits
 
@@ -125,15 +129,24 @@ class _ErrorRate(Metric):
         hyp_seqs = [sequences[h] for h in index.pair_hyp.tolist()]
         if index.refset_ptr[-1] == len(index.refset_ptr) - 1:  # one reference per pair
             ref_texts = index.refset_texts.tolist()
-            ref_seqs = [sequences[ref_texts[r]] for r in index.pair_refset.tolist()]
-            # rapidfuzz's pairwise batch call (one worker): the per-pair Python call costs more than the distance
-            edits = cpdist(ref_seqs, hyp_seqs, scorer=Levenshtein.distance, dtype=np.int64, workers=1)
-            ref_lens = np.fromiter(map(len, ref_seqs), dtype=np.int64, count=len(pairs))
-            return np.stack([edits, ref_lens], axis=1)
+            return self._pairwise([sequences[ref_texts[r]] for r in index.pair_refset.tolist()], hyp_seqs)
         ptr, ref_texts = index.refset_ptr.tolist(), index.refset_texts.tolist()
         rows = [self._best_reference(hyp_seq, [sequences[r] for r in ref_texts[ptr[refset]:ptr[refset + 1]]])
                 for hyp_seq, refset in zip(hyp_seqs, index.pair_refset.tolist(), strict=True)]
         return np.array(rows, dtype=np.int64).reshape(len(pairs), 2)
+
+    def _normalized(self, texts: list[str]) -> list[str]:
+        if self.lowercase or self.remove_punctuation or self.normalize_whitespace:
+            return [self._normalize(text) for text in texts]
+        return texts
+
+    @staticmethod
+    def _pairwise(ref_seqs: list[Sequence[str]], hyp_seqs: list[Sequence[str]]) -> np.ndarray:
+        """``[edits, reference length]`` of each pair, by rapidfuzz's pairwise batch call (one worker): the
+        per-pair Python call costs more than the distance."""
+        edits = cpdist(ref_seqs, hyp_seqs, scorer=Levenshtein.distance, dtype=np.int64, workers=1)
+        ref_lens = np.fromiter(map(len, ref_seqs), dtype=np.int64, count=len(ref_seqs))
+        return np.stack([edits, ref_lens], axis=1)
 
     def _few_statistics(self, pairs: Pairs) -> list[tuple[int, int]]:
         """:meth:`statistics` one pair at a time: for a few pairs, indexing the batch costs more than the distances."""
