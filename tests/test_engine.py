@@ -110,6 +110,25 @@ def test_compiled_lcs_equals_rouge_scores_table(pairs: list[tuple[list[int], lis
     assert got == [_lcs_table(x, y)[-1][-1] for x, y in pairs]
 
 
+def test_compiled_lcs_at_the_word_boundaries_of_the_bit_parallel_form() -> None:
+    """Both sides around 64 tokens (one machine word: bit-parallel up to it, the table beyond), small and large
+    vocabularies, against rouge-score's table."""
+    from rouge_score.rouge_scorer import _lcs_table
+
+    from speechgrpo.metrics.lcs_kernels import lcs_lengths
+
+    rng = random.Random(5)
+    texts = [[rng.randrange(vocab) for _ in range(length)] for length in (0, 1, 2, 40, 63, 64, 65, 66, 100, 130)
+             for vocab in (2, 5, 300) for _ in range(3)]
+    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    ids = np.array([x for t in texts for x in t], dtype=np.int64)
+    a = np.array([rng.randrange(len(texts)) for _ in range(1500)])
+    b = np.array([rng.randrange(len(texts)) for _ in range(1500)])
+    got = lcs_lengths(ids, ends - lengths, ends, a, b).tolist()
+    assert got == [_lcs_table(texts[i], texts[j])[-1][-1] for i, j in zip(a.tolist(), b.tolist(), strict=True)]
+
+
 def test_tokenize_13a_finds_the_few_texts_with_entities_in_a_large_batch() -> None:
     texts = [t.replace("&", "+").replace("<", "(") for t in make_generated_corpus(256, 8, seed=22).hypotheses]
     for at, odd in ((5, "AT&T &amp; co &lt;b&gt;"), (700, "a <skipped> b &quot;c&quot;"), (len(texts) - 1, "x &")):
