@@ -126,6 +126,21 @@ def test_lone_surrogates_get_an_index_naming_error_in_every_reward(name: str) ->
     assert result.invalid.tolist() == [False, True] and result.scores[1] == 0.0
 
 
+def test_a_lone_surrogate_past_the_first_chunk_of_checked_strings_is_found_and_named() -> None:
+    """Strings are checked a few thousand at a time: a bad one in a later chunk, or a surrogate pair split
+    across two strings of a chunk, is still found, with its index."""
+    hyps = ["gut"] * 10_000
+    hyps[9_001] = "x\udc80"
+    with pytest.raises(ValueError, match=r"completions\[9001\] is not valid Unicode"):
+        get_reward("bleu")(hyps, ["gut"] * 10_000)
+    refs: list[object] = [["gut"]] * 10_000
+    refs[5_000] = ["gut", "\ud83d"]
+    with pytest.raises(ValueError, match=r"references\[5000\]\[1\] is not valid Unicode"):
+        get_reward("wer")(["gut"] * 10_000, refs)
+    with pytest.raises(ValueError, match=r"completions\[1\] is not valid Unicode"):  # "\ud83d" + "\ude00"
+        get_reward("chrf")(["a", "\ud83d", "\ude00"], ["a", "b", "c"])
+
+
 def test_adapters_give_only_the_unencodable_sample_no_score_and_say_none(caplog: pytest.LogCaptureFixture) -> None:
     reward = trl_reward("bleu", on_error="none")
     with caplog.at_level(logging.ERROR, logger="speechgrpo.adapters"):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from speechgrpo._validation import REFERENCE_KEYS, encodable, references_of, unencodable
+from speechgrpo._validation import REFERENCE_KEYS, all_encodable, references_of, unencodable
 from speechgrpo.rewards import Reward, as_reward
 
 logger = logging.getLogger("speechgrpo.adapters")
@@ -195,4 +195,4 @@ class AdapterReward:
 
 def valid_strings(items: Sequence[Any]) -> bool:
     """Whether every item is a ``str`` of valid Unicode (one C-speed pass; the usual batch)."""
-    return set(map(type, items)) <= {str} and encodable("".join(items))
+    return set(map(type, items)) <= {str} and all_encodable(items)
