@@ -42,7 +42,7 @@ def bleu_from_statistics(correct: Sequence[float] | np.ndarray, total: Sequence[
             matched = True
     if not matched:
         return 0.0
-    precisions = np.zeros(order)
+    precisions = [0.0] * order  # a list: numba compiles it, and Python indexes it faster than an array
     smooth_mteval = 1.0
     eff_order = order
     for n in range(1, order + 1):

@@ -60,9 +60,11 @@ def _clipped_matches(tokens: list[str], ref_counts: Counter[tuple[str, ...]], ma
     (sacrebleu's clipped counts), one order at a time at C speed."""
     shifted = [tokens[i:] for i in range(max_order)]
     correct = []
+    repeats = True  # whether this order may hold an n-gram twice: not once a lower order holds none
     for n in range(1, max_order + 1):
         grams = list(zip(*shifted[:n], strict=False))
-        if len(set(grams)) == len(grams):  # each n-gram once (the usual case above unigrams): found or not
+        repeats = repeats and len(set(grams)) < len(grams)
+        if not repeats:  # each n-gram once (the usual case above unigrams): found or not
             correct.append(sum(map(ref_counts.__contains__, grams)))
         else:
             correct.append(sum([min(k, ref_counts[g]) for g, k in Counter(grams).items() if g in ref_counts]))
@@ -71,7 +73,7 @@ def _clipped_matches(tokens: list[str], ref_counts: Counter[tuple[str, ...]], ma
 
 def _closest_ref_len(hyp_len: int, ref_lens: list[int]) -> int:
     # Closest reference length; ties go to the shorter reference (sacrebleu).
-    return min(ref_lens, key=lambda r: (abs(hyp_len - r), r))
+    return ref_lens[0] if len(ref_lens) == 1 else min(ref_lens, key=lambda r: (abs(hyp_len - r), r))
 
 
 class BLEU(Metric):
