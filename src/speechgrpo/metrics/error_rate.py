@@ -151,7 +151,14 @@ class _ErrorRate(Metric):
     def _few_statistics(self, pairs: Pairs) -> list[tuple[int, int]]:
         """:meth:`statistics` one pair at a time: for a few pairs, indexing the batch costs more than the distances."""
         units = self._prepared_units
-        return [self._best_reference(units(hyp), [units(ref) for ref in refs]) for hyp, refs in pairs]
+        rows = []
+        for hyp, refs in pairs:
+            if len(refs) == 1:  # one reference: its distance and length
+                ref = units(refs[0])
+                rows.append((Levenshtein.distance(ref, units(hyp)), len(ref)))
+            else:
+                rows.append(self._best_reference(units(hyp), [units(ref) for ref in refs]))
+        return rows
 
     def _all_units(self, texts: list[str]) -> list[Sequence[str]]:
         return list(map(self._units, texts))
