@@ -20,7 +20,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,10 @@ class SideBySide:
     reference_errors: int = 0
     #: Ours gave different numbers on different repeats.
     unstable: bool = False
+    #: Ours called N pairs at a time: wall times by N, timed in the same repeats as the two sides.
+    chunked_times: dict[int, list[float]] = field(default_factory=dict)
+    #: The chunk sizes whose calls gave other scores than one call on all the pairs.
+    chunked_differ: set[int] = field(default_factory=set)
 
     @property
     def ours_s(self) -> float:
@@ -97,14 +101,19 @@ def time_ours(ours: ScoreFn, hyps: list[str], refs: list[str]) -> tuple[float, n
 
 
 def side_by_side(ours: ScoreFn, reference: ReferenceFn, hyps: list[str], refs: list[str], repeats: int,
-                 tick: Callable[[], object] | None = None) -> SideBySide:
-    """Time ``ours`` (one batched call) against ``reference`` (one call per pair), ``repeats`` times each.
+                 tick: Callable[[], object] | None = None, chunked: Mapping[int, ScoreFn] | None = None
+                 ) -> SideBySide:
+    """Time ``ours`` (one batched call) against ``reference`` (one call per pair), ``repeats`` times each,
+    and each of ``chunked`` (ours called N pairs at a time) within the same repeats, so that a slow spell of
+    a shared machine falls on every side alike.
 
     A warm-up outside the timings (lazy imports, model loading, compiled kernels, WordNet's lazily
     loaded tables) runs both on the first pair and on two pairs with unmatched words.
     """
+    chunked = chunked or {}
     warm_hyps, warm_refs = [hyps[0], *WARM_UP[0]], [refs[0], *WARM_UP[1]]
-    ours(warm_hyps, warm_refs)
+    for fn in [ours, *chunked.values()]:
+        fn(warm_hyps, warm_refs)
     for h, r in zip(warm_hyps, warm_refs, strict=True):
         with contextlib.suppress(Exception):
             reference(h, r)
@@ -123,6 +132,11 @@ def side_by_side(ours: ScoreFn, reference: ReferenceFn, hyps: list[str], refs: l
             result.reference_errors = errors
         elif not np.array_equal(scores, result.ours_scores, equal_nan=True):
             result.unstable = True
+        for size, fn in chunked.items():
+            seconds, scores = time_ours(fn, hyps, refs)
+            result.chunked_times.setdefault(size, []).append(seconds)
+            if not np.array_equal(scores, result.ours_scores, equal_nan=True):
+                result.chunked_differ.add(size)
         if tick is not None:
             tick()
     return result
@@ -178,12 +192,6 @@ def _batched(reward: Reward, size: int | None = None) -> ScoreFn:
                                               for i in range(0, len(hyps), size)])
 
 
-def time_chunked(ours: ScoreFn, hyps: list[str], refs: list[str], repeats: int) -> tuple[float, np.ndarray]:
-    """Median wall time of ``ours`` over ``repeats`` runs (:func:`time_ours`), and its scores."""
-    runs = [time_ours(ours, hyps, refs) for _ in range(repeats)]
-    return statistics.median(seconds for seconds, _ in runs), runs[-1][1]
-
-
 def parse_batch_sizes(text: str) -> list[int]:
     """``"1,8,64"`` -> ``[1, 8, 64]``: the call sizes ``--batch-sizes`` times beside the whole batch."""
     sizes = []
@@ -223,16 +231,17 @@ def run_speed(hyps: list[str], refs: list[str], rewards: Sequence[str], repeats:
         assert isinstance(reward, MetricReward)
         if n < len(hyps):
             notes.append(f"{name}: first {n:,} of {len(hyps):,} pairs (--max-pairs {name}={n})")
-        timing = side_by_side(_batched(reward), reference, hyps[:n], refs[:n], repeats, tick=lambda: next(bar, None))
+        timing = side_by_side(_batched(reward), reference, hyps[:n], refs[:n], repeats, tick=lambda: next(bar, None),
+                              chunked={size: _batched(reward, size) for size in batch_sizes})
         expected = reward.to_reward_scale(timing.reference_scores)
         mismatches, max_diff = compare_scores(timing.ours_scores.tolist(), expected.tolist(), spec.tolerance)
         if timing.unstable:
             notes.append(f"{name}: ours gave different scores on different repeats")
         chunked = {}
         for size in batch_sizes:
-            seconds, scores = time_chunked(_batched(reward, size), hyps[:n], refs[:n], repeats)
+            seconds = statistics.median(timing.chunked_times[size])
             chunked[f"speedup_b{size}"] = timing.reference_s / seconds if seconds > 0 else math.inf
-            if not np.array_equal(scores, timing.ours_scores, equal_nan=True):
+            if size in timing.chunked_differ:
                 notes.append(f"{name}: calls of {size} pairs gave other scores than one call on all of them")
         rows.append({
             "reward": name, "pairs": n, "ours_s": timing.ours_s, "reference_s": timing.reference_s,
