@@ -141,6 +141,19 @@ def test_a_lone_surrogate_past_the_first_chunk_of_checked_strings_is_found_and_n
         get_reward("chrf")(["a", "\ud83d", "\ude00"], ["a", "b", "c"])
 
 
+def test_adapter_takes_any_sequence_of_strings() -> None:
+    """Completions and labels need not be lists: a deque (no slicing) is checked and scored like a list."""
+    from collections import deque
+
+    from speechgrpo.grpo_adapters import AdapterReward
+
+    adapter = AdapterReward("bleu")
+    expected = adapter.score(["the cat sat", "a dog"], ["the cat sat", "a cat"])
+    for safe in (False, True):
+        got = adapter.score(deque(["the cat sat", "a dog"]), deque(["the cat sat", "a cat"]), safe=safe)
+        assert got.scores == expected.scores and not got.errors
+
+
 def test_adapters_give_only_the_unencodable_sample_no_score_and_say_none(caplog: pytest.LogCaptureFixture) -> None:
     reward = trl_reward("bleu", on_error="none")
     with caplog.at_level(logging.ERROR, logger="speechgrpo.adapters"):

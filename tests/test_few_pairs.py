@@ -143,6 +143,24 @@ REWARD_SPECS = ["bleu", "chrf", "chrfpp", "wer", "cer", "ter", "rougeL", "rouge2
                 "gate(script(scripts='LATIN'), bleu)", "bleu(off_policy_value=1.0)", "wer(invalid_value=0.0)"]
 
 
+def bits(values: object) -> list[int]:
+    """The float64 bit patterns: equal floats with another sign of zero or NaN payload differ here."""
+    return np.asarray(values, dtype=np.float64).view(np.int64).tolist()
+
+
+@pytest.mark.parametrize("name", ["chrf", "wer", "rougeL"])
+def test_reward_scale_in_python_floats_equals_the_array_operations(name: str) -> None:
+    """A few values are mapped in Python floats, more by numpy: the same bits, -0.0 and NaN included."""
+    from speechgrpo.rewards import get_reward
+
+    reward = get_reward(name)
+    values = [-0.0, 0.0, float("nan"), 150.0, 1.5, -3.0, 0.5, 1e-300]
+    few = reward.to_reward_scale(np.array(values))
+    many = reward.to_reward_scale(np.array(values * 2))
+    assert bits(few) == bits(many[:len(values)])
+    assert bits(few) == bits(reward.to_reward_scale(np.array(values[:1])).tolist() + few[1:].tolist())
+
+
 @pytest.mark.parametrize("spec", REWARD_SPECS)
 @pytest.mark.parametrize("size", [1, 3, 8, 40])
 def test_score_texts_equals_the_reward_call(spec: str, size: int) -> None:
@@ -157,18 +175,18 @@ def test_score_texts_equals_the_reward_call(spec: str, size: int) -> None:
     for start in range(0, len(hyps), size):
         c, r = hyps[start:start + size], refs[start:start + size]
         result = called(c, r)
-        np.testing.assert_array_equal(result.scores, whole.scores[start:start + size], err_msg=spec)
+        assert bits(result.scores) == bits(whole.scores[start:start + size]), spec
         scores, components = texts.score_texts(c, r)
         assert all(type(x) is float for x in scores)
-        np.testing.assert_array_equal(np.asarray(scores), result.scores, err_msg=spec)
+        assert bits(scores) == bits(result.scores), spec
         assert components.keys() == result.components.keys()
         for key, values in components.items():
-            np.testing.assert_array_equal(np.asarray(values), result.components[key], err_msg=f"{spec} {key}")
+            assert bits(values) == bits(result.components[key]), f"{spec} {key}"
     assert texts.signature == called.signature  # nrefs counted the same way (a count, then var)
 
 
 @pytest.mark.parametrize("spec", ["bleu", "wer", "0.5*chrf + 0.5*rougeL"])
-def test_adapters_one_sample_calls_equal_the_reward_call(spec: str, tmp_path: pytest.TempPathFactory) -> None:
+def test_adapters_one_sample_calls_equal_the_reward_call(spec: str) -> None:
     """verl's compute_score, the OpenRLHF reward file and the ms-swift ORM, one sample a call (their plain path),
     give the reward's own scores and components."""
     from speechgrpo.grpo_adapters.openrlhf import OpenRLHFReward
@@ -178,14 +196,19 @@ def test_adapters_one_sample_calls_equal_the_reward_call(spec: str, tmp_path: py
 
     hyps, refs = corpus()
     reward, openrlhf, orm = parse_reward(spec), OpenRLHFReward(spec), swift_orm(spec)()
+    import torch
+
     for h, r in list(zip(hyps, refs, strict=True))[:60]:
         expected = reward([h], [r])
-        verl = compute_score("source", h, list(r), reward=spec)
+        label = r[0] if len(r) == 1 else list(r)  # a string label (the usual row) or a list of references
+        verl = compute_score("source", h, label, reward=spec)
         assert isinstance(verl, dict)
         assert verl["score"] == expected.scores[0]
         assert {k: v for k, v in verl.items() if k != "score"} == {k: v[0] for k, v in expected.components.items()}
         prompt = "<|user|>say it<|assistant|>"
-        out = openrlhf([prompt + h + "<|im_end|>"], [prompt], [list(r)])
-        assert out["rewards"].tolist() == pytest.approx(expected.scores.astype(np.float32).tolist())
+        out = openrlhf([prompt + h + "<|im_end|>"], [prompt], [label])
+        assert out["rewards"].tolist() == torch.tensor(expected.scores.tolist(), dtype=torch.float32).tolist()
+        for key, values in expected.components.items():
+            assert out["extra_logs"][key].tolist() == torch.tensor(values.tolist(), dtype=torch.float32).tolist()
         assert out["rewards"].data_ptr() != out["scores"].data_ptr()  # OpenRLHF may change rewards in place
-        assert orm([h], solution=[list(r)]) == expected.scores.tolist()
+        assert orm([h], solution=[label]) == expected.scores.tolist()

@@ -51,7 +51,7 @@ def unencodable(text: str) -> str | None:
 
 def encodable(text: str) -> bool:
     """Whether ``text`` is valid Unicode (no lone surrogate), at C speed: UTF-16's encoder, which refuses
-    surrogates as UTF-8's does, at a quarter of its time on real text (callers bound the text's size)."""
+    surrogates as UTF-8's does, at a quarter of its time on real text."""
     try:
         text.encode("utf-16-le")
     except UnicodeEncodeError:
@@ -59,12 +59,14 @@ def encodable(text: str) -> bool:
     return True
 
 
-#: Strings joined per encodability check: the encoded copy stays a few megabytes whatever the batch.
+#: Strings joined per encodability check: the encoded copy grows with a chunk, not with the batch.
 _CHECK_CHUNK = 4096
 
 
 def all_encodable(texts: Sequence[str]) -> bool:
     """Whether every string of ``texts`` is valid Unicode, a few thousand joined per C-speed check."""
+    if not isinstance(texts, (list, tuple)):  # slices below (a deque, a numpy array of str... is listed first)
+        texts = list(texts)
     if len(texts) == 1:
         return encodable(texts[0])
     return all(encodable("".join(texts[i:i + _CHECK_CHUNK])) for i in range(0, len(texts), _CHECK_CHUNK))

@@ -129,17 +129,10 @@ class AdapterReward:
         scores = [self.error_value] * n
         components: dict[str, list[float]] = {}
         if good:
-            # valid strings and nothing else (every per-sample call): floats, without the result's arrays
-            plain = not errors and group_ids is None and off_policy is None and not extra
             try:
-                if plain:
-                    scores, components = self.reward.score_texts(list(completions), references)
-                else:
-                    result = self.reward(
-                        usable(completions), usable(references),
-                        group_ids=None if group_ids is None else usable(group_ids),
-                        off_policy=None if off_policy is None else np.asarray([bool(x) for x in usable(off_policy)]),
-                        **{key: usable(values) for key, values in extra.items()})
+                good_scores, good_components = self._score_usable(
+                    usable(completions), usable(references), None if group_ids is None else usable(group_ids),
+                    None if off_policy is None else usable(off_policy), {key: usable(v) for key, v in extra.items()})
             except Exception as err:
                 if not safe:
                     raise
@@ -147,22 +140,32 @@ class AdapterReward:
                                  self._shown(returned_on_error))
                 errors.update(dict.fromkeys(good, f"{type(err).__name__}: {err}"))
             else:
-                if not plain and not errors:  # every sample scored: the arrays as lists of Python floats, at C speed
-                    scores = np.asarray(result.scores, dtype=np.float64).tolist()
-                    components = {name: np.asarray(values, dtype=np.float64).tolist()
-                                  for name, values in result.components.items()}
-                elif not plain:
+                if not errors:  # every sample scored (the usual batch)
+                    scores, components = good_scores, good_components
+                else:
                     for j, i in enumerate(good):
-                        scores[i] = float(result.scores[j])
-                    for name, values in result.components.items():
-                        column = [self.error_value] * len(completions)
+                        scores[i] = good_scores[j]
+                    for name, values in good_components.items():
+                        column = [self.error_value] * n
                         for j, i in enumerate(good):
-                            column[i] = float(values[j])
+                            column[i] = values[j]
                         components[name] = column
         for i, message in sorted(errors.items()):
             logger.error("speechgrpo reward: sample %d gets %s: %s", i, self._shown(returned_on_error), message)
         self.log_signature()
         return AdapterScores(scores, components, errors)
+
+    def _score_usable(self, completions: Sequence[str], references: Sequence[tuple[str, ...]],
+                      group_ids: Sequence[int] | None, off_policy: Sequence[Any] | None,
+                      extra: dict[str, Sequence[Any]]) -> tuple[list[float], dict[str, list[float]]]:
+        """Scores and components of checked samples as Python floats, in one reward call."""
+        if group_ids is None and off_policy is None and not extra:  # every per-sample call: no result arrays
+            return self.reward.score_texts(list(completions), list(references))
+        result = self.reward(completions, references, group_ids=group_ids,
+                             off_policy=None if off_policy is None else np.asarray([bool(x) for x in off_policy]),
+                             **extra)
+        return np.asarray(result.scores, dtype=np.float64).tolist(), {
+            name: np.asarray(values, dtype=np.float64).tolist() for name, values in result.components.items()}
 
     def _shown(self, returned_on_error: str | None) -> str:
         """What the log says a sample that cannot be scored gets."""

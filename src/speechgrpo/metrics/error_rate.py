@@ -113,26 +113,24 @@ class _ErrorRate(Metric):
         """Per pair ``[edits, reference length]`` for the best-matching reference (lowest rate, first on ties)."""
         if len(pairs) <= self.few_pairs:
             return np.array(self._few_statistics(pairs), dtype=np.int64).reshape(len(pairs), 2)
-        if not (self._compiled_words and compiled_available()) and max(map(len, map(itemgetter(1), pairs))) == 1:
-            # one reference a pair (the usual batch): rapidfuzz's pairwise batch call on the units, no index
-            hyp_seqs = self._all_units(self._normalized(list(map(itemgetter(0), pairs))))
-            ref_seqs = self._all_units(self._normalized([refs[0] for _, refs in pairs]))
-            return self._pairwise(ref_seqs, hyp_seqs)
-        index = index_pairs(pairs)
-        texts = self._normalized(index.texts)
-        if self._compiled_words and compiled_available() and (words := jiwer_word_ids(texts)) is not None:
-            from speechgrpo.metrics.levenshtein_kernels import best_reference_edits
+        index = None
+        if self._compiled_words and compiled_available():  # WER: jiwer's words as ids, edits in numba
+            index = index_pairs(pairs)
+            words = jiwer_word_ids(self._normalized(index.texts))  # None where a text holds a line break
+            if words is not None:
+                from speechgrpo.metrics.levenshtein_kernels import best_reference_edits
 
-            return best_reference_edits(words.ids, words.starts, words.ends, index.pair_hyp, index.pair_refset,
-                                        index.refset_ptr, index.refset_texts)
-        sequences = self._all_units(texts)
-        hyp_seqs = [sequences[h] for h in index.pair_hyp.tolist()]
-        if index.refset_ptr[-1] == len(index.refset_ptr) - 1:  # one reference per pair
-            ref_texts = index.refset_texts.tolist()
-            return self._pairwise([sequences[ref_texts[r]] for r in index.pair_refset.tolist()], hyp_seqs)
+                return best_reference_edits(words.ids, words.starts, words.ends, index.pair_hyp, index.pair_refset,
+                                            index.refset_ptr, index.refset_texts)
+        if max(map(len, map(itemgetter(1), pairs))) == 1:  # one reference a pair (the usual batch): no index
+            hyp_seqs = self._all_units(self._normalized(list(map(itemgetter(0), pairs))))
+            return self._pairwise(self._all_units(self._normalized([refs[0] for _, refs in pairs])), hyp_seqs)
+        if index is None:
+            index = index_pairs(pairs)
+        sequences = self._all_units(self._normalized(index.texts))
         ptr, ref_texts = index.refset_ptr.tolist(), index.refset_texts.tolist()
-        rows = [self._best_reference(hyp_seq, [sequences[r] for r in ref_texts[ptr[refset]:ptr[refset + 1]]])
-                for hyp_seq, refset in zip(hyp_seqs, index.pair_refset.tolist(), strict=True)]
+        rows = [self._best_reference(sequences[hyp], [sequences[r] for r in ref_texts[ptr[refset]:ptr[refset + 1]]])
+                for hyp, refset in zip(index.pair_hyp.tolist(), index.pair_refset.tolist(), strict=True)]
         return np.array(rows, dtype=np.int64).reshape(len(pairs), 2)
 
     def _normalized(self, texts: list[str]) -> list[str]:

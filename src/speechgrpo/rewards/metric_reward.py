@@ -54,10 +54,11 @@ class MetricReward(Reward):
         return 1.0 - np.minimum(fraction, 1.0)
 
     def _reward_floats(self, values: list[float]) -> list[float]:
-        """:meth:`to_reward_scale` of Python floats."""
+        """:meth:`to_reward_scale`'s array operations on Python floats, bit for bit (NaN stays NaN, -0.0 becomes
+        0.0 as ``np.maximum(-0.0, 0.0)`` does; Python's ``max`` would keep -0.0)."""
         scale = self.metric.scale
         if self.metric.higher_is_better:
-            return [min(max(v / scale, 0.0), 1.0) for v in values]
+            return [1.0 if x > 1.0 else x if x > 0.0 or x != x else 0.0 for x in [v / scale for v in values]]
         return [1.0 - min(v / scale, 1.0) for v in values]
 
     def _raw(self, completions: list[str], references: list[tuple[str, ...]]) -> np.ndarray:
@@ -70,6 +71,5 @@ class MetricReward(Reward):
 
     def _score_texts(self, completions: list[str], references: list[tuple[str, ...]]
                      ) -> tuple[list[float], dict[str, list[float]]]:
-        raw = self._raw(completions, references)
-        scores = self._reward_floats(raw.tolist()) if len(raw) <= _FEW else self.to_reward_scale(raw).tolist()
+        scores = self.to_reward_scale(self._raw(completions, references)).tolist()
         return scores, {self.component_name: list(scores)}
