@@ -218,20 +218,22 @@ class OpenRLHFReward:
 
         Returns ``{"rewards": tensor[B], "scores": tensor[B], "extra_logs": {component: tensor[B]}}``.
         """
-        result = self.score(queries, prompts, labels)
-        # separate memory for each (OpenRLHF may change rewards in place)
-        return {"rewards": _float32_tensor(result.scores), "scores": _float32_tensor(result.scores),
-                "extra_logs": {name: _float32_tensor(values) for name, values in result.components.items()}}
+        return _as_tensors(self.score(queries, prompts, labels))
 
 
-def _float32_tensor(values: list[float]) -> Any:
-    """A float32 tensor of ``values`` in its own memory: ``torch.frombuffer`` on a new array, at a third of
-    ``torch.tensor``'s cost for the one-sample calls of OpenRLHF v0.9.1+ (and without torch's NumPy bridge)."""
+def _as_tensors(result: AdapterScores) -> dict[str, Any]:
+    """OpenRLHF's result dict, each list a float32 tensor in its own memory (OpenRLHF may change rewards in
+    place): ``torch.frombuffer`` on a new array, at a third of ``torch.tensor``'s cost for the one-sample
+    calls of OpenRLHF v0.9.1+ (and without torch's NumPy bridge)."""
     import torch
 
-    if not values:  # frombuffer refuses an empty buffer
-        return torch.zeros(0, dtype=torch.float32)
-    return torch.frombuffer(array.array("f", values), dtype=torch.float32)
+    def tensor(values: list[float]) -> Any:
+        if not values:  # frombuffer refuses an empty buffer
+            return torch.zeros(0, dtype=torch.float32)
+        return torch.frombuffer(array.array("f", values), dtype=torch.float32)
+
+    return {"rewards": tensor(result.scores), "scores": tensor(result.scores),
+            "extra_logs": {name: tensor(values) for name, values in result.components.items()}}
 
 
 _REWARDS: dict[tuple[Any, ...], OpenRLHFReward] = {}

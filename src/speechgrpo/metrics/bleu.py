@@ -49,25 +49,39 @@ def load_sacrebleu_tokenizer(name: str) -> Callable[[str], str]:
     return tokenizer
 
 
-def _ngram_counts(tokens: list[str], max_order: int) -> Counter[tuple[str, ...]]:
-    """Counts of the 1- to ``max_order``-grams of ``tokens`` (each a tuple: its length is its order)."""
+#: An n-gram's key in the counts below: a word for a unigram (its hash is cached by the string), a tuple of
+#: words above (a word never equals a tuple, so the orders cannot collide)
+Gram = str | tuple[str, ...]
+
+
+def _ngram_counts(tokens: list[str], max_order: int) -> Counter[Gram]:
+    """Counts of the 1- to ``max_order``-grams of ``tokens``, keyed as :data:`Gram`."""
     shifted = [tokens[i:] for i in range(max_order)]
-    return Counter(chain.from_iterable([zip(*shifted[:n], strict=False) for n in range(1, max_order + 1)]))
+    return Counter(chain(tokens, *[zip(*shifted[:n], strict=False) for n in range(2, max_order + 1)]))
 
 
-def _clipped_matches(tokens: list[str], ref_counts: Counter[tuple[str, ...]], max_order: int) -> list[int]:
+def _clipped_matches(tokens: list[str], ref_counts: Counter[Gram], max_order: int) -> list[int]:
     """Per order, the hypothesis n-grams found in the references, each counted at most as often as there
-    (sacrebleu's clipped counts), one order at a time at C speed."""
+    (sacrebleu's clipped counts), one order at a time at C speed.
+
+    Only found n-grams are counted: an n-gram is found only if its first n-1 words are, so once an order finds
+    none the higher ones find none, and once the found n-grams of an order are all distinct so are the higher
+    orders' (clipping then changes nothing)."""
     shifted = [tokens[i:] for i in range(max_order)]
-    correct = []
-    repeats = True  # whether this order may hold an n-gram twice: not once a lower order holds none
+    correct = [0] * max_order
+    found = ref_counts.__contains__
+    repeats = True  # whether this order's found n-grams may repeat
     for n in range(1, max_order + 1):
-        grams = list(zip(*shifted[:n], strict=False))
-        repeats = repeats and len(set(grams)) < len(grams)
-        if not repeats:  # each n-gram once (the usual case above unigrams): found or not
-            correct.append(sum(map(ref_counts.__contains__, grams)))
-        else:
-            correct.append(sum([min(k, ref_counts[g]) for g, k in Counter(grams).items() if g in ref_counts]))
+        hits: list[Gram] = list(filter(found, tokens if n == 1 else zip(*shifted[:n], strict=False)))
+        if not hits:
+            break
+        if repeats:
+            counts = Counter(hits)
+            repeats = len(counts) < len(hits)
+            if repeats:  # each counted at most as often as in the references: min() per n-gram, in C
+                correct[n - 1] = sum(map(min, counts.values(), map(ref_counts.__getitem__, counts)))
+                continue
+        correct[n - 1] = len(hits)
     return correct
 
 
@@ -121,7 +135,7 @@ class BLEU(Metric):
             effective_order=self.effective_order), nrefs)
 
     def _tokens(self, text: str) -> list[str]:
-        line = self._preprocess([text])[0]
+        line = (text.lower() if self.lowercase else text).rstrip()  # _preprocess of one text
         if self.tokenize == "13a" and compiled_available():
             return tokens_13a(line)  # sacrebleu's four regular expressions as one compiled pass
         return self._tokenizer(line).split()
@@ -148,9 +162,12 @@ class BLEU(Metric):
                                           self.max_ngram_order)
         return stats
 
-    def _reference_statistics(self, refs: tuple[str, ...]) -> tuple[Counter[tuple[str, ...]], list[int]]:
+    def _reference_statistics(self, refs: tuple[str, ...]) -> tuple[Counter[Gram], list[int]]:
         """A reference set's n-gram counts (the highest count of each n-gram over the set) and lengths."""
-        merged: Counter[tuple[str, ...]] = Counter()
+        if len(refs) == 1:  # the usual set: its own counts (merging is a Python loop over every n-gram)
+            tokens = self._tokens(refs[0])
+            return _ngram_counts(tokens, self.max_ngram_order), [len(tokens)]
+        merged: Counter[Gram] = Counter()
         ref_lens = []
         for ref in refs:
             tokens = self._tokens(ref)

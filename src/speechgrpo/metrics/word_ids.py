@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from importlib import import_module
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +70,13 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
+@cache
+def _kernels() -> Any:
+    """:mod:`speechgrpo.metrics.text_kernels`, imported on first use (it imports numba). A cached call, as
+    an import statement in a function costs ~1 us, much of a one-sample call's tokenization."""
+    return import_module("speechgrpo.metrics.text_kernels")
+
+
 _NO_PUNCT = np.zeros(0, dtype=np.bool_)
 _ROUGE_SEPARATOR = re.compile(r"[^a-z0-9]*")
 # rouge-score's tokenizer on ASCII: A-Z lower-cased, 0-9 and a-z kept, everything else a space
@@ -80,9 +89,7 @@ _CHRF_PUNCT = np.array([chr(c) in CHRF_PUNCTUATION for c in range(128)], dtype=n
 
 def _compiled_split(lines: Sequence[str], text: np.ndarray, punct: np.ndarray = _NO_PUNCT,
                     jiwer: bool = False) -> WordIds:
-    from speechgrpo.metrics.text_kernels import split_ids
-
-    ids, ends, vocab_size = split_ids(text, len(lines), _python_whitespace(), punct, jiwer)
+    ids, ends, vocab_size = _kernels().split_ids(text, len(lines), _python_whitespace(), punct, jiwer)
     starts = np.concatenate((np.zeros(1, np.int64), ends[:-1]))
     return WordIds(ids, starts, ends, int(vocab_size))
 
@@ -98,9 +105,7 @@ def char_ids(texts: Sequence[str]) -> WordIds:
     ends = np.cumsum(lengths)
     points = _code_points("".join(texts))
     if compiled_available() and points.size >= COMPACT_TABLE_MIN:
-        from speechgrpo.metrics.text_kernels import compact_ids
-
-        ids, vocab_size = compact_ids(points)
+        ids, vocab_size = _kernels().compact_ids(points)
         return WordIds(ids, ends - lengths, ends, int(vocab_size))
     distinct, inverse = np.unique(points, return_inverse=True)
     return WordIds(inverse.astype(np.int64), ends - lengths, ends, len(distinct))
@@ -128,18 +133,16 @@ def rouge_word_ids(texts: Sequence[str]) -> WordIds:
     The code points are folded in place (A-Z to a-z, every other character but 0-9 and a-z a separator),
     unless the batch holds one of the few non-ASCII characters that lower-case into a letter or digit:
     then Python's ``str.lower`` runs first."""
-    from speechgrpo.metrics.text_kernels import fold_for_rouge
-
     if not texts:
         return ids_of_token_lists([])
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     points = _code_points("\n".join(texts)).copy()
-    beyond_ascii = fold_for_rouge(points, _ROUGE_FOLD)
+    beyond_ascii = _kernels().fold_for_rouge(points, _ROUGE_FOLD)
     if beyond_ascii.size and _lower_is_alphanumeric(np.unique(beyond_ascii)):
         lowered = [t.lower() for t in texts]  # a character may lower-case into several: lengths change
         lengths = np.fromiter(map(len, lowered), dtype=np.int64, count=len(texts))
         points = _code_points("\n".join(lowered)).copy()
-        fold_for_rouge(points, _ROUGE_FOLD)
+        _kernels().fold_for_rouge(points, _ROUGE_FOLD)
     points[np.cumsum(lengths[:-1] + 1) - 1] = 10  # the line breaks between texts
     return _compiled_split(texts, points)
 
@@ -167,11 +170,9 @@ def jiwer_word_ids(texts: Sequence[str]) -> WordIds | None:
 
 def tokens_13a(line: str) -> list[str]:
     """sacrebleu 13a's tokens of one (already lower-cased/rstripped) text, in one compiled pass. Needs numba."""
-    from speechgrpo.metrics.text_kernels import apply_13a_rules
-
     if "&" in line or "\n" in line or "<" in line:
         line = _13a_step1(line)
-    padded = apply_13a_rules(_code_points(f" {line} "), _PADDED)
+    padded = _kernels().apply_13a_rules(_code_points(f" {line} "), _PADDED)
     return str(padded.tobytes().decode("utf-32-le", "surrogatepass")).split()
 
 
@@ -184,8 +185,6 @@ def tokenize_13a(texts: Sequence[str], fallback: Callable[[str], str]) -> WordId
         return ids_of_token_lists([])
     if not compiled_available():
         return ids_of_token_lists([fallback(t).split() for t in texts])
-    from speechgrpo.metrics.text_kernels import apply_13a_rules
-
     joined = " \n ".join(texts)
     marks = joined.count("&") + joined.count("<")
     if joined.count("\n") != len(texts) - 1 or marks > len(texts) // 16:  # step 1 changes many texts
@@ -201,4 +200,4 @@ def tokenize_13a(texts: Sequence[str], fallback: Callable[[str], str]) -> WordId
                 fixed[t] = _13a_step1(texts[t])
                 at = joined.find(mark, int(starts[t] + lengths[t]))
         joined = " \n ".join(fixed)
-    return _compiled_split(texts, apply_13a_rules(_code_points(f" {joined} "), _PADDED))
+    return _compiled_split(texts, _kernels().apply_13a_rules(_code_points(f" {joined} "), _PADDED))

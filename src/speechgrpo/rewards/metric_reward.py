@@ -71,5 +71,6 @@ class MetricReward(Reward):
 
     def _score_texts(self, completions: list[str], references: list[tuple[str, ...]]
                      ) -> tuple[list[float], dict[str, list[float]]]:
-        scores = self.to_reward_scale(self._raw(completions, references)).tolist()
+        raw = self._raw(completions, references)
+        scores = self._reward_floats(raw.tolist()) if len(raw) <= _FEW else self.to_reward_scale(raw).tolist()
         return scores, {self.component_name: list(scores)}
