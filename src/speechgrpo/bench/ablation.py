@@ -131,12 +131,12 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(9, 4))
     for spec, rows in curves.items():
         ax.plot([r["step"] for r in rows], [r["reward_mean"] for r in rows], label=spec)
     ax.set_xlabel("GRPO step")
     ax.set_ylabel("mean reward of the samples (its own reward)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the curves, not over them
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -149,11 +149,11 @@ def plot_metrics(frame: Any, task: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(10, 4))
     frame.T.plot.bar(ax=ax)
     ax.set_ylabel("score (0-100)")
     ax.set_title(f"{task}: evaluation metric (x) by training reward (colour), sampled decoding")
-    ax.legend(title="trained with", fontsize=8)
+    ax.legend(title="trained with", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the bars
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
