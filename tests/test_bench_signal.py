@@ -158,19 +158,22 @@ def test_all_off_policy_is_an_error() -> None:
         run_signal([Group("x", ("a",), ["a"], [True])], ["bleu"], source="f.jsonl", show_progress=False)
 
 
-def test_the_timed_call_comes_after_the_same_call_untimed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The warm-up scores the whole batch, as the timed call does: a smaller one takes another path (the few-pairs
-    path below the batch engine's threshold) and leaves the engine's kernel loading inside the timing."""
+def test_the_timed_call_comes_after_the_same_call_untimed_and_cleared_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm-up scores the whole batch, as the timed call does (a smaller one takes another path, the few-pairs
+    path below the batch engine's threshold, and leaves the engine's kernel loading inside the timing); then the
+    text caches are cleared, so the timed call does not find the warm-up's references and tokens cached."""
+    import speechgrpo.bench.signal as signal
     from speechgrpo.rewards import FunctionReward, registry
 
-    sizes: list[int] = []
+    events: list[int | str] = []
 
     def counted(completions: list[str], references: list[tuple[str, ...]]) -> list[float]:
-        sizes.append(len(completions))
+        events.append(len(completions))
         return [float(len(c) > 10) for c in completions]
 
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     registry.register_reward("counted", lambda **options: FunctionReward(counted, **options), "call sizes")
+    monkeypatch.setattr(signal, "clear_caches", lambda: events.append("cleared"))
     run_signal(GROUPS, ["counted"], show_progress=False)
     total = sum(len(group.completions) for group in GROUPS)
-    assert sizes == [total, total]
+    assert events == [total, "cleared", total]

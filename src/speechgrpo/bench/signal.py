@@ -26,6 +26,7 @@ import numpy as np
 
 from speechgrpo._extras import unavailable_reason
 from speechgrpo._group_ids import dense_ids
+from speechgrpo.bench.reference_implementations import clear_caches
 from speechgrpo.bench.report import BenchReport, Table, heat_map, progress
 from speechgrpo.data.groups_file import Group, flatten
 
@@ -168,8 +169,10 @@ def run_signal(groups: Sequence[Group], specs: Sequence[str], target: str | None
         reward = rewards[spec]
         try:
             # the same call untimed first: model loading, and the kernels this batch's size reaches loaded (a
-            # smaller warm-up takes the few-pairs path and left ~0.1-0.7 s of the batch engine's loading timed)
+            # smaller warm-up takes the few-pairs path and left ~0.1-0.7 s of the batch engine's loading timed);
+            # then the caches of these texts cleared, as every training step brings new completions
             reward(batch.completions, batch.references, group_ids=batch.group_ids, off_policy=batch.off_policy)
+            clear_caches()
             start = time.perf_counter()
             result = reward(batch.completions, batch.references, group_ids=batch.group_ids,
                             off_policy=batch.off_policy)
@@ -223,7 +226,7 @@ def run_signal(groups: Sequence[Group], specs: Sequence[str], target: str | None
           if target is not None else []),
         *(["off_policy_mean: mean score of the off-policy samples"] if n_off else []),
         "ms: time of one batched reward call on every completion, after the same call untimed (model "
-        "loading, compiled kernels)",
+        "loading, compiled kernels) and with the text caches cleared (sacrebleu's tokenizer, references)",
         *notes,
     ]
     formats = {"length_groups": "{:d}", "tau_target_groups": "{:d}", "ms": "{:.1f}"}
