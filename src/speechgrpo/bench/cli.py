@@ -136,7 +136,8 @@ def _add_signal(commands: Commands) -> None:
                     "within-group Kendall tau-b between every pair of rewards and against a target. Input: a "
                     "groups JSONL file, one prompt per line: {\"id\": ..., \"prompt\": ..., \"references\": "
                     "[...], \"completions\": [...], \"off_policy\": [false, ...]} (id, prompt and off_policy "
-                    "optional).")
+                    "optional). Each reward scores the batch twice: an untimed call (model loading, compiled "
+                    "kernels), then the call timed for the ms column, with the text caches cleared in between.")
     parser.add_argument("--data", help="groups JSONL file (default: the bundled example groups)")
     parser.add_argument("--rewards", help="reward specs separated by ',' or ';', e.g. \"bleu, 0.5*chrf + 0.5*wer\" "
                                           f"(default: {','.join(DEFAULT_REWARDS)}); those whose extras are missing "
