@@ -184,9 +184,9 @@ def write_results(answers: Answers, tests: dict[str, list[Example]], runs: list[
             lines.append("")
         task_diag = diagnostics[diagnostics["task"] == task] if not diagnostics.empty else diagnostics
         if not task_diag.empty:
-            lines += ["GRPO diagnostics (mean over seeds): zero-variance groups, KL and completion length (first -> "
-                      "last tenth of training), best-dev step:", "",
-                      "| method | zero-std groups | KL (end) | length | reward | best step / steps |",
+            lines += ["GRPO diagnostics (mean over seeds): zero-variance groups, KL and completion length in tokens, "
+                      "the stop token included (first -> last tenth of training), best-dev step:", "",
+                      "| method | zero-std groups | KL (end) | length (tokens) | reward | best step / steps |",
                       "|---|---|---|---|---|---|"]
             for method, group in task_diag.groupby("method", sort=False):
                 lines.append(f"| {LABELS[str(method)]} | {group['zero_std_groups'].mean():.2f} | "
