@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -168,14 +168,15 @@ def run_signal(groups: Sequence[Group], specs: Sequence[str], target: str | None
     for spec in progress(list(rewards), len(rewards), "bench signal", show_progress):
         reward = rewards[spec]
         try:
-            # the same call untimed first: model loading, and the kernels this batch's size reaches loaded (a
-            # smaller warm-up takes the few-pairs path and left ~0.1-0.7 s of the batch engine's loading timed);
-            # then the caches of these texts cleared, as every training step brings new completions
-            reward(batch.completions, batch.references, group_ids=batch.group_ids, off_policy=batch.off_policy)
+            score = partial(reward, batch.completions, batch.references, group_ids=batch.group_ids,
+                            off_policy=batch.off_policy)
+            # the same call untimed first (model loading; a smaller batch would take the few-pairs path and leave
+            # the batch engine's kernels to load inside the timing), then the caches of its texts cleared, as
+            # every training step brings new completions
+            score()
             clear_caches()
             start = time.perf_counter()
-            result = reward(batch.completions, batch.references, group_ids=batch.group_ids,
-                            off_policy=batch.off_policy)
+            result = score()
             seconds = time.perf_counter() - start
         except (ImportError, LookupError, OSError) as err:
             _leave_out(spec, err, target, notes)
