@@ -171,6 +171,29 @@ def test_bad_sample_does_not_spoil_its_batch(reward_func: Any, expected: np.ndar
     assert out["extra_logs"]["bleu"][-1].item() == 0.0
 
 
+CRASH = "RuntimeError: metric crashed"
+
+
+@pytest.mark.parametrize(("labels", "errors"), [
+    (["a"], [CRASH]),  # one sample a call (v0.9.1+): the per-sample fast path
+    (["a", "b"], [CRASH, CRASH]),  # a group: scored with its group ids
+    (["a", 42], [CRASH, "labels[1] must be a string"]),  # a bad label beside it: the checked path
+], ids=["one-sample", "group", "bad-label"])
+def test_a_reward_that_raises_gives_error_value_and_logs_why(caplog: pytest.LogCaptureFixture, labels: list[Any],
+                                                            errors: list[str]) -> None:
+    """The reward's own failure (a metric bug, a missing model): every sample gets error_value, each its reason."""
+    def broken(completions: list[str], references: list[tuple[str, ...]]) -> list[float]:
+        raise RuntimeError("metric crashed")
+
+    n = len(labels)
+    with caplog.at_level(logging.ERROR, logger="speechgrpo"):
+        result = OpenRLHFReward(broken, error_value=-1.0).score(["p:a", "p:b"][:n], ["p:"] * n, labels)
+    assert result.scores == [-1.0] * n
+    assert [result.errors[i][:len(error)] for i, error in enumerate(errors)] == errors
+    assert f"failed on a batch of {errors.count(CRASH)}" in caplog.text
+    assert f"sample 0 gets -1: {CRASH}" in caplog.text
+
+
 def test_same_extra_logs_keys_when_nothing_can_be_scored() -> None:
     """OpenRLHF collects extra_logs per key across samples: a failed first call still has every key."""
     out = OpenRLHFReward(SPEC)([GOOD[0]], [GOOD[1]], [None])

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from speechgrpo._validation import REFERENCE_KEYS, all_encodable, references_of, unencodable
+from speechgrpo._validation import REFERENCE_KEYS, all_encodable, encodable, references_of, unencodable
 from speechgrpo.rewards import Reward, as_reward
 
 logger = logging.getLogger("speechgrpo.adapters")
@@ -115,9 +115,19 @@ class AdapterReward:
                 raise ValueError(message)
             logger.error("speechgrpo reward: %s; every sample gets %s", message, self._shown(returned_on_error))
             return AdapterScores([self.error_value] * n, {}, dict.fromkeys(range(n), message))
+        plain = valid_strings(labels) and valid_strings(completions)  # the usual batch: one reference string a sample
+        if plain and n and group_ids is None and off_policy is None and not extra:  # every per-sample call
+            try:
+                plain_scores, plain_components = self._score_usable(completions, list(zip(labels)), None, None, {})
+            except Exception as err:
+                if not safe:
+                    raise
+                return self._finish([self.error_value] * n, {}, self._failed(range(n), err, returned_on_error),
+                                    returned_on_error)
+            return self._finish(plain_scores, plain_components, {}, returned_on_error)
         errors: dict[int, str] = {}
         references: list[tuple[str, ...]] = []
-        if valid_strings(labels) and valid_strings(completions):  # the usual batch: one reference string a sample
+        if plain:
             references = list(zip(labels))
         else:  # every item checked, one by one
             errors = self._check(completions, labels, references, safe)
@@ -136,9 +146,7 @@ class AdapterReward:
             except Exception as err:
                 if not safe:
                     raise
-                logger.exception("speechgrpo reward failed on a batch of %d; every sample gets %s", len(good),
-                                 self._shown(returned_on_error))
-                errors.update(dict.fromkeys(good, f"{type(err).__name__}: {err}"))
+                errors.update(self._failed(good, err, returned_on_error))
             else:
                 if not errors:  # every sample scored (the usual batch)
                     scores, components = good_scores, good_components
@@ -150,6 +158,17 @@ class AdapterReward:
                         for j, i in enumerate(good):
                             column[i] = values[j]
                         components[name] = column
+        return self._finish(scores, components, errors, returned_on_error)
+
+    def _failed(self, samples: Sequence[int], err: Exception, returned_on_error: str | None) -> dict[int, str]:
+        """Log a reward call that raised on ``samples`` (scored together) and return their errors."""
+        logger.exception("speechgrpo reward failed on a batch of %d; every sample gets %s", len(samples),
+                         self._shown(returned_on_error))
+        return dict.fromkeys(samples, f"{type(err).__name__}: {err}")
+
+    def _finish(self, scores: list[float], components: dict[str, list[float]], errors: dict[int, str],
+                returned_on_error: str | None) -> AdapterScores:
+        """Log each sample that could not be scored and the reward's signature; the call's result."""
         for i, message in sorted(errors.items()):
             logger.error("speechgrpo reward: sample %d gets %s: %s", i, self._shown(returned_on_error), message)
         self.log_signature()
@@ -198,4 +217,6 @@ class AdapterReward:
 
 def valid_strings(items: Sequence[Any]) -> bool:
     """Whether every item is a ``str`` of valid Unicode (one C-speed pass; the usual batch)."""
+    if len(items) == 1:  # one sample per call (verl's default manager, OpenRLHF v0.9.1+): no set, no join
+        return type(items[0]) is str and encodable(items[0])
     return set(map(type, items)) <= {str} and all_encodable(items)

@@ -111,6 +111,16 @@ def _check_special_tokens(special_tokens: Sequence[str]) -> tuple[str, ...]:
     return tokens
 
 
+def _shape_problem(n: int, queries: Any, prompts: Any, labels: Any) -> str:
+    """Why ``reward_func``'s three arguments are not lists of ``n`` entries (the first that is not)."""
+    for name, value in (("queries", queries), ("prompts", prompts), ("labels", labels)):
+        if not isinstance(value, (list, tuple)):
+            return f"{name} must be a list, got {type(value).__name__}"
+        if len(value) != n:
+            return f"{name} has {len(value)} entries for {n} queries"
+    raise AssertionError("no problem to report")
+
+
 class OpenRLHFReward:
     """A speechgrpo reward behind OpenRLHF's ``reward_func(queries, prompts, labels)`` convention.
 
@@ -178,24 +188,26 @@ class OpenRLHFReward:
         """
         try:
             n = len(queries) if isinstance(queries, (list, tuple)) else 1
-            for name, value in (("queries", queries), ("prompts", prompts), ("labels", labels)):
-                if not isinstance(value, (list, tuple)):
-                    return self._failed(n, f"{name} must be a list, got {type(value).__name__}")
-                if len(value) != n:
-                    return self._failed(n, f"{name} has {len(value)} entries for {n} queries")
+            if not (isinstance(queries, (list, tuple)) and isinstance(prompts, (list, tuple))
+                    and isinstance(labels, (list, tuple)) and len(prompts) == n and len(labels) == n):
+                return self._failed(n, _shape_problem(n, queries, prompts, labels))
             completions: list[str | None] = []
             bad: dict[int, str] = {}
+            tokens = self.special_tokens
             for i, (query, prompt) in enumerate(zip(queries, prompts, strict=True)):
-                if not (isinstance(query, str) and isinstance(prompt, str)):
+                if type(query) is str and type(prompt) is str and query.startswith(prompt):  # the usual query
+                    response = _strip_special(query[len(prompt):], tokens)
+                elif not (isinstance(query, str) and isinstance(prompt, str)):
                     name, value = ("queries", query) if not isinstance(query, str) else ("prompts", prompt)
                     bad[i] = f"{name}[{i}] is {type(value).__name__}, not str"
                     logger.error("speechgrpo OpenRLHF reward: %s", bad[i])
                     completions.append(None)  # the core gives it error_value
                     continue
-                response, method = extract_response(query, prompt, self.special_tokens)
-                if method != "prompt":
-                    self._warn_once(method, "speechgrpo OpenRLHF reward: the prompt is not in query %d; response "
-                                    "located by rule %r (see extract_response)", i, method)
+                else:
+                    response, method = extract_response(query, prompt, tokens)
+                    if method != "prompt":
+                        self._warn_once(method, "speechgrpo OpenRLHF reward: the prompt is not in query %d; "
+                                        "response located by rule %r (see extract_response)", i, method)
                 if isinstance(labels[i], str) and not labels[i]:
                     self._warn_once("empty-label", "speechgrpo OpenRLHF reward: label %d is '' (OpenRLHF's value "
                                     "without --data.label_key): scored against an empty reference", i)
@@ -222,9 +234,11 @@ class OpenRLHFReward:
 
 
 def _as_tensors(result: AdapterScores) -> dict[str, Any]:
-    """OpenRLHF's result dict, each list a float32 tensor in its own memory (OpenRLHF may change rewards in
-    place): ``torch.frombuffer`` on a new array, at a third of ``torch.tensor``'s cost for the one-sample
-    calls of OpenRLHF v0.9.1+ (and without torch's NumPy bridge)."""
+    """OpenRLHF's result dict of float32 tensors. ``rewards`` and ``scores`` are one tensor, and so is a
+    component equal to the score (a single metric's), as in OpenRLHF's own reward-file example: OpenRLHF only
+    reads them (v0.8.x concatenates the chunks' tensors, v0.9.1+ copies each sample's values into new tensors).
+    Built by ``torch.frombuffer`` on a new array, at a third of ``torch.tensor``'s cost for the one-sample calls
+    of OpenRLHF v0.9.1+ (and without torch's NumPy bridge)."""
     import torch
 
     def tensor(values: list[float]) -> Any:
@@ -232,8 +246,10 @@ def _as_tensors(result: AdapterScores) -> dict[str, Any]:
             return torch.zeros(0, dtype=torch.float32)
         return torch.frombuffer(array.array("f", values), dtype=torch.float32)
 
-    return {"rewards": tensor(result.scores), "scores": tensor(result.scores),
-            "extra_logs": {name: tensor(values) for name, values in result.components.items()}}
+    scores = tensor(result.scores)
+    return {"rewards": scores, "scores": scores,
+            "extra_logs": {name: scores if values == result.scores else tensor(values)
+                           for name, values in result.components.items()}}
 
 
 _REWARDS: dict[tuple[Any, ...], OpenRLHFReward] = {}

@@ -233,6 +233,13 @@ class Metric(ABC):
                           for key in chunks[0]}
         return components if inverse is None else {key: values[inverse] for key, values in components.items()}
 
+    def primary_of_pairs(self, pairs: Pairs) -> list[float]:
+        """The primary score of each validated pair as Python floats: :meth:`components_of_pairs`'s numbers,
+        for callers that want floats (per-sample adapters scoring one pair a call). Metrics with a per-pair
+        Python path for a few pairs override it to skip the arrays, whose fixed cost exceeds one pair's work."""
+        scores: list[float] = self.components_of_pairs(pairs)[self.primary].tolist()
+        return scores
+
     def _dedupes_pairs(self) -> bool:
         """Whether repeated pairs are scored once: True unless scoring a pair costs less than finding
         its repeats (one hash of the pair, about 0.2 microseconds)."""

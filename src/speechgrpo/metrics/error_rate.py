@@ -178,9 +178,14 @@ class _ErrorRate(Metric):
         # jiwer: an empty reference returns the insertion count itself.
         return float(edits) / float(ref_len) if ref_len else float(edits)
 
-    def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+    def primary_of_pairs(self, pairs: Pairs) -> list[float]:
         if len(pairs) <= self.few_pairs:  # in Python floats: a few array operations cost more than the pairs
-            return {self.name: np.array([self._rate(*row) for row in self._few_statistics(pairs)], dtype=np.float64)}
+            return [self._rate(*row) for row in self._few_statistics(pairs)]
+        return super().primary_of_pairs(pairs)
+
+    def _score_pairs(self, pairs: Pairs) -> dict[str, np.ndarray]:
+        if len(pairs) <= self.few_pairs:
+            return {self.name: np.array(self.primary_of_pairs(pairs), dtype=np.float64)}
         edits, ref_lens = self.statistics(pairs).astype(np.float64).T
         # IEEE division, as jiwer's float(S + D + I) / float(H + S + D); an empty reference gives the edits
         return {self.name: np.divide(edits, ref_lens, out=edits.copy(), where=ref_lens > 0)}

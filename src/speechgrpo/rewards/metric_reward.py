@@ -65,12 +65,21 @@ class MetricReward(Reward):
         pairs = list(zip(completions, references, strict=True))  # validated by the caller
         return self.metric.components_of_pairs(pairs)[self.metric.primary]
 
+    def _few_reward_floats(self, completions: list[str], references: list[tuple[str, ...]]) -> list[float]:
+        """The rewards of a few pairs in Python floats throughout: the arrays' fixed costs exceed their work."""
+        return self._reward_floats(self.metric.primary_of_pairs(list(zip(completions, references, strict=True))))
+
     def _compute(self, batch: RewardBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        scores = self.to_reward_scale(self._raw(batch.completions, batch.references))
+        if len(batch) <= _FEW:
+            scores = np.array(self._few_reward_floats(batch.completions, batch.references), dtype=np.float64)
+        else:
+            scores = self.to_reward_scale(self._raw(batch.completions, batch.references))
         return scores, {self.component_name: scores}
 
     def _score_texts(self, completions: list[str], references: list[tuple[str, ...]]
                      ) -> tuple[list[float], dict[str, list[float]]]:
-        raw = self._raw(completions, references)
-        scores = self._reward_floats(raw.tolist()) if len(raw) <= _FEW else self.to_reward_scale(raw).tolist()
+        if len(completions) <= _FEW:
+            scores = self._few_reward_floats(completions, references)
+        else:
+            scores = self.to_reward_scale(self._raw(completions, references)).tolist()
         return scores, {self.component_name: list(scores)}
