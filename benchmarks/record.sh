@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/benchmarks.md, at one commit on one machine: every table's Markdown goes to $1
-# (default bench-record/), each command's output to a log beside it. About 11 minutes on 2 cores (measured at 0326d6e).
+# (default bench-record/), each command's output to a log beside it. About 12 minutes on 2 cores (measured at 2f49d4a).
 # Needs `make setup` (the main environment) and `make setup-peers` (the peers' environment).
 set -euo pipefail
 out=${1:-bench-record}
