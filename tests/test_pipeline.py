@@ -63,6 +63,15 @@ def test_methods_protocols_and_their_settings() -> None:
     assert method_settings("grpo", tuned, "sqa", 5e-5)["learning_rate"] == 5e-5
     assert method_settings("mp_grpo_luffy", tuned, "sqa", None)["off_policy_shaping"] == 0.1
     assert "off_policy_shaping" not in method_settings("mp_grpo", tuned, "sqa", None)
+    patient = PipelineConfig(sft={**PipelineConfig().sft, "patience": 4})
+    matched = method_settings("sft_compute", patient, "sqa", None, {"completions": 6_401})
+    assert matched["steps"] == 401 and matched["patience"] == 0  # 6,401 sequences at 16 a step, every step trained
+    assert method_settings("sft", patient, "sqa", None)["patience"] == 4
+    with pytest.raises(ValueError, match="needs the same seed's grpo run"):
+        method_settings("sft_compute", patient, "sqa", None)
+    with pytest.raises(ValueError, match="methods must include grpo"):
+        PipelineConfig(methods=["sft", "sft_compute"])
+    assert "sft_compute" not in full.method_list  # on request only
 
 
 def test_a_base_with_other_held_out_splits_is_refused() -> None:
@@ -93,20 +102,22 @@ def test_build_base_records_its_stages_and_wers(toy_base: Path) -> None:
 @needs_espeak
 def test_demo_full_protocol_runs_every_method_and_writes_the_report(toy_base: Path, tmp_path: Path) -> None:
     path = tmp_path / "demo.yaml"
-    path.write_text(yaml.safe_dump({**TOY, "base": str(toy_base), "seeds": [0, 1]}))
+    methods = ["sft", "grpo", "sft_compute", "mp_grpo", "mp_grpo_luffy", "sft_grpo"]
+    path.write_text(yaml.safe_dump({**TOY, "base": str(toy_base), "seeds": [0, 1], "methods": methods}))
     out = tmp_path / "out"
     assert main(["demo", "--config", str(path), "--protocol", "full", f"output_dir={out}"]) == 0
     results = out / "results"
     table = pd.read_csv(results / "results.csv")
-    methods = {"base", "sft", "grpo", "mp_grpo", "mp_grpo_luffy", "sft_grpo"}
-    assert set(table["method"]) == methods and set(table["task"]) == {"sqa", "ast"}
-    assert len(table) == 2 * (1 + 5 * 2)  # per task: the base, and 5 methods x 2 seeds
+    assert set(table["method"]) == {"base", *methods} and set(table["task"]) == {"sqa", "ast"}
+    assert len(table) == 2 * (1 + 6 * 2)  # per task: the base, and 6 methods x 2 seeds
     trained = table[table["method"] != "base"]
     assert set(trained["seed"]) == {0, 1} and {"bleu", "rougeL", "avg", "words", "wall_s"} <= set(table.columns)
     grpo = trained[trained["method"] == "grpo"].iloc[0]
-    assert grpo["prompts_seen"] == 2 * 2 and grpo["completions"] == 2 * 2 * 4
+    assert grpo["prompts_seen"] == 2 * 2 and grpo["completions"] == 2 * 2 * 4 and grpo["steps_trained"] == 2
     sft = trained[trained["method"] == "sft"].iloc[0]
     assert sft["prompts_seen"] == 2 * 4 and sft["completions"] == 0
+    matched = trained[trained["method"] == "sft_compute"]  # SFT on as many sequences as GRPO generated
+    assert set(matched["prompts_seen"]) == {2 * 2 * 4} and set(matched["steps_trained"]) == {4}
     search = pd.read_csv(results / "search.csv")
     summary = json.loads((results / "summary.json").read_text())
     for task in ("sqa", "ast"):  # the rate with the best best-dev score is the one trained

@@ -251,6 +251,27 @@ def test_validation_logs_dev_metrics_and_keeps_the_best_checkpoint(task: tuple[P
 
 
 # -- scale options -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("stage", ["sft", "grpo"])
+def test_patience_stops_a_run_whose_dev_score_stops_rising(task: tuple[Path, Path], tmp_path: Path,
+                                                           stage: str) -> None:
+    """Learning rate 0: every validation (seeded) repeats the first one's score, so the run stops after
+    ``patience`` validations without a better one, stays stopped when resumed, and trains on with more patience."""
+    settings: dict[str, Any] = {"stage": stage, "steps": 20, "learning_rate": 0.0, "eval_manifests": [str(task[1])],
+                                "eval_every": 2, "reward": "bleu"}
+    T.train(config(task, tmp_path, **settings, patience=2), show_progress=False)
+    logged = rows(tmp_path)
+    assert [r["step"] for r in logged if "eval_bleu" in r] == [2, 4, 6]
+    assert logged[-1]["step"] == 6 and logged[-1]["stopped_early"] == 1.0
+    assert json.loads((tmp_path / "best" / "best.json").read_text())["step"] == 2
+    assert (tmp_path / "final").is_dir() and (tmp_path / "checkpoints" / "step-00000006").is_dir()
+    T.train(config(task, tmp_path, **settings, patience=2), show_progress=False)  # resumed: nothing more to train
+    assert rows(tmp_path) == logged
+    T.train(config(task, tmp_path, **settings, patience=3), show_progress=False)  # more patience: one more validation
+    assert [r["step"] for r in rows(tmp_path) if "eval_bleu" in r] == [2, 4, 6, 8]
+    T.train(config(task, tmp_path / "no-patience", **{**settings, "steps": 8}), show_progress=False)
+    assert [r["step"] for r in rows(tmp_path / "no-patience") if "eval_bleu" in r] == [2, 4, 6, 8]
+
+
 def test_generation_batch_size_splits_sampling(task: tuple[Path, Path], tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from speechgrpo.models.causal_lm import CausalLM
@@ -299,6 +320,10 @@ def test_gradient_checkpointing_goes_through_transformers_and_keeps_the_gradient
     ({"num_iterations": 3, "checkpoint_every": 50}, "multiple of num_iterations"),
     ({"eval_every": 5}, "eval_every needs eval_manifests"),
     ({"eval_manifests": ["x"], "best_metric": "meteor"}, "best_metric must be one of"),
+    ({"patience": 2}, "patience counts validations"),
+    ({"patience": -1}, "patience must be >= 0"),
+    ({"eval_manifests": ["x"], "eval_every": 3, "num_iterations": 2, "checkpoint_every": 2, "patience": 1},
+     "must be a multiple of num_iterations"),
     ({"kl_estimator": "k4"}, "kl_estimator must be one of"),
     ({"lora_rank": 2, "lora_dropout": 1.0}, "lora_dropout"),
     ({"eval_metrics": ["blue"]}, "eval_metrics must be a non-empty list"),

@@ -126,6 +126,7 @@ class TrainConfig:
     eval_batch_size: int = 16
     eval_max_examples: int | None = None  # the first N of the eval manifests (None: all)
     best_metric: str | None = None  # None: the reward's metric when it is one of eval_metrics, else "reward"
+    patience: int = 0  # stop after this many validations in a row without a new best (0: train every step)
     # bookkeeping
     audio_cache_size: int = 4096  # decoded audio clips kept in memory (least recently used dropped)
     log_every: int = 1
@@ -155,7 +156,7 @@ class TrainConfig:
                      "audio_cache_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lora_rank", "eval_every", "warmup_steps"):
+        for name in ("lora_rank", "eval_every", "warmup_steps", "patience"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.ce_weight < 0 or self.ctc_weight < 0 or self.ce_weight + self.ctc_weight == 0:
@@ -205,6 +206,11 @@ class TrainConfig:
                              f"({self.num_iterations}): a checkpoint is taken between rollouts")
         if self.eval_every and not self.eval_manifests:
             raise ValueError("eval_every needs eval_manifests")
+        if self.patience and not self.eval_every:
+            raise ValueError("patience counts validations: it needs eval_every > 0 (and eval_manifests)")
+        if self.patience and self.eval_every % self.num_iterations:
+            raise ValueError(f"eval_every ({self.eval_every}) must be a multiple of num_iterations "
+                             f"({self.num_iterations}) with patience: a run stops between rollouts")
         unknown = [name for name in self.eval_metrics if name not in EVAL_METRICS]
         if unknown or not self.eval_metrics:
             raise ValueError(f"eval_metrics must be a non-empty list of {', '.join(EVAL_METRICS)}; "
@@ -237,9 +243,10 @@ class TrainConfig:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
 
 
-#: fields that do not change what a run computes: a resumed run may change them (``steps`` extends it)
-BOOKKEEPING_FIELDS = ("steps", "log_every", "checkpoint_every", "keep_checkpoints", "report_to", "audio_cache_size",
-                      "eval_batch_size", "resume")
+#: fields that do not change what a run computes: a resumed run may change them (``steps`` and ``patience``
+#: extend it)
+BOOKKEEPING_FIELDS = ("steps", "patience", "log_every", "checkpoint_every", "keep_checkpoints", "report_to",
+                      "audio_cache_size", "eval_batch_size", "resume")
 
 
 def run_changes(before: dict[str, Any], after: TrainConfig) -> dict[str, tuple[Any, Any]]:

@@ -19,7 +19,7 @@ from speechgrpo.data import Example
 from speechgrpo.data.synthetic.benchmark import words
 from speechgrpo.train.significance import Interval, RunScores, paired_bootstrap
 
-LABELS = {"base": "base", "sft": "SFT", "grpo": "GRPO", "mp_grpo": "MP-GRPO",
+LABELS = {"base": "base", "sft": "SFT", "grpo": "GRPO", "sft_compute": "SFT (GRPO's compute)", "mp_grpo": "MP-GRPO",
           "mp_grpo_luffy": "MP-GRPO (LUFFY shaping 0.1)", "sft_grpo": "SFT -> GRPO"}
 TASK_TITLES = {"sqa": "Spoken question answering", "ast": "Speech translation (English -> German)"}
 Answers = dict[tuple[str, str, int], list[list[str]]]
@@ -88,8 +88,8 @@ def _mean_std(values: Sequence[float]) -> str:
 
 
 def grpo_diagnostics(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per GRPO-family run: zero-variance group fraction, KL, completion length and reward, first and last
-    tenth of training (from its metrics.jsonl)."""
+    """Per GRPO-family run: zero-variance group fraction, KL, completion length (words and tokens) and reward,
+    first and last tenth of training (from its metrics.jsonl), best-dev and last step."""
     rows = []
     for run in runs:
         if run["stage"] == "sft":
@@ -105,9 +105,10 @@ def grpo_diagnostics(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
         rows.append({"task": run["task"], "method": run["method"], "seed": run["seed"],
                      "zero_std_groups": mean(log, "frac_zero_std_groups"), "kl_last": mean(last, "kl"),
-                     "length_first": mean(first, "completion_length"), "length_last": mean(last, "completion_length"),
+                     "words_first": mean(first, "completion_words"), "words_last": mean(last, "completion_words"),
+                     "tokens_first": mean(first, "completion_length"), "tokens_last": mean(last, "completion_length"),
                      "reward_first": mean(first, "reward_mean"), "reward_last": mean(last, "reward_mean"),
-                     "best_step": run["best_step"], "steps": run["steps"]})
+                     "best_step": run["best_step"], "steps_trained": run["steps_trained"], "steps": run["steps"]})
     return rows
 
 
@@ -124,8 +125,8 @@ def write_results(answers: Answers, tests: dict[str, list[Example]], runs: list[
     table = pd.DataFrame(rows)
     compute = pd.DataFrame(runs) if runs else pd.DataFrame(columns=["task", "method", "seed"])
     if runs:
-        table = table.merge(compute[["task", "method", "seed", "learning_rate", "best_step", "best_dev",
-                                     "prompts_seen", "completions", "validation_generations", "wall_s"]],
+        table = table.merge(compute[["task", "method", "seed", "learning_rate", "best_step", "steps_trained", "steps",
+                                     "best_dev", "prompts_seen", "completions", "validation_generations", "wall_s"]],
                             on=["task", "method", "seed"], how="left")
     # scores rounded; learning rates and counts written as they are (a fixed format would print 2e-4 as 0.000)
     table.round({m: 3 for m in (*metrics, "avg", "words")}).to_csv(results / "results.csv", index=False)
@@ -151,7 +152,8 @@ def write_results(answers: Answers, tests: dict[str, list[Example]], runs: list[
         lines += [f"## {TASK_TITLES.get(task, task)}", "",
                   f"Learning rates: {summary['learning_rates'][task]}. Reference length: {reference_words:.1f} words.",
                   ""]
-        header = ["method", *metrics, "avg", "words", "prompts", "completions", "train min"]
+        header = ["method", *metrics, "avg", "words", "steps (best / stop / cap)", "prompts", "completions",
+                  "train min"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for method in config.method_list:
             seeds_rows = part[part["method"] == method]
@@ -160,14 +162,15 @@ def write_results(answers: Answers, tests: dict[str, list[Example]], runs: list[
             cells = [LABELS[method], *[_mean_std(seeds_rows[m].tolist()) for m in [*metrics, "avg"]],
                      f"{seeds_rows['words'].mean():.1f}"]
             if method == "base":
-                cells += ["-", "-", "-"]
+                cells += ["-", "-", "-", "-"]
             else:
                 own = compute[(compute["task"] == task) & (compute["method"] == method)]
                 prompts, completions, wall = own["prompts_seen"].mean(), own["completions"].mean(), own["wall_s"].mean()
                 if method == "sft_grpo":  # its SFT start is part of its cost
                     sft = compute[(compute["task"] == task) & (compute["method"] == "sft")]
                     prompts, wall = prompts + sft["prompts_seen"].mean(), wall + sft["wall_s"].mean()
-                cells += [f"{prompts:.0f}", f"{completions:.0f}", f"{wall / 60:.1f}"]
+                cells += [f"{own['best_step'].mean():.0f} / {own['steps_trained'].mean():.0f} / "
+                          f"{own['steps'].iloc[0]}", f"{prompts:.0f}", f"{completions:.0f}", f"{wall / 60:.1f}"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         if ("sft" in config.method_list) and any(m in config.method_list for m in ("grpo", "mp_grpo", "sft_grpo")):
@@ -184,16 +187,18 @@ def write_results(answers: Answers, tests: dict[str, list[Example]], runs: list[
             lines.append("")
         task_diag = diagnostics[diagnostics["task"] == task] if not diagnostics.empty else diagnostics
         if not task_diag.empty:
-            lines += ["GRPO diagnostics (mean over seeds): zero-variance groups, KL and completion length in tokens, "
-                      "the stop token included (first -> last tenth of training), best-dev step:", "",
-                      "| method | zero-std groups | KL (end) | length (tokens) | reward | best step / steps |",
-                      "|---|---|---|---|---|---|"]
+            lines += ["GRPO diagnostics (mean over seeds): zero-variance groups, KL, completion length in words "
+                      "(whitespace-separated) and in tokens (the stop token included), reward (first -> last tenth "
+                      "of training), best-dev step / last step trained:", "",
+                      "| method | zero-std groups | KL (end) | length (words) | length (tokens) | reward | "
+                      "best step / stop |", "|---|---|---|---|---|---|---|"]
             for method, group in task_diag.groupby("method", sort=False):
                 lines.append(f"| {LABELS[str(method)]} | {group['zero_std_groups'].mean():.2f} | "
-                             f"{group['kl_last'].mean():.4f} | {group['length_first'].mean():.1f} -> "
-                             f"{group['length_last'].mean():.1f} | {group['reward_first'].mean():.3f} -> "
+                             f"{group['kl_last'].mean():.4f} | {group['words_first'].mean():.1f} -> "
+                             f"{group['words_last'].mean():.1f} | {group['tokens_first'].mean():.1f} -> "
+                             f"{group['tokens_last'].mean():.1f} | {group['reward_first'].mean():.3f} -> "
                              f"{group['reward_last'].mean():.3f} | {group['best_step'].mean():.0f} / "
-                             f"{group['steps'].iloc[0]} |")
+                             f"{group['steps_trained'].mean():.0f} |")
             lines.append("")
     if search_rows:
         lines += ["## Learning-rate search (dev, first seed)", "",

@@ -33,10 +33,10 @@ from speechgrpo.train.base_model import DEMO_VOICES
 from speechgrpo.train.config import PAPER_METRICS, Stage, TrainConfig, check_numbers, load_layered
 
 PROTOCOLS = ("quick", "full")
-METHODS = ("base", "sft", "grpo", "mp_grpo", "mp_grpo_luffy", "sft_grpo")
+METHODS = ("base", "sft", "grpo", "sft_compute", "mp_grpo", "mp_grpo_luffy", "sft_grpo")
 # the trainer stage and settings group of each trained method
 _STAGES: dict[str, tuple[Stage, str]] = {
-    "sft": ("sft", "sft"), "grpo": ("grpo", "grpo"), "mp_grpo": ("mp_grpo", "grpo"),
+    "sft": ("sft", "sft"), "grpo": ("grpo", "grpo"), "sft_compute": ("sft", "sft"), "mp_grpo": ("mp_grpo", "grpo"),
     "mp_grpo_luffy": ("mp_grpo", "grpo"), "sft_grpo": ("grpo", "grpo")}
 LUFFY_SHAPING = 0.1  # LUFFY's policy shaping gamma on off-policy tokens
 
@@ -57,7 +57,9 @@ class PipelineConfig:
     sizes: dict[str, int] = field(default_factory=lambda: {"train": 1000, "dev": 100, "test": 200})
     difficulty: int = 1
     voices: list[str] = field(default_factory=lambda: list(DEMO_VOICES))
-    methods: list[str] | None = None  # None: base, sft, grpo, mp_grpo, sft_grpo (+ mp_grpo_luffy in full)
+    # None: base, sft, grpo, mp_grpo, sft_grpo (+ mp_grpo_luffy in full); sft_compute on request (SFT trained on
+    # as many sequences as the same seed's GRPO run generated, without patience: the paper's compute-matched SFT)
+    methods: list[str] | None = None
     sft: dict[str, Any] = field(default_factory=lambda: {
         "steps": 200, "learning_rate": 5e-4, "prompts_per_step": 16, "micro_batch_size": 16, "eval_every": 25,
         "eval_batch_size": 50, "max_new_tokens": 48})
@@ -86,6 +88,9 @@ class PipelineConfig:
             raise ValueError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
         if self.methods is not None and "sft_grpo" in self.methods and "sft" not in self.methods:
             raise ValueError("sft_grpo starts from the sft run: methods must include sft")
+        if self.methods is not None and "sft_compute" in self.methods and "grpo" not in self.methods:
+            raise ValueError("sft_compute trains on as many sequences as the grpo run generated: methods must "
+                             "include grpo")
         missing = [t for t in self.tasks if self.protocol == "quick" and t not in self.tuned]
         if missing:
             raise ValueError(f"tuned has no learning rates for task(s) {', '.join(missing)}; run the full protocol "
@@ -99,7 +104,7 @@ class PipelineConfig:
     def method_list(self) -> list[str]:
         if self.methods is not None:
             return ["base", *[m for m in METHODS[1:] if m in self.methods]]
-        return [m for m in METHODS if m != "mp_grpo_luffy" or self.protocol == "full"]
+        return [m for m in METHODS if m != "sft_compute" and (m != "mp_grpo_luffy" or self.protocol == "full")]
 
 
 def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> PipelineConfig:
@@ -193,13 +198,15 @@ def train_run(out: Path, stage: Stage, start: Path, train_manifest: Path, dev_ma
     best = json.loads((out / "best" / "best.json").read_text(encoding="utf-8"))
     log = [json.loads(line) for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     validations = sum(1 for row in log if "eval_bleu" in row)
+    trained = log[-1]["step"]  # the cap, or the step where patience stopped the run
     generations = train_config.num_generations if stage != "sft" else 0
-    rollouts = -(-train_config.steps // train_config.num_iterations) if stage != "sft" else 0
+    rollouts = -(-trained // train_config.num_iterations) if stage != "sft" else 0
     record = {
         "model": str(out / "best"), "final": str(final), "stage": stage, "start": str(start), "seed": seed,
-        "learning_rate": train_config.learning_rate, "steps": train_config.steps, "best_step": best["step"],
-        "best_metric": best["metric"], "best_dev": best["value"],
-        "prompts_seen": (rollouts if stage != "sft" else train_config.steps) * train_config.prompts_per_step,
+        "learning_rate": train_config.learning_rate, "steps": train_config.steps, "steps_trained": trained,
+        "stopped_early": bool(log[-1].get("stopped_early")), "patience": train_config.patience,
+        "best_step": best["step"], "best_metric": best["metric"], "best_dev": best["value"],
+        "prompts_seen": (rollouts if stage != "sft" else trained) * train_config.prompts_per_step,
         "completions": rollouts * train_config.prompts_per_step * generations,
         "validation_generations": validations * min(config.dev_examples, len(read_manifest(dev_manifest))),
         "wall_s": round(seconds, 1), "train_config": wanted,
@@ -208,13 +215,21 @@ def train_run(out: Path, stage: Stage, start: Path, train_manifest: Path, dev_ma
     return Run(out / "best", record)
 
 
-def method_settings(method: str, config: PipelineConfig, task: str, learning_rate: float | None) -> dict[str, Any]:
-    """The trainer settings of ``method`` on ``task``: its group's settings with the chosen learning rate."""
+def method_settings(method: str, config: PipelineConfig, task: str, learning_rate: float | None,
+                    grpo_run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The trainer settings of ``method`` on ``task``: its group's settings with the chosen learning rate.
+    ``sft_compute`` (SFT given GRPO's compute) takes ``grpo_run``, the same seed's GRPO record: as many
+    training sequences as that run generated and scored, every step trained (no patience)."""
     group = _STAGES[method][1]
     settings = {**getattr(config, group)}
     settings["learning_rate"] = learning_rate if learning_rate is not None else config.tuned[task][group]
     if method == "mp_grpo_luffy":
         settings["off_policy_shaping"] = LUFFY_SHAPING
+    if method == "sft_compute":
+        if grpo_run is None:
+            raise ValueError("sft_compute needs the same seed's grpo run (its completions set the budget)")
+        settings["steps"] = max(1, -(-grpo_run["completions"] // settings["prompts_per_step"]))
+        settings["patience"] = 0
     return settings
 
 
@@ -344,15 +359,17 @@ def run_pipeline(config: PipelineConfig, show_progress: bool = True) -> Path:
         else:
             chosen[task] = dict(config.tuned[task])
         models: dict[tuple[str, int], Path] = {}
+        records: dict[tuple[str, int], dict[str, Any]] = {}
         for seed in config.training_seeds:
             for method in config.method_list[1:]:
                 stage, group = _STAGES[method]
                 start = models[("sft", seed)] if method == "sft_grpo" else base
+                settings = method_settings(method, config, task, chosen[task][group], records.get(("grpo", seed)))
                 run = train_run(run_folder(config, task, method, seed, chosen[task][group]), stage, start,
-                                manifests[f"{task}_train"], manifests[f"{task}_dev"],
-                                method_settings(method, config, task, chosen[task][group]), config, seed,
+                                manifests[f"{task}_train"], manifests[f"{task}_dev"], settings, config, seed,
                                 show_progress)
                 models[(method, seed)] = run.model
+                records[(method, seed)] = run.record
                 runs.append({"task": task, "method": method, **run.record})
         print(f"\n== evaluating on {task} ({len(test)} test examples, {config.eval_passes} passes) ==",
               file=sys.stderr, flush=True)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -380,6 +381,7 @@ def make_rollout(model: SpeechLM, engine: RolloutEngine, reference: SpeechLM | N
         "reward_std": float(on_policy.std()),
         "frac_zero_std_groups": advantages.stats["frac_zero_std_groups"],
         "completion_length": float(sampled_lengths.mean()),
+        "completion_words": float(np.mean([len(completions.texts[i].split()) for i in sampled.tolist()])),
         "frac_truncated": float((~stopped).float().mean()),
         "generation_s": generation_time,
         "reward_s": reward_time,
@@ -471,6 +473,11 @@ def best_metric(config: TrainConfig) -> str:
     if config.best_metric is not None:
         return config.best_metric
     return config.reward.strip() if config.reward.strip() in config.eval_metrics else "reward"
+
+
+def patience_spent(config: TrainConfig, best: dict[str, Any] | None, step: int) -> bool:
+    """Whether ``patience`` validations in a row since the best checkpoint's have found no better dev score."""
+    return bool(config.patience) and best is not None and step - best["step"] >= config.patience * config.eval_every
 
 
 def read_best(output: Path) -> dict[str, Any] | None:
@@ -632,8 +639,6 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     output = Path(config.output_dir)
     resume, changes = check_resume(config, output)
     if changes:
-        import sys
-
         print("resuming with changes (resume: force): " + "; ".join(f"{name}: {was!r} -> {now!r}" for name,
               (was, now) in changes.items()), file=sys.stderr)
     # the reference policy is the model the run started from, whatever a forced resume changed
@@ -698,7 +703,8 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     if best is not None and (best["step"] > start or best["metric"] != best_name):
         best = None  # written after the resumed checkpoint, or by another best_metric: the next validation decides
 
-    progress = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=config.stage,
+    end = start if patience_spent(config, best, start) else config.steps  # a run that stopped stays stopped
+    progress = tqdm(range(start, end), initial=start, total=config.steps, desc=config.stage,
                     disable=not (show_progress and accelerator.is_main_process))
     rollout: Rollout | None = None
     for step in progress:
@@ -749,12 +755,21 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
             if math.isfinite(value) and better:
                 best = {"step": step + 1, "metric": best_name, "value": value}
                 save_model(accelerator, model, output / "best", extra={"best.json": json.dumps(best) + "\n"})
+            if not last and patience_spent(config, best, step + 1):
+                assert best is not None
+                print(f"{config.stage}: stopping at step {step + 1} of {config.steps}: no better dev {best_name} in "
+                      f"{config.patience} validations since step {best['step']} ({best['value']:.4g})",
+                      file=sys.stderr, flush=True)
+                metrics["stopped_early"] = 1.0
+                last = True
         if log is not None and ((step + 1) % config.log_every == 0 or last or any(k.startswith("eval_")
                                                                                     for k in metrics)):
             log.log({"step": step + 1, **metrics})
             progress.set_postfix({k: f"{metrics[k]:.3g}" for k in ("loss", "reward_mean") if k in metrics})
         if (step + 1) % config.checkpoint_every == 0 or last:
             save_state(accelerator, output, step + 1, model, optimizer, scheduler, sampler, config, reference_model)
+        if last:
+            break
 
     final = output / "final"
     accelerator.wait_for_everyone()
