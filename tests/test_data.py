@@ -20,6 +20,7 @@ from doc_blocks import doc_block
 
 from speechgrpo.data import (
     ASR_PROMPTS,
+    PROMPTS,
     AudioCache,
     AudioError,
     DatasetError,
@@ -50,6 +51,7 @@ from speechgrpo.data.synthetic.english_german import (
     sample_sentence,
 )
 from speechgrpo.data.synthetic.lexicon import ADJECTIVES, ADVERBS, NAMES, NOUNS, PLACES, VERBS, Adverb, number_words
+from speechgrpo.data.synthetic.questions import Question, clause_lexemes, reserved_for_the_demo, sample_question
 from speechgrpo.data.synthetic.spoken_qa import sample_passage
 
 sf = pytest.importorskip("soundfile")
@@ -450,6 +452,49 @@ GERMAN_CASES = [
 def test_german_translations_checked_by_hand(sentence: Sentence, english: str, german: str) -> None:
     assert sentence.english == english
     assert sentence.german == german
+
+
+# Questions (the base's out-of-domain spoken translation), German written by hand first: verb first, the
+# participle or infinitive last, English with do/does/did/will or an inverted be.
+QUESTION_CASES = [
+    (Clause(np_("dog"), V["sleeps"], **place("in", "garden")),
+     "Does the dog sleep in the garden?", "Schläft der Hund im Garten?"),
+    (Clause(np_("teacher"), V["gives"], "past", dative=np_("boy"), accusative=np_("book", "a"),
+            adverb=adv("yesterday")),
+     "Did the teacher give the boy a book yesterday?", "Hat der Lehrer gestern dem Jungen ein Buch gegeben?"),
+    (Clause(np_("child", plural=True), V["runs"], "past", **place("in", "park")),
+     "Did the children run in the park?", "Sind die Kinder im Park gelaufen?"),
+    (Clause(np_(name="Thomas"), V["travels"], "future", city="Vienna", adverb=adv("next week")),
+     "Will Thomas travel to Vienna next week?", "Wird Thomas nächste Woche nach Wien reisen?"),
+    (Clause(np_("dog", plural=True), None, "past", predicate=ADJECTIVES["tired"]),
+     "Were the dogs tired?", "Waren die Hunde müde?"),
+    (Clause(np_(name="Maria"), None, "future", predicate=ADJECTIVES["angry"]),
+     "Will Maria be angry?", "Wird Maria wütend sein?"),
+    (Clause(np_("cat", "my"), V["eats"], accusative=np_("mouse", "a")),
+     "Does my cat eat a mouse?", "Frisst meine Katze eine Maus?"),
+]
+
+
+@pytest.mark.parametrize("clause,english,german", QUESTION_CASES, ids=[c[1] for c in QUESTION_CASES])
+def test_questions_checked_by_hand(clause: Clause, english: str, german: str) -> None:
+    question = Question(clause)
+    assert (question.english, question.german) == (english, german)
+
+
+def test_questions_are_another_domain_than_the_demo_translations() -> None:
+    """Questions only, never a demo sentence, and none of the lexemes reserved for the demo's domain."""
+    questions = synthetic_examples(0, {"train": 2000}, tasks=("ast_questions",), difficulty=1)["train"]
+    demo = synthetic_examples(0, {"train": 2000, "dev": 100, "test": 200}, tasks=("ast",), difficulty=1)
+    statements = {e.meta["transcript"] for split in demo.values() for e in split}
+    assert all(e.meta["transcript"].endswith("?") and e.references[0].endswith("?") for e in questions)
+    assert not statements & {e.meta["transcript"] for e in questions}
+    assert all(e.prompt in PROMPTS["ast"] for e in questions)
+    rng = random.Random(3)
+    assert not any(reserved_for_the_demo(w) for _ in range(300) for w in clause_lexemes(sample_question(rng).clause))
+    reserved = [w for w in sorted(VERBS) if reserved_for_the_demo(VERBS[w].en_base)]
+    assert 0.2 < len(reserved) / len(VERBS) < 0.5  # about a third of the verbs stay the demo's own
+    demo_verbs = {w for e in demo["test"] for w in words(e.meta["transcript"])}
+    assert any(VERBS[w].en_3sg in demo_verbs or VERBS[w].en_past in demo_verbs for w in reserved)
 
 
 def test_german_noun_phrase_declension() -> None:

@@ -27,7 +27,9 @@ ASR_PROMPTS: tuple[str, ...] = (
     "What is said in the audio? Write it down exactly.",
     "Give a transcript of the recording.",
 )
-PROMPTS: dict[str, tuple[str, ...]] = {"sqa": SQA_PROMPTS, "ast": AST_PROMPTS, "asr": ASR_PROMPTS}
+#: ``ast_questions`` (the base's out-of-domain spoken translation) is asked as the demo's translation is
+PROMPTS: dict[str, tuple[str, ...]] = {"sqa": SQA_PROMPTS, "ast": AST_PROMPTS, "asr": ASR_PROMPTS,
+                                       "ast_questions": AST_PROMPTS}
 
 
 def pick_prompt(templates: Sequence[str], key: str, seed: int = 0, **fields: str) -> str:

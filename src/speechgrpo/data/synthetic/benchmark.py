@@ -31,6 +31,7 @@ from speechgrpo.data.manifest import Example, corpus_texts, write_manifest
 from speechgrpo.data.prompts import PROMPTS
 from speechgrpo.data.synthetic import lexicon
 from speechgrpo.data.synthetic.english_german import sample_sentence
+from speechgrpo.data.synthetic.questions import sample_question
 from speechgrpo.data.synthetic.spoken_qa import JOBS, sample_passage
 from speechgrpo.data.synthetic.tts import (
     DEFAULT_VOICES,
@@ -83,8 +84,15 @@ def _asr(rng: random.Random, difficulty: int) -> tuple[str, dict[str, Any], list
     return text, {"transcript": text, "source": source}, [text], sorted({text, *split_sentences(text)})
 
 
+def _ast_questions(rng: random.Random, difficulty: int) -> tuple[str, dict[str, Any], list[str], list[str]]:
+    """Spoken translation of another domain (the base's, not the demo's): see :mod:`.questions`."""
+    question = sample_question(rng)
+    english = question.english
+    return english, {"transcript": english, "tense": question.clause.tense}, [question.german], [english]
+
+
 _GENERATORS: dict[str, Callable[[random.Random, int], tuple[str, dict[str, Any], list[str], list[str]]]] = {
-    "sqa": _sqa, "ast": _ast, "asr": _asr,
+    "sqa": _sqa, "ast": _ast, "asr": _asr, "ast_questions": _ast_questions,
 }
 
 
@@ -97,7 +105,7 @@ def synthetic_examples(seed: int = 0, sizes: Mapping[str, int] | None = None, *,
     sizes = dict(DEFAULT_SIZES if sizes is None else sizes)
     unknown = [t for t in tasks if t not in _GENERATORS]
     if unknown:
-        raise ValueError(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+        raise ValueError(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(_GENERATORS)}")
     if any(s not in SPLITS for s in sizes) or any(n < 0 for n in sizes.values()):
         raise ValueError(f"sizes must map {', '.join(SPLITS)} to non-negative counts, got {sizes}")
     seen: dict[str, dict[str, str]] = {"passage": {}, "sentence": {}}

@@ -1,0 +1,136 @@
+"""Spoken translation from another domain: English yes/no questions and their German translations.
+
+The demo's base must translate speech before it sees the demo's own translation task, as Granite Speech
+had been trained on speech translation but not on CoVoST2. Its translation data therefore differs from the
+demo's ``ast`` split in three ways:
+
+- **register**: questions (*Did the old teacher read the book yesterday?*), where the demo's sentences are
+  statements; German puts the finite verb first (*Hat der alte Lehrer gestern das Buch gelesen?*), English
+  uses *do/does/did/will* or an inverted *be*;
+- **sentences**: never one of the demo's (a question is never a statement), one clause each, no negation,
+  no relative clause;
+- **vocabulary**: a third of the demo's nouns, verbs, adjectives, names and cities (chosen by a stable hash,
+  :func:`reserved_for_the_demo`) never occur, so the demo's test sentences hold words the base has heard and
+  read but never translated from speech.
+
+The clauses come from the demo's own grammar (:func:`~speechgrpo.data.synthetic.english_german.sample_clause`)
+and are rendered with its noun phrases and German middle field, so the translations follow the same rules.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from dataclasses import dataclass, replace
+
+from speechgrpo.data.synthetic.english_german import (
+    Clause,
+    NounPhrase,
+    complexity,
+    english_np,
+    german_np,
+    sample_clause,
+)
+from speechgrpo.data.synthetic.english_german import (
+    _capitalize as capitalize,
+)
+from speechgrpo.data.synthetic.english_german import (
+    _finite_and_rest as finite_and_rest,
+)
+from speechgrpo.data.synthetic.english_german import (
+    _is_plural as is_plural,
+)
+from speechgrpo.data.synthetic.english_german import (
+    _middle_field as middle_field,
+)
+
+#: one lexeme in RESERVED_SHARE (by a stable hash of its English form) occurs only in the demo's domain
+RESERVED_SHARE = 3
+#: tenses of the questions (the demo at difficulty 1 has present and past statements only)
+QUESTION_TENSES = ("present", "past", "future")
+
+
+def reserved_for_the_demo(lexeme: str) -> bool:
+    """Whether a noun, verb, adjective, name or city (its English form) is kept out of the questions."""
+    return zlib.crc32(f"speechgrpo-questions:{lexeme}".encode()) % RESERVED_SHARE == 0
+
+
+def _np_lexemes(np: NounPhrase | None) -> list[str]:
+    if np is None:
+        return []
+    words = [np.name] if np.noun is None else [np.noun.en]
+    return words + [a.en for a in np.adjectives]
+
+
+def clause_lexemes(clause: Clause) -> list[str]:
+    """The English forms of the clause's nouns, adjectives, verb, names and city (what the share counts)."""
+    words = [*_np_lexemes(clause.subject), *_np_lexemes(clause.dative), *_np_lexemes(clause.accusative),
+             *_np_lexemes(clause.place_np), *_np_lexemes(clause.company)]
+    if clause.verb is not None:
+        words.append(clause.verb.en_base)
+    if clause.predicate is not None:
+        words.append(clause.predicate.en)
+    if clause.city:
+        words.append(clause.city)
+    return words
+
+
+@dataclass(frozen=True)
+class Question:
+    """A yes/no question: one clause, asked."""
+
+    clause: Clause
+
+    @property
+    def english(self) -> str:
+        return english_question(self.clause)
+
+    @property
+    def german(self) -> str:
+        return german_question(self.clause)
+
+
+def english_question(clause: Clause) -> str:
+    """*Does the dog sleep in the garden?*, *Did Anna often read?*, *Will the boys be tired?*, *Is it old?*"""
+    plural = is_plural(clause.subject)
+    freq = [clause.adverb.en] if clause.adverb is not None and clause.adverb.kind == "freq" else []
+    time = [clause.adverb.en] if clause.adverb is not None and clause.adverb.kind == "time" else []
+    subject = english_np(clause.subject)
+    if clause.verb is None:  # copula: inverted *be*, or *will ... be*
+        if clause.tense == "future":
+            head, after = "will", [*freq, "be"]
+        else:
+            head = {"present": "are" if plural else "is", "past": "were" if plural else "was"}[clause.tense]
+            after = freq
+        assert clause.predicate is not None
+        words = [head, subject, *after, clause.predicate.en]
+    else:
+        head = {"future": "will", "past": "did", "present": "do" if plural else "does"}[clause.tense]
+        words = [head, subject, *freq, clause.verb.en_base]
+    if clause.dative is not None:
+        words.append(english_np(clause.dative))
+    if clause.accusative is not None:
+        words.append(english_np(clause.accusative))
+    if clause.company is not None:
+        words += ["with", english_np(clause.company)]
+    if clause.city:
+        words += ["to" if clause.verb is not None and clause.verb.frame == "travel" else "in", clause.city]
+    if clause.place is not None and clause.place_np is not None:
+        words += [clause.place.en_prep, english_np(clause.place_np)]
+    return capitalize(" ".join([*words, *time])) + "?"
+
+
+def german_question(clause: Clause) -> str:
+    """Verb first: *Schläft der Hund im Garten?*, *Hat Anna oft gelesen?*, *Werden die Jungen müde sein?*"""
+    finite, rest = finite_and_rest(clause, is_plural(clause.subject), clause.subject.animate_kind == "animal")
+    words = [finite, german_np(clause.subject, "nom"), *middle_field(clause), *([rest] if rest else [])]
+    return capitalize(" ".join(words)) + "?"
+
+
+def sample_question(rng: random.Random) -> Question:
+    """A question of the out-of-domain register, none of whose lexemes is reserved for the demo."""
+    cx = replace(complexity(1), tenses=QUESTION_TENSES, fronted=0.0, negation=0.0, relative=0.0)
+    while True:
+        clause = replace(sample_clause(rng, cx, allow_relative=False), fronted=False, negated=False)
+        if not any(reserved_for_the_demo(lexeme) for lexeme in clause_lexemes(clause)):
+            return Question(clause)
