@@ -208,7 +208,17 @@ def test_adapters_one_sample_calls_equal_the_reward_call(spec: str) -> None:
         prompt = "<|user|>say it<|assistant|>"
         out = openrlhf([prompt + h + "<|im_end|>"], [prompt], [label])
         assert out["rewards"].tolist() == torch.tensor(expected.scores.tolist(), dtype=torch.float32).tolist()
+        assert out["scores"].tolist() == torch.tensor(expected.scores.tolist(), dtype=torch.float32).tolist()
         for key, values in expected.components.items():
             assert out["extra_logs"][key].tolist() == torch.tensor(values.tolist(), dtype=torch.float32).tolist()
-        assert out["scores"].tolist() == out["rewards"].tolist()  # one tensor: every OpenRLHF version copies them
         assert orm([h], solution=[label]) == expected.scores.tolist()
+
+
+def test_one_sample_in_any_sequence_takes_the_checked_path_where_it_cannot_be_indexed() -> None:
+    """The one-sample check indexes lists and tuples only: a pandas Series labelled 5 or a set still scores."""
+    import pandas as pd
+
+    from speechgrpo.grpo_adapters.adapter_core import AdapterReward, valid_strings
+
+    assert valid_strings({"a"}) and valid_strings(pd.Series(["a"], index=[5])) and not valid_strings([b"a"])
+    assert AdapterReward("wer").score(pd.Series(["a b"], index=[5]), ["a c"]).scores == [0.5]

@@ -217,6 +217,6 @@ class AdapterReward:
 
 def valid_strings(items: Sequence[Any]) -> bool:
     """Whether every item is a ``str`` of valid Unicode (one C-speed pass; the usual batch)."""
-    if len(items) == 1:  # one sample per call (verl's default manager, OpenRLHF v0.9.1+): no set, no join
+    if len(items) == 1 and isinstance(items, (list, tuple)):  # one sample a call (verl, OpenRLHF v0.9.1+)
         return type(items[0]) is str and encodable(items[0])
     return set(map(type, items)) <= {str} and all_encodable(items)
