@@ -72,6 +72,14 @@ def test_methods_protocols_and_their_settings() -> None:
     with pytest.raises(ValueError, match="methods must include grpo"):
         PipelineConfig(methods=["sft", "sft_compute"])
     assert "sft_compute" not in full.method_list  # on request only
+    budgeted = PipelineConfig(budgets={"sqa": {"grpo": 350}}, grpo={**PipelineConfig().grpo, "patience": 6})
+    assert (method_settings("grpo", budgeted, "sqa", None)["steps"],
+            method_settings("grpo", budgeted, "sqa", None)["patience"]) == (350, 0)
+    assert method_settings("grpo", budgeted, "ast", None)["patience"] == 6  # no budget for that task
+    with pytest.raises(ValueError, match="budgets are the quick protocol's"):
+        PipelineConfig(protocol="full", budgets={"sqa": {"grpo": 350}})
+    with pytest.raises(ValueError, match=r"budgets\['sqa'\] must map methods"):
+        PipelineConfig(budgets={"sqa": {"ppo": 350}})
 
 
 def test_a_base_with_other_held_out_splits_is_refused() -> None:
@@ -143,6 +151,8 @@ def test_demo_full_protocol_runs_every_method_and_writes_the_report(toy_base: Pa
     for name in ("reward_curves_sqa.png", "dev_curves_ast.png", "metrics_sqa.png", "diagnostics.csv"):
         assert (results / name).is_file(), name
     assert summary["hearing"]["build"]["dev_wer"] == read_build_record(toy_base)["dev_wer"]
+    assert summary["stopping_steps"]["sqa"] == {"sft": 2, "grpo": 2, "sft_compute": 4, "mp_grpo": 2,
+                                                "mp_grpo_luffy": 2, "sft_grpo": 2}  # the quick run's budgets
 
     # a second run reuses every finished run and answer file
     stamp = (out / "runs" / "sqa" / "grpo-seed1" / "run.json").stat().st_mtime

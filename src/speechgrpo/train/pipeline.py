@@ -71,6 +71,9 @@ class PipelineConfig:
         "sqa": {"sft": 5e-4, "grpo": 2e-4}, "ast": {"sft": 1e-3, "grpo": 2e-4}})
     search: dict[str, list[float]] = field(default_factory=lambda: {
         "sft": [2e-4, 5e-4, 1e-3], "grpo": [1e-4, 2e-4, 5e-4]})
+    # quick protocol: steps per task and method trained without patience (the last full run's first-seed
+    # stopping steps, from its summary.json); a method not listed trains by its group's steps and patience
+    budgets: dict[str, dict[str, int]] = field(default_factory=dict)
     reward: str = "bleu"
     dev_examples: int = 100  # validation during training on the first N dev examples of the task
     eval_passes: int = 3  # sampled passes at T 0.9, top-p 0.9 on test, averaged
@@ -91,6 +94,15 @@ class PipelineConfig:
         if self.methods is not None and "sft_compute" in self.methods and "grpo" not in self.methods:
             raise ValueError("sft_compute trains on as many sequences as the grpo run generated: methods must "
                              "include grpo")
+        for task, steps in self.budgets.items():
+            bad = {m: n for m, n in steps.items() if m not in METHODS[1:] or isinstance(n, bool)
+                   or not isinstance(n, int) or n < 1}
+            if bad:
+                raise ValueError(f"budgets[{task!r}] must map methods ({', '.join(METHODS[1:])}) to steps >= 1, "
+                                 f"got {bad}")
+        if self.budgets and self.protocol != "quick":
+            raise ValueError("budgets are the quick protocol's fixed steps; the full protocol trains each run until "
+                             "its dev score stops rising (remove budgets)")
         missing = [t for t in self.tasks if self.protocol == "quick" and t not in self.tuned]
         if missing:
             raise ValueError(f"tuned has no learning rates for task(s) {', '.join(missing)}; run the full protocol "
@@ -109,7 +121,7 @@ class PipelineConfig:
 
 def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> PipelineConfig:
     """The defaults, then the YAML file, then ``overrides``; mapping fields (``sizes``, ``sft``, ``grpo``,
-    ``tuned``, ``search``, ``base_config``) merged key by key."""
+    ``tuned``, ``search``, ``budgets``, ``base_config``) merged key by key."""
     return load_layered(PipelineConfig, path, overrides, "demo config")
 
 
@@ -223,6 +235,9 @@ def method_settings(method: str, config: PipelineConfig, task: str, learning_rat
     group = _STAGES[method][1]
     settings = {**getattr(config, group)}
     settings["learning_rate"] = learning_rate if learning_rate is not None else config.tuned[task][group]
+    budget = config.budgets.get(task, {}).get(method) if config.protocol == "quick" else None
+    if budget is not None:  # the full run's stopping step as a fixed budget
+        settings.update(steps=budget, patience=0)
     if method == "mp_grpo_luffy":
         settings["off_policy_shaping"] = LUFFY_SHAPING
     if method == "sft_compute":
@@ -385,7 +400,11 @@ def run_pipeline(config: PipelineConfig, show_progress: bool = True) -> Path:
                 shown.append({"task": task, "id": example.id, "model": method, "answer": answer})
         seconds[task] = time.perf_counter() - task_started
     seconds["total"] = time.perf_counter() - started
+    first = config.training_seeds[0]
+    stopped = {task: {r["method"]: r["steps_trained"] for r in runs if r["task"] == task and r["seed"] == first}
+               for task in config.tasks}  # what `budgets` takes for the quick run
     summary = {"protocol": config.protocol, "seeds": config.training_seeds, "learning_rates": chosen,
+               "stopping_steps": stopped,
                "hearing": hearing, "seconds": {k: round(v, 1) for k, v in seconds.items()},
                "config": dataclasses.asdict(config)}
     return write_results(answers, tests, runs, search_rows, shown, summary, config, out / "results")
