@@ -5,6 +5,7 @@ intervals, report). About four minutes on 2 CPU cores."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ import yaml
 from toy_demo import TOY, needs_espeak
 
 from speechgrpo.cli import main
+from speechgrpo.data import read_manifest
 from speechgrpo.train.base_model import BaseConfig, asr_wer, load_base_config, read_build_record
 from speechgrpo.train.pipeline import (
     PipelineConfig,
@@ -101,8 +103,9 @@ def test_build_base_records_its_stages_and_wers(toy_base: Path) -> None:
     joint = [json.loads(line) for line in (toy_base.parent / "joint" / "metrics.jsonl").open()]
     assert [row["step"] for row in joint if "eval_wer" in row] == [2, 4]
     assert record["curves"]["joint_dev_wer"] == [[r["step"], round(r["eval_wer"], 2)] for r in joint if "eval_wer" in r]
-    from speechgrpo.data import read_manifest
-
+    mix = Counter(e.task for e in read_manifest(toy_base.parent / "data" / "joint.jsonl"))
+    assert mix == {"asr": 16, "sqa_text": 16, "ast_text": 16, "ast_questions": 8}  # no spoken QA, no demo AST audio
+    assert record["translation_hours"] >= 0 and 0 < record["translation_vocabulary"]["types_covered"] <= 1
     dev = read_manifest(toy_base.parent / "data" / "asr_dev.jsonl")
     assert round(asr_wer(toy_base, dev), 2) == record["dev_wer"]  # loading it reproduces its dev WER
 

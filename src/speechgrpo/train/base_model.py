@@ -8,9 +8,12 @@ its LLM could answer. The bundled model gets there in two stages, measured to be
 1. **Hearing** (``ctc``): the audio encoder alone, trained with CTC on many fresh ASR clips. Training
    the whole model on few clips memorizes them (greedy WER 75-84% on unseen clips after 800 clips x 2);
    CTC on 8,000 clips reaches 25% CTC-greedy WER, the decoder then only has to read what it hears.
-2. **Answering** (``joint``): the whole model with cross-entropy (plus CTC) on the ASR clips and on the
+2. **Answering** (``joint``): the whole model with cross-entropy (plus CTC) on the ASR clips, on the
    *text* versions of spoken QA and translation (passage or sentence given as text), the skills an
-   LLM brings; no spoken-QA or spoken-translation example is seen. The best dev ASR WER checkpoint is kept.
+   LLM brings, and on spoken translation from another domain (English questions, a third of the demo's
+   vocabulary left out: :mod:`speechgrpo.data.synthetic.questions`), as Granite Speech had been trained
+   on speech translation but not on CoVoST2. No spoken-QA example and none of the demo's spoken
+   translations is seen. The best dev ASR WER checkpoint is kept.
 
 The dev and test splits are the demo's own (same seed, tasks, difficulty and sizes): the generator draws
 test, then dev, then train, and never repeats a passage or sentence across splits, so no dev or test
@@ -52,6 +55,7 @@ class BaseConfig:
     asr_clips: int = 32_000  # fresh training clips for the hearing stage (the train split's ASR items)
     joint_asr_clips: int = 24_000  # the first N of them in the answering stage, beside the text examples
     text_examples: int = 9_000  # text-only SQA and AST examples per task in the answering stage
+    translation_clips: int = 12_000  # spoken translations of another domain (ast_questions) in the answering stage
     voices: list[str] = field(default_factory=lambda: list(DEMO_VOICES))
     model: dict[str, Any] = field(default_factory=dict)  # TinySpeechLMConfig fields
     tokenizer_examples: int = 20_000  # generated examples per task (all difficulties) the vocabulary is read from
@@ -59,7 +63,7 @@ class BaseConfig:
         "steps": 9_000, "learning_rate": 2e-3, "warmup_steps": 50, "lr_schedule": "cosine", "ce_weight": 0.0,
         "ctc_weight": 1.0, "prompts_per_step": 16, "micro_batch_size": 16})
     joint: dict[str, Any] = field(default_factory=lambda: {
-        "steps": 7_000, "learning_rate": 1e-3, "warmup_steps": 50, "lr_schedule": "cosine", "ctc_weight": 1.0,
+        "steps": 8_000, "learning_rate": 1e-3, "warmup_steps": 50, "lr_schedule": "cosine", "ctc_weight": 1.0,
         "prompts_per_step": 16, "micro_batch_size": 16, "eval_every": 500})
     eval_max_new_tokens: int = 48
 
@@ -95,7 +99,8 @@ def vocabulary_texts(config: BaseConfig) -> list[str]:
     texts: list[str] = []
     for difficulty in (1, 2, 3):
         splits = synthetic_examples(config.seed + 1000 + difficulty, {"train": config.tokenizer_examples},
-                                    tasks=("sqa", "ast", "asr"), difficulty=difficulty, voices=config.voices)
+                                    tasks=("sqa", "ast", "asr", "ast_questions"), difficulty=difficulty,
+                                    voices=config.voices)
         texts += corpus_texts(splits["train"])
     texts += [p.format(question="") for prompts in PROMPTS.values() for p in prompts]
     return texts
@@ -113,6 +118,18 @@ def base_tokenizer(config: BaseConfig, examples: list[Example]) -> WordTokenizer
     if any(tokenizer.unknown_words(text) for text in own):
         tokenizer = build_tokenizer([*texts, *own])
     return tokenizer
+
+
+def translation_overlap(translations: list[Example], demo_test: list[Example]) -> dict[str, Any]:
+    """How much of the demo's translation test the base's spoken translations cover: the share of the test
+    references' German word types (and of their word tokens) that occur in the translations' references."""
+    from speechgrpo.data.synthetic.benchmark import words
+
+    seen = {w for e in translations for reference in e.references for w in words(reference)}
+    tokens = [w for e in demo_test for w in words(e.references[0])]
+    types = set(tokens)
+    return {"test_word_types": len(types), "types_covered": round(len(types & seen) / max(1, len(types)), 4),
+            "tokens_covered": round(sum(w in seen for w in tokens) / max(1, len(tokens)), 4)}
 
 
 def asr_wer(model_dir: str | Path, examples: list[Example], max_new_tokens: int = 48) -> float:
@@ -151,10 +168,13 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     asr_train = [e for e in splits["train"] if e.task == "asr"][:config.asr_clips]
     asr_dev = [e for e in splits["dev"] if e.task == "asr"]
     asr_test = [e for e in splits["test"] if e.task == "asr"]
+    questions = synthetic_examples(config.seed, {"train": config.translation_clips}, tasks=("ast_questions",),
+                                   difficulty=config.difficulty, voices=config.voices)["train"]
     data = out / "data"
     manifests: dict[str, Path] = {}
     synthesized = False
-    for name, examples in (("asr_train", asr_train), ("asr_dev", asr_dev), ("asr_test", asr_test)):
+    for name, examples in (("asr_train", asr_train), ("asr_dev", asr_dev), ("asr_test", asr_test),
+                           ("ast_questions_train", questions)):
         manifests[name] = data / f"{name}.jsonl"
         if not manifests[name].is_file():
             synthesized = True
@@ -163,7 +183,8 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     text = [e for task in ("sqa", "ast") if task in config.tasks
             for e in [x for x in splits["train"] if x.task == task][:config.text_examples]]
     joint_asr = read_manifest(manifests["asr_train"])[:config.joint_asr_clips]
-    joint_manifest = write_manifest(data / "joint.jsonl", joint_asr + text_versions(text))
+    joint_manifest = write_manifest(data / "joint.jsonl", joint_asr + text_versions(text)
+                                    + read_manifest(manifests["ast_questions_train"]))
     if synthesized:
         took("synthesis", started)
 
@@ -171,7 +192,7 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     if not (initial / "config.json").is_file():
         stage_started = time.perf_counter()
         torch.manual_seed(config.seed)
-        tokenizer = base_tokenizer(config, asr_train + asr_dev + asr_test + text)
+        tokenizer = base_tokenizer(config, asr_train + asr_dev + asr_test + text + questions)
         TinySpeechLM.create(TinySpeechLMConfig(**config.model), tokenizer).save(initial)
         took("tokenizer", stage_started)
 
@@ -214,6 +235,9 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
               "parameters": sum(p.numel() for p in model.net().parameters()),
               "vocabulary": model.tokenizer.vocab_size, "asr_train_hours": round(
                   sum(e.duration or 0.0 for e in read_manifest(manifests["asr_train"])) / 3600, 2),
+              "translation_hours": round(
+                  sum(e.duration or 0.0 for e in read_manifest(manifests["ast_questions_train"])) / 3600, 2),
+              "translation_vocabulary": translation_overlap(questions, [e for e in splits["test"] if e.task == "ast"]),
               "dev_wer": round(dev_wer, 2), "test_wer": round(test_wer, 2),
               "dev_clips": len(asr_dev), "test_clips": len(asr_test),
               "seconds": {k: round(v, 1) for k, v in seconds.items()}, "curves": curves}

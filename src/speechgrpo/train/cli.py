@@ -53,7 +53,7 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                       help="quick (default): one seed with the tuned learning rates, ~19 min on 2 cores; full: "
                            "learning-rate search on dev, 3 seeds, MP-GRPO with LUFFY shaping, ~85 min")
     demo.add_argument("--from-scratch", action="store_true",
-                      help="build the base model here (speechgrpo build-base, ~70 min on 2 cores) instead of "
+                      help="build the base model here (speechgrpo build-base, ~76 min on 2 cores) instead of "
                            "using the bundled one")
     demo.set_defaults(run=_demo, extra="train")
     base = subparsers.add_parser("build-base", help="train the demo's base model from scratch (the bundled "
