@@ -400,8 +400,8 @@ def run_pipeline(config: PipelineConfig, show_progress: bool = True) -> Path:
                 shown.append({"task": task, "id": example.id, "model": method, "answer": answer})
         seconds[task] = time.perf_counter() - task_started
     seconds["total"] = time.perf_counter() - started
-    first = config.training_seeds[0]
-    stopped = {task: {r["method"]: r["steps_trained"] for r in runs if r["task"] == task and r["seed"] == first}
+    seed0 = config.training_seeds[0]
+    stopped = {task: {r["method"]: r["steps_trained"] for r in runs if r["task"] == task and r["seed"] == seed0}
                for task in config.tasks}  # what `budgets` takes for the quick run
     summary = {"protocol": config.protocol, "seeds": config.training_seeds, "learning_rates": chosen,
                "stopping_steps": stopped,
