@@ -191,6 +191,15 @@ def english_clause(clause: Clause, subject_text: str | None = None) -> str:
     words += _english_verb(clause, _is_plural(clause.subject))
     if clause.predicate is not None:
         words.append(clause.predicate.en)
+    words += english_complements(clause)
+    if time and not clause.fronted:
+        words.append(time)
+    return " ".join(words)
+
+
+def english_complements(clause: Clause) -> list[str]:
+    """The objects, *with* phrase, city and place after the verb (and predicate), in English order."""
+    words = []
     if clause.dative is not None:
         words.append(english_np(clause.dative))
     if clause.accusative is not None:
@@ -201,9 +210,7 @@ def english_clause(clause: Clause, subject_text: str | None = None) -> str:
         words += ["to" if clause.verb is not None and clause.verb.frame == "travel" else "in", clause.city]
     if clause.place is not None and clause.place_np is not None:
         words += [clause.place.en_prep, english_np(clause.place_np)]
-    if time and not clause.fronted:
-        words.append(time)
-    return " ".join(words)
+    return words
 
 
 def _capitalize(text: str) -> str:

@@ -27,6 +27,7 @@ from speechgrpo.data.synthetic.english_german import (
     Clause,
     NounPhrase,
     complexity,
+    english_complements,
     english_np,
     german_np,
     sample_clause,
@@ -107,17 +108,7 @@ def english_question(clause: Clause) -> str:
     else:
         head = {"future": "will", "past": "did", "present": "do" if plural else "does"}[clause.tense]
         words = [head, subject, *freq, clause.verb.en_base]
-    if clause.dative is not None:
-        words.append(english_np(clause.dative))
-    if clause.accusative is not None:
-        words.append(english_np(clause.accusative))
-    if clause.company is not None:
-        words += ["with", english_np(clause.company)]
-    if clause.city:
-        words += ["to" if clause.verb is not None and clause.verb.frame == "travel" else "in", clause.city]
-    if clause.place is not None and clause.place_np is not None:
-        words += [clause.place.en_prep, english_np(clause.place_np)]
-    return capitalize(" ".join([*words, *time])) + "?"
+    return capitalize(" ".join([*words, *english_complements(clause), *time])) + "?"
 
 
 def german_question(clause: Clause) -> str:
