@@ -109,6 +109,10 @@ def test_grpo_and_mp_grpo_runs_log_what_the_issue_asks(text_task: tuple[Path, Pa
     groups = read_groups(tmp_path / "rollouts.jsonl")  # the groups format `speechgrpo bench signal` reads
     records = [json.loads(line) for line in (tmp_path / "rollouts.jsonl").read_text().splitlines()]
     assert len(groups) == 3 * 3 and [r["step"] for r in records] == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+    for row in rows:  # completion_words: whitespace words of the sampled (on-policy) completions of that step
+        sampled = [c for r in records if r["step"] == row["step"]
+                   for c, off in zip(r["completions"], r["off_policy"], strict=True) if not off]
+        assert row["completion_words"] == pytest.approx(np.mean([len(c.split()) for c in sampled]))
     reward = parse_reward("0.5*bleu + 0.5*chrf")
     for group, record in zip(groups, records, strict=True):
         assert len(group.completions) == 4 and sum(group.off_policy) == (stage == "mp_grpo")
