@@ -51,7 +51,13 @@ from speechgrpo.data.synthetic.english_german import (
     sample_sentence,
 )
 from speechgrpo.data.synthetic.lexicon import ADJECTIVES, ADVERBS, NAMES, NOUNS, PLACES, VERBS, Adverb, number_words
-from speechgrpo.data.synthetic.questions import Question, clause_lexemes, reserved_for_the_demo, sample_question
+from speechgrpo.data.synthetic.other_domain import (
+    Question,
+    clause_lexemes,
+    reserved_for_the_demo,
+    sample_question,
+    sample_statement,
+)
 from speechgrpo.data.synthetic.spoken_qa import sample_passage
 
 sf = pytest.importorskip("soundfile")
@@ -481,16 +487,24 @@ def test_questions_checked_by_hand(clause: Clause, english: str, german: str) ->
     assert (question.english, question.german) == (english, german)
 
 
-def test_questions_are_another_domain_than_the_demo_translations() -> None:
-    """Questions only, never a demo sentence, and none of the lexemes reserved for the demo's domain."""
-    questions = synthetic_examples(0, {"train": 2000}, tasks=("ast_questions",), difficulty=1)["train"]
+def test_other_domain_translations_are_never_the_demo_translations() -> None:
+    """Questions and two-clause statements, never a demo sentence, none of the lexemes reserved for the demo."""
+    other = synthetic_examples(0, {"train": 2000}, tasks=("ast_other",), difficulty=1)["train"]
     demo = synthetic_examples(0, {"train": 2000, "dev": 100, "test": 200}, tasks=("ast",), difficulty=1)
     statements = {e.meta["transcript"] for split in demo.values() for e in split}
+    questions = [e for e in other if e.meta["structure"] == "question"]
+    assert 0.4 < len(questions) / len(other) < 0.6
     assert all(e.meta["transcript"].endswith("?") and e.references[0].endswith("?") for e in questions)
-    assert not statements & {e.meta["transcript"] for e in questions}
-    assert all(e.prompt in PROMPTS["ast"] for e in questions)
+    two_clauses = [e for e in other if e.meta["structure"] != "question"]
+    assert {e.meta["structure"] for e in two_clauses} == {"and", "but", "because", "that"}
+    assert all(e.references[0].endswith(".") for e in two_clauses)
+    assert {"present", "past", "future"} == {e.meta["tense"] for e in two_clauses}
+    assert not statements & {e.meta["transcript"] for e in other}
+    assert all(e.prompt in PROMPTS["ast"] for e in other)
     rng = random.Random(3)
     assert not any(reserved_for_the_demo(w) for _ in range(300) for w in clause_lexemes(sample_question(rng).clause))
+    assert not any(reserved_for_the_demo(w) for _ in range(300) for s in [sample_statement(rng)]
+                   for w in clause_lexemes(s.first) + clause_lexemes(s.second))
     reserved = [w for w in sorted(VERBS) if reserved_for_the_demo(VERBS[w].en_base)]
     assert 0.2 < len(reserved) / len(VERBS) < 0.5  # about a third of the verbs stay the demo's own
     demo_verbs = {w for e in demo["test"] for w in words(e.meta["transcript"])}

@@ -104,7 +104,7 @@ def test_build_base_records_its_stages_and_wers(toy_base: Path) -> None:
     assert [row["step"] for row in joint if "eval_wer" in row] == [2, 4]
     assert record["curves"]["joint_dev_wer"] == [[r["step"], round(r["eval_wer"], 2)] for r in joint if "eval_wer" in r]
     mix = Counter(e.task for e in read_manifest(toy_base.parent / "data" / "joint.jsonl"))
-    assert mix == {"asr": 16, "sqa_text": 16, "ast_text": 16, "ast_questions": 8}  # no spoken QA, no demo AST audio
+    assert mix == {"asr": 16, "sqa_text": 16, "ast_text": 16, "ast_other": 8}  # no spoken QA, no demo AST audio
     assert record["translation_hours"] >= 0 and 0 < record["translation_vocabulary"]["types_covered"] <= 1
     dev = read_manifest(toy_base.parent / "data" / "asr_dev.jsonl")
     assert round(asr_wer(toy_base, dev), 2) == record["dev_wer"]  # loading it reproduces its dev WER

@@ -27,9 +27,9 @@ ASR_PROMPTS: tuple[str, ...] = (
     "What is said in the audio? Write it down exactly.",
     "Give a transcript of the recording.",
 )
-#: ``ast_questions`` (the base's out-of-domain spoken translation) is asked as the demo's translation is
+#: ``ast_other`` (the base's out-of-domain spoken translation) is asked as the demo's translation is
 PROMPTS: dict[str, tuple[str, ...]] = {"sqa": SQA_PROMPTS, "ast": AST_PROMPTS, "asr": ASR_PROMPTS,
-                                       "ast_questions": AST_PROMPTS}
+                                       "ast_other": AST_PROMPTS}
 
 
 def pick_prompt(templates: Sequence[str], key: str, seed: int = 0, **fields: str) -> str:

@@ -10,10 +10,10 @@ its LLM could answer. The bundled model gets there in two stages, measured to be
    CTC on 8,000 clips reaches 25% CTC-greedy WER, the decoder then only has to read what it hears.
 2. **Answering** (``joint``): the whole model with cross-entropy (plus CTC) on the ASR clips, on the
    *text* versions of spoken QA and translation (passage or sentence given as text), the skills an
-   LLM brings, and on spoken translation from another domain (English questions, a third of the demo's
-   vocabulary left out: :mod:`speechgrpo.data.synthetic.questions`), as Granite Speech had been trained
-   on speech translation but not on CoVoST2. No spoken-QA example and none of the demo's spoken
-   translations is seen. The best dev ASR WER checkpoint is kept.
+   LLM brings, and on spoken translation from another domain (English questions and two-clause
+   statements, a third of the demo's vocabulary left out: :mod:`speechgrpo.data.synthetic.other_domain`),
+   as Granite Speech had been trained on speech translation but not on CoVoST2. No spoken-QA example
+   and none of the demo's spoken translations is seen. The best dev ASR WER checkpoint is kept.
 
 The dev and test splits are the demo's own (same seed, tasks, difficulty and sizes): the generator draws
 test, then dev, then train, and never repeats a passage or sentence across splits, so no dev or test
@@ -55,7 +55,7 @@ class BaseConfig:
     asr_clips: int = 32_000  # fresh training clips for the hearing stage (the train split's ASR items)
     joint_asr_clips: int = 24_000  # the first N of them in the answering stage, beside the text examples
     text_examples: int = 9_000  # text-only SQA and AST examples per task in the answering stage
-    translation_clips: int = 12_000  # spoken translations of another domain (ast_questions) in the answering stage
+    translation_clips: int = 12_000  # spoken translations of another domain (ast_other) in the answering stage
     voices: list[str] = field(default_factory=lambda: list(DEMO_VOICES))
     model: dict[str, Any] = field(default_factory=dict)  # TinySpeechLMConfig fields
     tokenizer_examples: int = 20_000  # generated examples per task (all difficulties) the vocabulary is read from
@@ -99,7 +99,7 @@ def vocabulary_texts(config: BaseConfig) -> list[str]:
     texts: list[str] = []
     for difficulty in (1, 2, 3):
         splits = synthetic_examples(config.seed + 1000 + difficulty, {"train": config.tokenizer_examples},
-                                    tasks=("sqa", "ast", "asr", "ast_questions"), difficulty=difficulty,
+                                    tasks=("sqa", "ast", "asr", "ast_other"), difficulty=difficulty,
                                     voices=config.voices)
         texts += corpus_texts(splits["train"])
     texts += [p.format(question="") for prompts in PROMPTS.values() for p in prompts]
@@ -168,13 +168,13 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     asr_train = [e for e in splits["train"] if e.task == "asr"][:config.asr_clips]
     asr_dev = [e for e in splits["dev"] if e.task == "asr"]
     asr_test = [e for e in splits["test"] if e.task == "asr"]
-    questions = synthetic_examples(config.seed, {"train": config.translation_clips}, tasks=("ast_questions",),
+    translations = synthetic_examples(config.seed, {"train": config.translation_clips}, tasks=("ast_other",),
                                    difficulty=config.difficulty, voices=config.voices)["train"]
     data = out / "data"
     manifests: dict[str, Path] = {}
     synthesized = False
     for name, examples in (("asr_train", asr_train), ("asr_dev", asr_dev), ("asr_test", asr_test),
-                           ("ast_questions_train", questions)):
+                           ("ast_other_train", translations)):
         manifests[name] = data / f"{name}.jsonl"
         if not manifests[name].is_file():
             synthesized = True
@@ -184,7 +184,7 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
             for e in [x for x in splits["train"] if x.task == task][:config.text_examples]]
     joint_asr = read_manifest(manifests["asr_train"])[:config.joint_asr_clips]
     joint_manifest = write_manifest(data / "joint.jsonl", joint_asr + text_versions(text)
-                                    + read_manifest(manifests["ast_questions_train"]))
+                                    + read_manifest(manifests["ast_other_train"]))
     if synthesized:
         took("synthesis", started)
 
@@ -192,7 +192,7 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     if not (initial / "config.json").is_file():
         stage_started = time.perf_counter()
         torch.manual_seed(config.seed)
-        tokenizer = base_tokenizer(config, asr_train + asr_dev + asr_test + text + questions)
+        tokenizer = base_tokenizer(config, asr_train + asr_dev + asr_test + text + translations)
         TinySpeechLM.create(TinySpeechLMConfig(**config.model), tokenizer).save(initial)
         took("tokenizer", stage_started)
 
@@ -236,8 +236,9 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
               "vocabulary": model.tokenizer.vocab_size, "asr_train_hours": round(
                   sum(e.duration or 0.0 for e in read_manifest(manifests["asr_train"])) / 3600, 2),
               "translation_hours": round(
-                  sum(e.duration or 0.0 for e in read_manifest(manifests["ast_questions_train"])) / 3600, 2),
-              "translation_vocabulary": translation_overlap(questions, [e for e in splits["test"] if e.task == "ast"]),
+                  sum(e.duration or 0.0 for e in read_manifest(manifests["ast_other_train"])) / 3600, 2),
+              "translation_vocabulary": translation_overlap(
+                  translations, [e for e in splits["test"] if e.task == "ast"]),
               "dev_wer": round(dev_wer, 2), "test_wer": round(test_wer, 2),
               "dev_clips": len(asr_dev), "test_clips": len(asr_test),
               "seconds": {k: round(v, 1) for k, v in seconds.items()}, "curves": curves}

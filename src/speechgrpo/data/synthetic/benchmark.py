@@ -31,7 +31,7 @@ from speechgrpo.data.manifest import Example, corpus_texts, write_manifest
 from speechgrpo.data.prompts import PROMPTS
 from speechgrpo.data.synthetic import lexicon
 from speechgrpo.data.synthetic.english_german import sample_sentence
-from speechgrpo.data.synthetic.questions import sample_question
+from speechgrpo.data.synthetic.other_domain import Question, sample_other_domain
 from speechgrpo.data.synthetic.spoken_qa import JOBS, sample_passage
 from speechgrpo.data.synthetic.tts import (
     DEFAULT_VOICES,
@@ -84,15 +84,20 @@ def _asr(rng: random.Random, difficulty: int) -> tuple[str, dict[str, Any], list
     return text, {"transcript": text, "source": source}, [text], sorted({text, *split_sentences(text)})
 
 
-def _ast_questions(rng: random.Random, difficulty: int) -> tuple[str, dict[str, Any], list[str], list[str]]:
-    """Spoken translation of another domain (the base's, not the demo's): see :mod:`.questions`."""
-    question = sample_question(rng)
-    english = question.english
-    return english, {"transcript": english, "tense": question.clause.tense}, [question.german], [english]
+def _ast_other(rng: random.Random, difficulty: int) -> tuple[str, dict[str, Any], list[str], list[str]]:
+    """Spoken translation of another domain (the base's, not the demo's): see :mod:`.other_domain`."""
+    item = sample_other_domain(rng)
+    english = item.english
+    if isinstance(item, Question):
+        structure, tense = "question", item.clause.tense
+    else:
+        said = item.second if item.connective == "that" and item.second is not None else item.first
+        structure, tense = item.connective, said.tense
+    return english, {"transcript": english, "structure": structure, "tense": tense}, [item.german], [english]
 
 
 _GENERATORS: dict[str, Callable[[random.Random, int], tuple[str, dict[str, Any], list[str], list[str]]]] = {
-    "sqa": _sqa, "ast": _ast, "asr": _asr, "ast_questions": _ast_questions,
+    "sqa": _sqa, "ast": _ast, "asr": _asr, "ast_other": _ast_other,
 }
 
 

@@ -549,6 +549,11 @@ def sample_sentence(rng: random.Random, difficulty: int = 2) -> Sentence:
     cx = complexity(difficulty)
     if rng.random() >= cx.compound:
         return Sentence(sample_clause(rng, cx))
+    return sample_two_clauses(rng, cx)
+
+
+def sample_two_clauses(rng: random.Random, cx: Complexity) -> Sentence:
+    """Two clauses joined by *and*, *but*, *because* or *that* (a reporting clause: *Maria says that ...*)."""
     connective = rng.choices(["and", "but", "because", "that"], [3, 2, 3, 2])[0]
     if connective == "that":
         reporter = sample_np(rng, frozenset({"person"}), replace(cx, adjective=cx.adjective / 2), role="subject")

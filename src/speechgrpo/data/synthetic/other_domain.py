@@ -1,14 +1,17 @@
-"""Spoken translation from another domain: English yes/no questions and their German translations.
+"""Spoken translation from another domain: English questions and two-clause statements with their German
+translations.
 
 The demo's base must translate speech before it sees the demo's own translation task, as Granite Speech
 had been trained on speech translation but not on CoVoST2. Its translation data therefore differs from the
-demo's ``ast`` split in three ways:
+demo's ``ast`` split (single-clause statements at the demo's difficulty 1) in three ways:
 
-- **register**: questions (*Did the old teacher read the book yesterday?*), where the demo's sentences are
-  statements; German puts the finite verb first (*Hat der alte Lehrer gestern das Buch gelesen?*), English
-  uses *do/does/did/will* or an inverted *be*;
-- **sentences**: never one of the demo's (a question is never a statement), one clause each, no negation,
-  no relative clause;
+- **register**: half are yes/no questions (*Did the old teacher read the book yesterday?*), where German puts
+  the finite verb first (*Hat der alte Lehrer gestern das Buch gelesen?*) and English uses *do/does/did/will*
+  or an inverted *be*; half are statements of two clauses joined by *and*, *but*, *because* or *that*
+  (*Maria says that the dog slept.* -> *Maria sagt, dass der Hund geschlafen hat.*), in present, past and
+  future, where the demo's difficulty-1 sentences have one clause in present or past;
+- **sentences**: never one of the demo's (a question is never a statement, two clauses are never one), no
+  negation in questions, no relative clause;
 - **vocabulary**: a third of the demo's nouns, verbs, adjectives, names and cities (chosen by a stable hash,
   :func:`reserved_for_the_demo`) never occur, so the demo's test sentences hold words the base has heard and
   read but never translated from speech.
@@ -24,13 +27,16 @@ import zlib
 from dataclasses import dataclass, replace
 
 from speechgrpo.data.synthetic.english_german import (
+    TENSES,
     Clause,
     NounPhrase,
+    Sentence,
     complexity,
     english_complements,
     english_np,
     german_np,
     sample_clause,
+    sample_two_clauses,
 )
 from speechgrpo.data.synthetic.english_german import (
     _capitalize as capitalize,
@@ -52,7 +58,7 @@ QUESTION_TENSES = ("present", "past", "future")
 
 
 def reserved_for_the_demo(lexeme: str) -> bool:
-    """Whether a noun, verb, adjective, name or city (its English form) is kept out of the questions."""
+    """Whether a noun, verb, adjective, name or city (its English form) is kept out of this domain."""
     return zlib.crc32(f"speechgrpo-questions:{lexeme}".encode()) % RESERVED_SHARE == 0
 
 
@@ -125,3 +131,19 @@ def sample_question(rng: random.Random) -> Question:
         clause = replace(sample_clause(rng, cx, allow_relative=False), fronted=False, negated=False)
         if not any(reserved_for_the_demo(lexeme) for lexeme in clause_lexemes(clause)):
             return Question(clause)
+
+
+def sample_statement(rng: random.Random) -> Sentence:
+    """A two-clause statement (any tense), none of whose lexemes is reserved for the demo."""
+    cx = replace(complexity(1), tenses=TENSES, relative=0.0)
+    while True:
+        sentence = sample_two_clauses(rng, cx)
+        assert sentence.second is not None
+        if not any(reserved_for_the_demo(lexeme)
+                   for lexeme in clause_lexemes(sentence.first) + clause_lexemes(sentence.second)):
+            return sentence
+
+
+def sample_other_domain(rng: random.Random) -> Question | Sentence:
+    """Half questions (:func:`sample_question`), half two-clause statements (:func:`sample_statement`)."""
+    return sample_question(rng) if rng.random() < 0.5 else sample_statement(rng)
