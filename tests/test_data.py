@@ -55,6 +55,7 @@ from speechgrpo.data.synthetic.other_domain import (
     Question,
     clause_lexemes,
     reserved_for_the_demo,
+    sample_negated_or_future,
     sample_question,
     sample_statement,
 )
@@ -488,23 +489,31 @@ def test_questions_checked_by_hand(clause: Clause, english: str, german: str) ->
 
 
 def test_other_domain_translations_are_never_the_demo_translations() -> None:
-    """Questions and two-clause statements, never a demo sentence, none of the lexemes reserved for the demo."""
+    """Questions, two-clause statements and negated or future one-clause statements, never a demo sentence,
+    none of the lexemes reserved for the demo."""
     other = synthetic_examples(0, {"train": 2000}, tasks=("ast_other",), difficulty=1)["train"]
     demo = synthetic_examples(0, {"train": 2000, "dev": 100, "test": 200}, tasks=("ast",), difficulty=1)
     statements = {e.meta["transcript"] for split in demo.values() for e in split}
     questions = [e for e in other if e.meta["structure"] == "question"]
-    assert 0.4 < len(questions) / len(other) < 0.6
     assert all(e.meta["transcript"].endswith("?") and e.references[0].endswith("?") for e in questions)
-    two_clauses = [e for e in other if e.meta["structure"] != "question"]
+    two_clauses = [e for e in other if e.meta["structure"] in ("and", "but", "because", "that")]
+    one_clause = [e for e in other if e.meta["structure"] in ("negated", "future")]
+    assert len(questions) + len(two_clauses) + len(one_clause) == len(other)
+    assert all(0.25 < len(part) / len(other) < 0.42 for part in (questions, two_clauses, one_clause))
     assert {e.meta["structure"] for e in two_clauses} == {"and", "but", "because", "that"}
-    assert all(e.references[0].endswith(".") for e in two_clauses)
-    assert {"present", "past", "future"} == {e.meta["tense"] for e in two_clauses}
+    assert all(e.references[0].endswith(".") for e in two_clauses + one_clause)
+    assert {"present", "past", "future"} == {e.meta["tense"] for e in two_clauses} == {
+        e.meta["tense"] for e in one_clause}
+    assert all((" not " in e.meta["transcript"]) == (e.meta["structure"] == "negated")
+               and (e.meta["structure"] == "negated" or " will " in e.meta["transcript"]) for e in one_clause)
     assert not statements & {e.meta["transcript"] for e in other}
     assert all(e.prompt in PROMPTS["ast"] for e in other)
     rng = random.Random(3)
     assert not any(reserved_for_the_demo(w) for _ in range(300) for w in clause_lexemes(sample_question(rng).clause))
     assert not any(reserved_for_the_demo(w) for _ in range(300) for s in [sample_statement(rng)]
                    for w in clause_lexemes(s.first) + clause_lexemes(s.second))
+    assert not any(reserved_for_the_demo(w) for _ in range(300)
+                   for w in clause_lexemes(sample_negated_or_future(rng).first))
     reserved = [w for w in sorted(VERBS) if reserved_for_the_demo(VERBS[w].en_base)]
     assert 0.2 < len(reserved) / len(VERBS) < 0.5  # about a third of the verbs stay the demo's own
     demo_verbs = {w for e in demo["test"] for w in words(e.meta["transcript"])}

@@ -10,10 +10,11 @@ its LLM could answer. The bundled model gets there in two stages, measured to be
    CTC on 8,000 clips reaches 25% CTC-greedy WER, the decoder then only has to read what it hears.
 2. **Answering** (``joint``): the whole model with cross-entropy (plus CTC) on the ASR clips, on the
    *text* versions of spoken QA and translation (passage or sentence given as text), the skills an
-   LLM brings, and on spoken translation from another domain (English questions and two-clause
-   statements, a third of the demo's vocabulary left out: :mod:`speechgrpo.data.synthetic.other_domain`),
-   as Granite Speech had been trained on speech translation but not on CoVoST2. No spoken-QA example
-   and none of the demo's spoken translations is seen. The best dev ASR WER checkpoint is kept.
+   LLM brings, and on spoken translation from another domain (English questions, two-clause statements
+   and negated or future one-clause statements, a third of the demo's vocabulary left out:
+   :mod:`speechgrpo.data.synthetic.other_domain`), as Granite Speech had been trained on speech
+   translation but not on CoVoST2. No spoken-QA example and none of the demo's spoken translations is
+   seen. The best dev ASR WER checkpoint is kept.
 
 The dev and test splits are the demo's own (same seed, tasks, difficulty and sizes): the generator draws
 test, then dev, then train, and never repeats a passage or sentence across splits, so no dev or test
@@ -63,7 +64,7 @@ class BaseConfig:
         "steps": 9_000, "learning_rate": 2e-3, "warmup_steps": 50, "lr_schedule": "cosine", "ce_weight": 0.0,
         "ctc_weight": 1.0, "prompts_per_step": 16, "micro_batch_size": 16})
     joint: dict[str, Any] = field(default_factory=lambda: {
-        "steps": 8_000, "learning_rate": 1e-3, "warmup_steps": 50, "lr_schedule": "cosine", "ctc_weight": 1.0,
+        "steps": 10_000, "learning_rate": 1e-3, "warmup_steps": 50, "lr_schedule": "cosine", "ctc_weight": 1.0,
         "prompts_per_step": 16, "micro_batch_size": 16, "eval_every": 500})
     eval_max_new_tokens: int = 48
 

@@ -92,7 +92,8 @@ def _ast_other(rng: random.Random, difficulty: int) -> tuple[str, dict[str, Any]
         structure, tense = "question", item.clause.tense
     else:
         said = item.second if item.connective == "that" and item.second is not None else item.first
-        structure, tense = item.connective, said.tense
+        structure = item.connective or ("negated" if item.first.negated else "future")
+        tense = said.tense
     return english, {"transcript": english, "structure": structure, "tense": tense}, [item.german], [english]
 
 

@@ -53,8 +53,6 @@ from speechgrpo.data.synthetic.english_german import (
 
 #: one lexeme in RESERVED_SHARE (by a stable hash of its English form) occurs only in the demo's domain
 RESERVED_SHARE = 3
-#: tenses of the questions (the demo at difficulty 1 has present and past statements only)
-QUESTION_TENSES = ("present", "past", "future")
 
 
 def reserved_for_the_demo(lexeme: str) -> bool:
@@ -124,12 +122,16 @@ def german_question(clause: Clause) -> str:
     return capitalize(" ".join(words)) + "?"
 
 
+def _free_of_reserved(clauses: list[Clause]) -> bool:
+    return not any(reserved_for_the_demo(lexeme) for clause in clauses for lexeme in clause_lexemes(clause))
+
+
 def sample_question(rng: random.Random) -> Question:
     """A question of the out-of-domain register, none of whose lexemes is reserved for the demo."""
-    cx = replace(complexity(1), tenses=QUESTION_TENSES, fronted=0.0, negation=0.0, relative=0.0)
+    cx = replace(complexity(1), tenses=TENSES, fronted=0.0, negation=0.0, relative=0.0)
     while True:
         clause = replace(sample_clause(rng, cx, allow_relative=False), fronted=False, negated=False)
-        if not any(reserved_for_the_demo(lexeme) for lexeme in clause_lexemes(clause)):
+        if _free_of_reserved([clause]):
             return Question(clause)
 
 
@@ -139,11 +141,23 @@ def sample_statement(rng: random.Random) -> Sentence:
     while True:
         sentence = sample_two_clauses(rng, cx)
         assert sentence.second is not None
-        if not any(reserved_for_the_demo(lexeme)
-                   for lexeme in clause_lexemes(sentence.first) + clause_lexemes(sentence.second)):
+        if _free_of_reserved([sentence.first, sentence.second]):
             return sentence
 
 
+def sample_negated_or_future(rng: random.Random) -> Sentence:
+    """A one-clause statement that is negated (*The dog did not sleep.*) or in the future tense (*The dog
+    will sleep.*), so never one of the demo's affirmative present and past sentences; none of its lexemes
+    is reserved for the demo."""
+    cx = replace(complexity(1), tenses=TENSES, negation=0.5, relative=0.0)
+    while True:
+        clause = sample_clause(rng, cx, allow_relative=False)
+        if (clause.negated or clause.tense == "future") and _free_of_reserved([clause]):
+            return Sentence(clause)
+
+
 def sample_other_domain(rng: random.Random) -> Question | Sentence:
-    """Half questions (:func:`sample_question`), half two-clause statements (:func:`sample_statement`)."""
-    return sample_question(rng) if rng.random() < 0.5 else sample_statement(rng)
+    """A third each: questions (:func:`sample_question`), two-clause statements (:func:`sample_statement`)
+    and negated or future one-clause statements (:func:`sample_negated_or_future`)."""
+    kind = rng.randrange(3)
+    return sample_question(rng) if kind == 0 else sample_statement(rng) if kind == 1 else sample_negated_or_future(rng)
