@@ -1,17 +1,18 @@
-"""Spoken translation from another domain: English questions and two-clause statements with their German
-translations.
+"""Spoken translation from another domain: English questions and statements with their German translations.
 
 The demo's base must translate speech before it sees the demo's own translation task, as Granite Speech
 had been trained on speech translation but not on CoVoST2. Its translation data therefore differs from the
-demo's ``ast`` split (single-clause statements at the demo's difficulty 1) in three ways:
+demo's ``ast`` split (affirmative one-clause statements in present or past at the demo's difficulty 1) in
+three ways:
 
-- **register**: half are yes/no questions (*Did the old teacher read the book yesterday?*), where German puts
+- **form**: a third are yes/no questions (*Did the old teacher read the book yesterday?*), where German puts
   the finite verb first (*Hat der alte Lehrer gestern das Buch gelesen?*) and English uses *do/does/did/will*
-  or an inverted *be*; half are statements of two clauses joined by *and*, *but*, *because* or *that*
-  (*Maria says that the dog slept.* -> *Maria sagt, dass der Hund geschlafen hat.*), in present, past and
-  future, where the demo's difficulty-1 sentences have one clause in present or past;
-- **sentences**: never one of the demo's (a question is never a statement, two clauses are never one), no
-  negation in questions, no relative clause;
+  or an inverted *be*; a third are statements of two clauses joined by *and*, *but*, *because* or *that*
+  (*Maria says that the dog slept.* -> *Maria sagt, dass der Hund geschlafen hat.*); a third are one-clause
+  statements that are negated (*A man does not laugh.*) or in the future tense (*Our mice will run.*);
+  all in present, past and future;
+- **sentences**: never one of the demo's (a question, two clauses, a negation or a future is never a demo
+  sentence), no negation in questions, no relative clause;
 - **vocabulary**: a third of the demo's nouns, verbs, adjectives, names and cities (chosen by a stable hash,
   :func:`reserved_for_the_demo`) never occur, so the demo's test sentences hold words the base has heard and
   read but never translated from speech.
