@@ -23,6 +23,7 @@ from speechgrpo.train.pipeline import (
     method_settings,
     model_fingerprint,
     run_pipeline,
+    search_folder,
 )
 
 
@@ -55,8 +56,12 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
 
 def test_methods_protocols_and_their_settings() -> None:
     quick, full = PipelineConfig(), PipelineConfig(protocol="full")
-    assert quick.method_list == ["base", "sft", "grpo", "mp_grpo", "sft_grpo"] and quick.training_seeds == [0]
-    assert full.method_list == ["base", "sft", "grpo", "mp_grpo", "mp_grpo_luffy", "sft_grpo"]
+    every = ["base", "sft", "grpo", "sft_compute", "mp_grpo", "mp_grpo_luffy", "sft_grpo"]
+    assert quick.method_list == every and quick.training_seeds == [0] and full.method_list == every
+    for group, patience, cap in (("sft", 4, 400), ("grpo", 6, 1600)):  # the stopping rule of docs/demo.md
+        settings = method_settings(group, quick, "sqa", None)
+        assert (settings["patience"], settings["steps"], settings["eval_every"]) == (patience, cap, 25)
+    assert quick.grpo["steps"] * quick.grpo["prompts_per_step"] >= quick.sft["steps"] * quick.sft["prompts_per_step"]
     assert full.training_seeds == [0, 1, 2] and PipelineConfig(seeds=[4]).training_seeds == [4]
     assert PipelineConfig(methods=["sft", "grpo"]).method_list == ["base", "sft", "grpo"]
     tuned = PipelineConfig(tuned={"sqa": {"sft": 1e-3, "grpo": 3e-4}, "ast": {"sft": 2e-3, "grpo": 4e-4}})
@@ -73,7 +78,9 @@ def test_methods_protocols_and_their_settings() -> None:
         method_settings("sft_compute", patient, "sqa", None)
     with pytest.raises(ValueError, match="methods must include grpo"):
         PipelineConfig(methods=["sft", "sft_compute"])
-    assert "sft_compute" not in full.method_list  # on request only
+    fixed = PipelineConfig(budgets={"sqa": {"sft_compute": 90}})  # a quick budget needs no grpo run
+    assert (method_settings("sft_compute", fixed, "sqa", None)["steps"],
+            method_settings("sft_compute", fixed, "sqa", None, {"completions": 6_401})["patience"]) == (90, 0)
     budgeted = PipelineConfig(budgets={"sqa": {"grpo": 350}}, grpo={**PipelineConfig().grpo, "patience": 6})
     assert (method_settings("grpo", budgeted, "sqa", None)["steps"],
             method_settings("grpo", budgeted, "sqa", None)["patience"]) == (350, 0)
@@ -155,7 +162,26 @@ def test_demo_full_protocol_runs_every_method_and_writes_the_report(toy_base: Pa
         assert (results / name).is_file(), name
     assert summary["hearing"]["build"]["dev_wer"] == read_build_record(toy_base)["dev_wer"]
     assert summary["stopping_steps"]["sqa"] == {"sft": 2, "grpo": 2, "sft_compute": 4, "mp_grpo": 2,
-                                                "mp_grpo_luffy": 2, "sft_grpo": 2}  # the quick run's budgets
+                                                "mp_grpo_luffy": 2, "sft_grpo": 2}
+    for task in ("sqa", "ast"):
+        seed0 = trained[(trained["seed"] == 0) & (trained["task"] == task)]
+        assert summary["best_steps"][task] == dict(zip(seed0["method"], seed0["best_step"].astype(int), strict=True))
+
+    # the quick run with the full run's rates and best-dev steps as budgets ends at the full run's seed-0 models
+    quick_out = tmp_path / "quick"
+    quick = load_pipeline_config(path, output_dir=str(quick_out), methods=["sft", "grpo", "sft_grpo"], seeds=[0],
+                                 tuned=summary["learning_rates"], budgets=summary["best_steps"])
+    run_pipeline(quick, False)
+    full = load_pipeline_config(path, protocol="full", output_dir=str(out))
+    for task in ("sqa", "ast"):
+        rates = summary["learning_rates"][task]
+        for method, full_run in (("sft", search_folder(full, task, "sft", rates["sft"])),
+                                 ("grpo", search_folder(full, task, "grpo", rates["grpo"])),
+                                 ("sft_grpo", out / "runs" / task / "sft_grpo-seed0")):
+            full_model = full_run / "best"
+            quick_run = json.loads((quick_out / "runs" / task / f"{method}-seed0" / "run.json").read_text())
+            assert quick_run["steps_trained"] == summary["best_steps"][task][method] and quick_run["patience"] == 0
+            assert model_fingerprint(Path(quick_run["model"])) == model_fingerprint(full_model), (task, method)
 
     # a second run reuses every finished run and answer file
     stamp = (out / "runs" / "sqa" / "grpo-seed1" / "run.json").stat().st_mtime

@@ -57,22 +57,25 @@ class PipelineConfig:
     sizes: dict[str, int] = field(default_factory=lambda: {"train": 1000, "dev": 100, "test": 200})
     difficulty: int = 1
     voices: list[str] = field(default_factory=lambda: list(DEMO_VOICES))
-    # None: base, sft, grpo, mp_grpo, sft_grpo (+ mp_grpo_luffy in full); sft_compute on request (SFT trained on
-    # as many sequences as the same seed's GRPO run generated, without patience: the paper's compute-matched SFT)
+    # None: every method (sft_compute: SFT trained on as many sequences as the same seed's GRPO run generated,
+    # without patience: the paper's compute-matched SFT)
     methods: list[str] | None = None
+    # each run stops when `patience` validations in a row bring no better dev score, or at `steps` (its cap);
+    # the caps give GRPO as many prompts as SFT (400 x 16 = 1,600 x 4)
     sft: dict[str, Any] = field(default_factory=lambda: {
-        "steps": 200, "learning_rate": 5e-4, "prompts_per_step": 16, "micro_batch_size": 16, "eval_every": 25,
-        "eval_batch_size": 50, "max_new_tokens": 48})
+        "steps": 400, "patience": 4, "learning_rate": 5e-4, "prompts_per_step": 16, "micro_batch_size": 16,
+        "eval_every": 25, "eval_batch_size": 50, "max_new_tokens": 48})
     grpo: dict[str, Any] = field(default_factory=lambda: {
-        "steps": 200, "learning_rate": 2e-4, "prompts_per_step": 4, "num_generations": 8, "max_new_tokens": 32,
-        "micro_batch_size": 32, "eval_every": 20, "eval_batch_size": 50, "save_rollouts": True})
+        "steps": 1600, "patience": 6, "learning_rate": 2e-4, "prompts_per_step": 4, "num_generations": 8,
+        "max_new_tokens": 32, "micro_batch_size": 32, "eval_every": 25, "eval_batch_size": 50, "save_rollouts": True})
     # learning rates chosen on dev by the last full run, per task and settings group (quick uses them)
     tuned: dict[str, dict[str, float]] = field(default_factory=lambda: {
         "sqa": {"sft": 5e-4, "grpo": 2e-4}, "ast": {"sft": 1e-3, "grpo": 2e-4}})
-    search: dict[str, list[float]] = field(default_factory=lambda: {
-        "sft": [2e-4, 5e-4, 1e-3], "grpo": [1e-4, 2e-4, 5e-4]})
-    # quick protocol: steps per task and method trained without patience (the last full run's first-seed
-    # stopping steps, from its summary.json); a method not listed trains by its group's steps and patience
+    # the GRPO grid is cut to one rate to fit the full protocol in 100 minutes on 2 cores (docs/demo.md)
+    search: dict[str, list[float]] = field(default_factory=lambda: {"sft": [2e-4, 5e-4, 1e-3], "grpo": [2e-4]})
+    # quick protocol: steps per task and method trained without patience: the last full run's first-seed
+    # best-dev steps (summary.json's best_steps), so that its runs end at the checkpoints that run selected
+    # (constant learning rate, same seed and data order); a method not listed trains by its group's settings
     budgets: dict[str, dict[str, int]] = field(default_factory=dict)
     reward: str = "bleu"
     dev_examples: int = 100  # validation during training on the first N dev examples of the task
@@ -116,7 +119,7 @@ class PipelineConfig:
     def method_list(self) -> list[str]:
         if self.methods is not None:
             return ["base", *[m for m in METHODS[1:] if m in self.methods]]
-        return [m for m in METHODS if m != "sft_compute" and (m != "mp_grpo_luffy" or self.protocol == "full")]
+        return list(METHODS)
 
 
 def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> PipelineConfig:
@@ -235,12 +238,12 @@ def method_settings(method: str, config: PipelineConfig, task: str, learning_rat
     group = _STAGES[method][1]
     settings = {**getattr(config, group)}
     settings["learning_rate"] = learning_rate if learning_rate is not None else config.tuned[task][group]
-    budget = config.budgets.get(task, {}).get(method) if config.protocol == "quick" else None
-    if budget is not None:  # the full run's stopping step as a fixed budget
-        settings.update(steps=budget, patience=0)
     if method == "mp_grpo_luffy":
         settings["off_policy_shaping"] = LUFFY_SHAPING
-    if method == "sft_compute":
+    budget = config.budgets.get(task, {}).get(method) if config.protocol == "quick" else None
+    if budget is not None:  # the full run's best-dev step as a fixed budget
+        settings.update(steps=budget, patience=0)
+    elif method == "sft_compute":
         if grpo_run is None:
             raise ValueError("sft_compute needs the same seed's grpo run (its completions set the budget)")
         settings["steps"] = max(1, -(-grpo_run["completions"] // settings["prompts_per_step"]))
@@ -401,10 +404,11 @@ def run_pipeline(config: PipelineConfig, show_progress: bool = True) -> Path:
         seconds[task] = time.perf_counter() - task_started
     seconds["total"] = time.perf_counter() - started
     seed0 = config.training_seeds[0]
-    stopped = {task: {r["method"]: r["steps_trained"] for r in runs if r["task"] == task and r["seed"] == seed0}
-               for task in config.tasks}  # what `budgets` takes for the quick run
+    seed0_runs = [r for r in runs if r["seed"] == seed0]
+    stopped = {t: {r["method"]: r["steps_trained"] for r in seed0_runs if r["task"] == t} for t in config.tasks}
+    best = {t: {r["method"]: r["best_step"] for r in seed0_runs if r["task"] == t} for t in config.tasks}
     summary = {"protocol": config.protocol, "seeds": config.training_seeds, "learning_rates": chosen,
-               "stopping_steps": stopped,
+               "stopping_steps": stopped, "best_steps": best,  # best_steps: what `budgets` takes for the quick run
                "hearing": hearing, "seconds": {k: round(v, 1) for k, v in seconds.items()},
                "config": dataclasses.asdict(config)}
     return write_results(answers, tests, runs, search_rows, shown, summary, config, out / "results")
