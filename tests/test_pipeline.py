@@ -57,7 +57,8 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
 def test_methods_protocols_and_their_settings() -> None:
     quick, full = PipelineConfig(), PipelineConfig(protocol="full")
     every = ["base", "sft", "grpo", "sft_compute", "mp_grpo", "mp_grpo_luffy", "sft_grpo"]
-    assert quick.method_list == every and quick.training_seeds == [0] and full.method_list == every
+    assert full.method_list == every and quick.training_seeds == [0]
+    assert quick.method_list == ["base", "sft", "grpo", "mp_grpo", "sft_grpo"]  # cut to fit 20 minutes
     for group, patience, cap in (("sft", 4, 400), ("grpo", 6, 1600)):  # the stopping rule of docs/demo.md
         settings = method_settings(group, quick, "sqa", None)
         assert (settings["patience"], settings["steps"], settings["eval_every"]) == (patience, cap, 25)

@@ -57,8 +57,9 @@ class PipelineConfig:
     sizes: dict[str, int] = field(default_factory=lambda: {"train": 1000, "dev": 100, "test": 200})
     difficulty: int = 1
     voices: list[str] = field(default_factory=lambda: list(DEMO_VOICES))
-    # None: every method (sft_compute: SFT trained on as many sequences as the same seed's GRPO run generated,
-    # without patience: the paper's compute-matched SFT)
+    # None: every method in full; quick leaves out sft_compute (SFT trained on as many sequences as the same
+    # seed's GRPO run generated, without patience: the paper's compute-matched SFT) and mp_grpo_luffy, to fit
+    # 20 minutes on 2 cores (docs/demo.md)
     methods: list[str] | None = None
     # each run stops when `patience` validations in a row bring no better dev score, or at `steps` (its cap);
     # the caps give GRPO as many prompts as SFT (400 x 16 = 1,600 x 4)
@@ -119,7 +120,8 @@ class PipelineConfig:
     def method_list(self) -> list[str]:
         if self.methods is not None:
             return ["base", *[m for m in METHODS[1:] if m in self.methods]]
-        return list(METHODS)
+        cut = ("sft_compute", "mp_grpo_luffy") if self.protocol == "quick" else ()
+        return [m for m in METHODS if m not in cut]
 
 
 def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> PipelineConfig:
