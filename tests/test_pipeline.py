@@ -17,6 +17,7 @@ from speechgrpo.cli import main
 from speechgrpo.data import read_manifest
 from speechgrpo.train.base_model import BaseConfig, asr_wer, load_base_config, read_build_record
 from speechgrpo.train.pipeline import (
+    QUICK_BUDGETS,
     PipelineConfig,
     check_held_out,
     load_pipeline_config,
@@ -60,8 +61,12 @@ def test_methods_protocols_and_their_settings() -> None:
     assert full.method_list == every and quick.training_seeds == [0]
     assert quick.method_list == ["base", "sft", "grpo", "mp_grpo", "sft_grpo"]  # cut to fit 20 minutes
     for group, patience, cap in (("sft", 4, 400), ("grpo", 6, 1600)):  # the stopping rule of docs/demo.md
-        settings = method_settings(group, quick, "sqa", None)
-        assert (settings["patience"], settings["steps"], settings["eval_every"]) == (patience, cap, 25)
+        for config in (full, PipelineConfig(budgets={})):  # the full protocol, or a quick run without budgets
+            settings = method_settings(group, config, "sqa", None)
+            assert (settings["patience"], settings["steps"], settings["eval_every"]) == (patience, cap, 25)
+        settings = method_settings(group, quick, "ast", None)  # quick: the full run's best-dev steps, fixed
+        assert (settings["steps"], settings["patience"]) == (QUICK_BUDGETS["ast"][group], 0)
+    assert full.step_budgets == {} and quick.step_budgets == QUICK_BUDGETS
     assert quick.grpo["steps"] * quick.grpo["prompts_per_step"] >= quick.sft["steps"] * quick.sft["prompts_per_step"]
     assert full.training_seeds == [0, 1, 2] and PipelineConfig(seeds=[4]).training_seeds == [4]
     assert PipelineConfig(methods=["sft", "grpo"]).method_list == ["base", "sft", "grpo"]
@@ -71,7 +76,7 @@ def test_methods_protocols_and_their_settings() -> None:
     assert method_settings("grpo", tuned, "sqa", 5e-5)["learning_rate"] == 5e-5
     assert method_settings("mp_grpo_luffy", tuned, "sqa", None)["off_policy_shaping"] == 0.1
     assert "off_policy_shaping" not in method_settings("mp_grpo", tuned, "sqa", None)
-    patient = PipelineConfig(sft={**PipelineConfig().sft, "patience": 4})
+    patient = PipelineConfig(sft={**PipelineConfig().sft, "patience": 4}, budgets={})
     matched = method_settings("sft_compute", patient, "sqa", None, {"completions": 6_401})
     assert matched["steps"] == 401 and matched["patience"] == 0  # 6,401 sequences at 16 a step, every step trained
     assert method_settings("sft", patient, "sqa", None)["patience"] == 4

@@ -39,6 +39,11 @@ _STAGES: dict[str, tuple[Stage, str]] = {
     "sft": ("sft", "sft"), "grpo": ("grpo", "grpo"), "sft_compute": ("sft", "sft"), "mp_grpo": ("mp_grpo", "grpo"),
     "mp_grpo_luffy": ("mp_grpo", "grpo"), "sft_grpo": ("grpo", "grpo")}
 LUFFY_SHAPING = 0.1  # LUFFY's policy shaping gamma on off-policy tokens
+# the quick run's steps per task and method: the first-seed best-dev steps of the full run of docs/demo.md
+# (commit 16c3830, summary.json's best_steps), so that its runs end at the checkpoints that run selected
+QUICK_BUDGETS: dict[str, dict[str, int]] = {
+    "sqa": {"sft": 250, "grpo": 425, "sft_compute": 250, "mp_grpo": 400, "mp_grpo_luffy": 300, "sft_grpo": 175},
+    "ast": {"sft": 400, "grpo": 350, "sft_compute": 650, "mp_grpo": 450, "mp_grpo_luffy": 275, "sft_grpo": 75}}
 
 
 @dataclass
@@ -71,13 +76,14 @@ class PipelineConfig:
         "max_new_tokens": 32, "micro_batch_size": 32, "eval_every": 25, "eval_batch_size": 50, "save_rollouts": True})
     # learning rates chosen on dev by the last full run, per task and settings group (quick uses them)
     tuned: dict[str, dict[str, float]] = field(default_factory=lambda: {
-        "sqa": {"sft": 5e-4, "grpo": 2e-4}, "ast": {"sft": 1e-3, "grpo": 2e-4}})
+        "sqa": {"sft": 2e-4, "grpo": 2e-4}, "ast": {"sft": 2e-4, "grpo": 2e-4}})
     # the GRPO grid is cut to one rate to fit the full protocol in 100 minutes on 2 cores (docs/demo.md)
     search: dict[str, list[float]] = field(default_factory=lambda: {"sft": [2e-4, 5e-4, 1e-3], "grpo": [2e-4]})
-    # quick protocol: steps per task and method trained without patience: the last full run's first-seed
-    # best-dev steps (summary.json's best_steps), so that its runs end at the checkpoints that run selected
-    # (constant learning rate, same seed and data order); a method not listed trains by its group's settings
-    budgets: dict[str, dict[str, int]] = field(default_factory=dict)
+    # quick protocol: steps per task and method trained without patience (None: QUICK_BUDGETS, the last full
+    # run's first-seed best-dev steps: with a constant learning rate and the same seed and data order its runs
+    # end at the checkpoints that run selected); given, they replace QUICK_BUDGETS, and a method or task not
+    # listed trains by its group's steps and patience ({}: every run by the stopping rule)
+    budgets: dict[str, dict[str, int]] | None = None
     reward: str = "bleu"
     dev_examples: int = 100  # validation during training on the first N dev examples of the task
     eval_passes: int = 3  # sampled passes at T 0.9, top-p 0.9 on test, averaged
@@ -98,13 +104,13 @@ class PipelineConfig:
         if self.methods is not None and "sft_compute" in self.methods and "grpo" not in self.methods:
             raise ValueError("sft_compute trains on as many sequences as the grpo run generated: methods must "
                              "include grpo")
-        for task, steps in self.budgets.items():
+        for task, steps in (self.budgets or {}).items():
             bad = {m: n for m, n in steps.items() if m not in METHODS[1:] or isinstance(n, bool)
                    or not isinstance(n, int) or n < 1}
             if bad:
                 raise ValueError(f"budgets[{task!r}] must map methods ({', '.join(METHODS[1:])}) to steps >= 1, "
                                  f"got {bad}")
-        if self.budgets and self.protocol != "quick":
+        if self.budgets is not None and self.protocol != "quick":
             raise ValueError("budgets are the quick protocol's fixed steps; the full protocol trains each run until "
                              "its dev score stops rising (remove budgets)")
         missing = [t for t in self.tasks if self.protocol == "quick" and t not in self.tuned]
@@ -115,6 +121,13 @@ class PipelineConfig:
     @property
     def training_seeds(self) -> list[int]:
         return list(self.seeds) if self.seeds is not None else ([0] if self.protocol == "quick" else [0, 1, 2])
+
+    @property
+    def step_budgets(self) -> dict[str, dict[str, int]]:
+        """The fixed steps per task and method: the quick protocol's, none in the full protocol."""
+        if self.protocol != "quick":
+            return {}
+        return QUICK_BUDGETS if self.budgets is None else self.budgets
 
     @property
     def method_list(self) -> list[str]:
@@ -242,7 +255,7 @@ def method_settings(method: str, config: PipelineConfig, task: str, learning_rat
     settings["learning_rate"] = learning_rate if learning_rate is not None else config.tuned[task][group]
     if method == "mp_grpo_luffy":
         settings["off_policy_shaping"] = LUFFY_SHAPING
-    budget = config.budgets.get(task, {}).get(method) if config.protocol == "quick" else None
+    budget = config.step_budgets.get(task, {}).get(method)
     if budget is not None:  # the full run's best-dev step as a fixed budget
         settings.update(steps=budget, patience=0)
     elif method == "sft_compute":
