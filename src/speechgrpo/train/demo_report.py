@@ -141,7 +141,8 @@ def write_results(answers: Answers, tests: dict[str, list[Example]], runs: list[
     lines = [f"# The demo on the bundled task ({config.protocol} protocol, {seconds['total'] / 60:.1f} min)", "",
              f"Training seeds {seeds}; test: {config.eval_passes} sampled passes at T 0.9, top-p 0.9 per model, "
              f"{config.sizes['test']} examples per task; validation on {config.dev_examples} dev examples, the "
-             "best-dev (BLEU) checkpoint evaluated. Scores 0-100, mean ± std over seeds; BLEU is corpus BLEU.", "",
+             "best-dev (BLEU) checkpoint evaluated. Scores 0-100, mean ± std over seeds; BLEU is corpus BLEU; "
+             "steps, prompts, completions and minutes are means over seeds.", "",
              "Minutes: " + ", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items() if k != "total") + ".", "",
              *metric_lines(metrics, config.tasks),
              f"**Hearing.** The base model's greedy ASR WER on the {hearing['asr_test_clips']} test clips: "
@@ -152,7 +153,7 @@ def write_results(answers: Answers, tests: dict[str, list[Example]], runs: list[
         lines += [f"## {TASK_TITLES.get(task, task)}", "",
                   f"Learning rates: {summary['learning_rates'][task]}. Reference length: {reference_words:.1f} words.",
                   ""]
-        header = ["method", *metrics, "avg", "words", "steps (best / stop / cap)", "prompts", "completions",
+        header = ["method", *metrics, "avg", "words", "steps: best / stop / cap", "prompts", "completions",
                   "train min"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for method in config.method_list:
@@ -170,7 +171,7 @@ def write_results(answers: Answers, tests: dict[str, list[Example]], runs: list[
                     sft = compute[(compute["task"] == task) & (compute["method"] == "sft")]
                     prompts, wall = prompts + sft["prompts_seen"].mean(), wall + sft["wall_s"].mean()
                 cells += [f"{own['best_step'].mean():.0f} / {own['steps_trained'].mean():.0f} / "
-                          f"{own['steps'].iloc[0]}", f"{prompts:.0f}", f"{completions:.0f}", f"{wall / 60:.1f}"]
+                          f"{own['steps'].mean():.0f}", f"{prompts:.0f}", f"{completions:.0f}", f"{wall / 60:.1f}"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         if ("sft" in config.method_list) and any(m in config.method_list for m in ("grpo", "mp_grpo", "sft_grpo")):
