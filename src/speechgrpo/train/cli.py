@@ -50,8 +50,10 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                                              "resumes finished runs.")
     _add_config_arguments(demo, PipelineConfig, "PipelineConfig")
     demo.add_argument("--protocol", choices=("quick", "full"), default=None,
-                      help="quick (default): one seed with the tuned learning rates, ~19 min on 2 cores; full: "
-                           "learning-rate search on dev, 3 seeds, MP-GRPO with LUFFY shaping, ~85 min")
+                      help="quick (default): one seed at the last full run's learning rates and best-dev steps, "
+                           "~13 min on 2 cores; full: SFT learning-rate search on dev, every run until its dev "
+                           "score stops rising, 3 seeds, + MP-GRPO with LUFFY shaping and SFT with GRPO's compute, "
+                           "~100 min")
     demo.add_argument("--from-scratch", action="store_true",
                       help="build the base model here (speechgrpo build-base, ~76 min on 2 cores) instead of "
                            "using the bundled one")

@@ -6,15 +6,17 @@
    (``base: scratch``); it hears and answers text questions, but has seen no spoken-QA or spoken
    translation example, as Granite Speech before the paper's training;
 3. per task, as separate runs: SFT, GRPO, MP-GRPO and SFT->GRPO from the base (MP-GRPO with LUFFY's
-   shaping too in the full protocol), each validated on dev during training, its best-dev checkpoint
-   kept; the full protocol first searches each method's learning rate on dev, then trains every seed;
+   shaping and SFT given GRPO's compute too in the full protocol), each validated on dev during training
+   until its dev score stops rising, its best-dev checkpoint kept; the full protocol first searches the
+   learning rates on dev, then trains every seed; the quick one trains the full run's first seed for its
+   best-dev steps;
 4. evaluate every model on test with the paper's decoding (T 0.9, top-p 0.9, mean of several passes),
    with completion lengths and each run's compute, and a paired bootstrap interval for each method
    minus SFT;
 5. write ``results.md`` / ``results.csv`` / ``summary.json`` and PNG plots.
 
 Each run resumes or is skipped when its output exists. Sizes, steps and rates come from
-:class:`PipelineConfig` (YAML); the defaults fit a 2-core CPU (quick: ~16-18 min inside the pipeline, full: ~84 min).
+:class:`PipelineConfig` (YAML); the defaults fit a 2-core CPU (quick: ~13 min, full: ~100 min).
 """
 
 from __future__ import annotations
