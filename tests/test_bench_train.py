@@ -66,3 +66,5 @@ def test_ablation_trains_every_reward_and_seed_and_sft_with_the_same_compute(
     selected = json.loads((runs / "grpo_0.5xrougeL_0.5xmeteor-seed0" / "run.json").read_text())
     assert selected["best_metric"] == "reward"  # a run is kept at its best dev score by its own reward
     assert json.loads((runs / "grpo_bleu-seed0" / "run.json").read_text())["best_metric"] == "bleu"
+    for run in ("grpo_bleu-seed0", "sft_same_compute-seed0"):  # fixed steps: the demo's patience does not apply
+        assert json.loads((runs / run / "run.json").read_text())["patience"] == 0

@@ -66,7 +66,19 @@ def test_methods_protocols_and_their_settings() -> None:
             assert (settings["patience"], settings["steps"], settings["eval_every"]) == (patience, cap, 25)
         settings = method_settings(group, quick, "ast", None)  # quick: the full run's best-dev steps, fixed
         assert (settings["steps"], settings["patience"]) == (QUICK_BUDGETS["ast"][group], 0)
-    assert full.step_budgets == {} and quick.step_budgets == QUICK_BUDGETS
+    assert full.step_budgets == {} and quick.step_budgets == QUICK_BUDGETS and quick.unbudgeted_changes == []
+    # QUICK_BUDGETS are the full run's steps at the default settings: changed settings train by the stopping rule
+    patient_quick = PipelineConfig(grpo={**quick.grpo, "patience": 10})
+    assert patient_quick.unbudgeted_changes == ["grpo"] and patient_quick.step_budgets == {}
+    assert method_settings("grpo", patient_quick, "sqa", None)["patience"] == 10
+    assert PipelineConfig(seeds=[1]).unbudgeted_changes == ["seeds"]
+    assert PipelineConfig(tuned={**quick.tuned, "ast": {"sft": 1e-3, "grpo": 2e-4}}).step_budgets == {}
+    given = PipelineConfig(grpo={**quick.grpo, "patience": 10}, budgets={"ast": {"grpo": 30}})
+    assert given.step_budgets == {"ast": {"grpo": 30}}  # given budgets hold whatever the settings
+    with pytest.raises(ValueError, match="budgets name task"):
+        PipelineConfig(budgets={"sqx": {"grpo": 30}})
+    with pytest.raises(ValueError, match="budgets must map tasks"):
+        PipelineConfig(budgets={"sqa": 300})  # type: ignore[dict-item]
     assert quick.grpo["steps"] * quick.grpo["prompts_per_step"] >= quick.sft["steps"] * quick.sft["prompts_per_step"]
     assert full.training_seeds == [0, 1, 2] and PipelineConfig(seeds=[4]).training_seeds == [4]
     assert PipelineConfig(methods=["sft", "grpo"]).method_list == ["base", "sft", "grpo"]

@@ -48,10 +48,11 @@ def sft_steps_for(grpo: dict[str, Any], sft: dict[str, Any]) -> int:
     return max(1, math.ceil(int(completions) / int(sft["prompts_per_step"])))
 
 
-def run_ablation(config: PipelineConfig, rewards: Sequence[str], task: str, steps: int | None = None,
+def run_ablation(config: PipelineConfig, rewards: Sequence[str], task: str, steps: int = ABLATION_STEPS,
                  show_progress: bool = True) -> BenchReport:
-    """Train GRPO with each reward (every seed) and SFT with GRPO's compute from the shared base, and
-    evaluate every run on ``task``."""
+    """Train GRPO with each reward (every seed) for ``steps`` and SFT with GRPO's compute from the shared
+    base, and evaluate every run on ``task``. Every run trains its fixed steps (no patience, no quick
+    budgets), so that SFT sees exactly as many sequences as each GRPO run samples."""
     from speechgrpo.data import read_manifest
     from speechgrpo.rewards import parse_reward
     from speechgrpo.train.demo_report import score_table
@@ -70,8 +71,8 @@ def run_ablation(config: PipelineConfig, rewards: Sequence[str], task: str, step
     manifests = prepare_data(config, show_progress)
     out = Path(config.output_dir)
     runs = out / "ablation" / task
-    grpo = {**method_settings("grpo", config, task, None), **({"steps": steps} if steps is not None else {})}
-    sft = {**method_settings("sft", config, task, None), "steps": sft_steps_for(grpo, config.sft)}
+    grpo = {**method_settings("grpo", config, task, None), "steps": steps, "patience": 0}
+    sft = {**method_settings("sft", config, task, None), "steps": sft_steps_for(grpo, config.sft), "patience": 0}
     test = read_manifest(manifests[f"{task}_test"])
     answers = {(task, "base", 0): evaluate_run(base, test, config, runs / "answers" / "base.json")}
     records: list[dict[str, Any]] = []

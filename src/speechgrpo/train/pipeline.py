@@ -41,8 +41,11 @@ _STAGES: dict[str, tuple[Stage, str]] = {
     "sft": ("sft", "sft"), "grpo": ("grpo", "grpo"), "sft_compute": ("sft", "sft"), "mp_grpo": ("mp_grpo", "grpo"),
     "mp_grpo_luffy": ("mp_grpo", "grpo"), "sft_grpo": ("grpo", "grpo")}
 LUFFY_SHAPING = 0.1  # LUFFY's policy shaping gamma on off-policy tokens
+_BUDGETED = ("base", "base_config", "seed", "sizes", "difficulty", "voices", "sft", "grpo", "tuned", "reward",
+             "dev_examples")
 # the quick run's steps per task and method: the first-seed best-dev steps of the full run of docs/demo.md
-# (commit 16c3830, summary.json's best_steps), so that its runs end at the checkpoints that run selected
+# (commit 4e22eec, summary.json's best_steps), so that its runs end at the checkpoints that run selected;
+# they hold for that run's settings only: with any of _BUDGETED changed, a quick run trains by the stopping rule
 QUICK_BUDGETS: dict[str, dict[str, int]] = {
     "sqa": {"sft": 250, "grpo": 425, "sft_compute": 250, "mp_grpo": 400, "mp_grpo_luffy": 300, "sft_grpo": 175},
     "ast": {"sft": 400, "grpo": 350, "sft_compute": 650, "mp_grpo": 450, "mp_grpo_luffy": 275, "sft_grpo": 75}}
@@ -71,20 +74,21 @@ class PipelineConfig:
     # each run stops when `patience` validations in a row bring no better dev score, or at `steps` (its cap);
     # the caps give GRPO as many prompts as SFT (400 x 16 = 1,600 x 4)
     sft: dict[str, Any] = field(default_factory=lambda: {
-        "steps": 400, "patience": 4, "learning_rate": 5e-4, "prompts_per_step": 16, "micro_batch_size": 16,
-        "eval_every": 25, "eval_batch_size": 50, "max_new_tokens": 48})
+        "steps": 400, "patience": 4, "prompts_per_step": 16, "micro_batch_size": 16, "eval_every": 25,
+        "eval_batch_size": 50, "max_new_tokens": 48})
     grpo: dict[str, Any] = field(default_factory=lambda: {
-        "steps": 1600, "patience": 6, "learning_rate": 2e-4, "prompts_per_step": 4, "num_generations": 8,
-        "max_new_tokens": 32, "micro_batch_size": 32, "eval_every": 25, "eval_batch_size": 50, "save_rollouts": True})
-    # learning rates chosen on dev by the last full run, per task and settings group (quick uses them)
+        "steps": 1600, "patience": 6, "prompts_per_step": 4, "num_generations": 8, "max_new_tokens": 32,
+        "micro_batch_size": 32, "eval_every": 25, "eval_batch_size": 50, "save_rollouts": True})
+    # learning rates chosen on dev by the last full run, per task and settings group (quick uses them; the
+    # full protocol searches `search`)
     tuned: dict[str, dict[str, float]] = field(default_factory=lambda: {
         "sqa": {"sft": 2e-4, "grpo": 2e-4}, "ast": {"sft": 2e-4, "grpo": 2e-4}})
     # the GRPO grid is cut to one rate to fit the full protocol in 100 minutes on 2 cores (docs/demo.md)
     search: dict[str, list[float]] = field(default_factory=lambda: {"sft": [2e-4, 5e-4, 1e-3], "grpo": [2e-4]})
     # quick protocol: steps per task and method trained without patience (None: QUICK_BUDGETS, the last full
     # run's first-seed best-dev steps: with a constant learning rate and the same seed and data order its runs
-    # end at the checkpoints that run selected); given, they replace QUICK_BUDGETS, and a method or task not
-    # listed trains by its group's steps and patience ({}: every run by the stopping rule)
+    # end at the checkpoints that run selected; with other settings, none); given, they replace QUICK_BUDGETS
+    # whole, and a method or task not listed trains by its group's steps and patience ({}: the stopping rule)
     budgets: dict[str, dict[str, int]] | None = None
     reward: str = "bleu"
     dev_examples: int = 100  # validation during training on the first N dev examples of the task
@@ -106,6 +110,13 @@ class PipelineConfig:
         if self.methods is not None and "sft_compute" in self.methods and "grpo" not in self.methods:
             raise ValueError("sft_compute trains on as many sequences as the grpo run generated: methods must "
                              "include grpo")
+        if self.budgets is not None and not (isinstance(self.budgets, dict)
+                                             and all(isinstance(v, dict) for v in self.budgets.values())):
+            raise ValueError(f"budgets must map tasks to {{method: steps}}, got {self.budgets!r}")
+        extra = [t for t in self.budgets or {} if t not in self.tasks]
+        if extra:
+            raise ValueError(f"budgets name task(s) {', '.join(map(repr, extra))}; the tasks are "
+                             f"{', '.join(self.tasks)}")
         for task, steps in (self.budgets or {}).items():
             bad = {m: n for m, n in steps.items() if m not in METHODS[1:] or isinstance(n, bool)
                    or not isinstance(n, int) or n < 1}
@@ -129,7 +140,16 @@ class PipelineConfig:
         """The fixed steps per task and method: the quick protocol's, none in the full protocol."""
         if self.protocol != "quick":
             return {}
-        return QUICK_BUDGETS if self.budgets is None else self.budgets
+        if self.budgets is not None:
+            return self.budgets
+        return {} if self.unbudgeted_changes else QUICK_BUDGETS
+
+    @property
+    def unbudgeted_changes(self) -> list[str]:
+        """The settings that differ from those of the full run QUICK_BUDGETS come from."""
+        defaults = PipelineConfig()
+        changed = [name for name in _BUDGETED if getattr(self, name) != getattr(defaults, name)]
+        return changed + (["seeds"] if self.training_seeds != [0] else [])
 
     @property
     def method_list(self) -> list[str]:
@@ -249,16 +269,17 @@ def train_run(out: Path, stage: Stage, start: Path, train_manifest: Path, dev_ma
 
 def method_settings(method: str, config: PipelineConfig, task: str, learning_rate: float | None,
                     grpo_run: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The trainer settings of ``method`` on ``task``: its group's settings with the chosen learning rate.
-    ``sft_compute`` (SFT given GRPO's compute) takes ``grpo_run``, the same seed's GRPO record: as many
-    training sequences as that run generated and scored, every step trained (no patience)."""
+    """The trainer settings of ``method`` on ``task``: its group's settings with the chosen learning rate,
+    or the quick run's fixed steps (``step_budgets``) without patience. Otherwise ``sft_compute`` (SFT given
+    GRPO's compute) takes ``grpo_run``, the same seed's GRPO record: as many training sequences as that run
+    generated and scored, every step trained (no patience)."""
     group = _STAGES[method][1]
     settings = {**getattr(config, group)}
     settings["learning_rate"] = learning_rate if learning_rate is not None else config.tuned[task][group]
     if method == "mp_grpo_luffy":
         settings["off_policy_shaping"] = LUFFY_SHAPING
     budget = config.step_budgets.get(task, {}).get(method)
-    if budget is not None:  # the full run's best-dev step as a fixed budget
+    if budget is not None:  # fixed steps (by default the full run's best-dev step)
         settings.update(steps=budget, patience=0)
     elif method == "sft_compute":
         if grpo_run is None:
@@ -371,6 +392,11 @@ def run_pipeline(config: PipelineConfig, show_progress: bool = True) -> Path:
     seconds: dict[str, float] = {}
     out = Path(config.output_dir)
     base = resolve_base(config, show_progress)  # first: a base built for other splits fails before any work
+    if config.protocol == "quick" and config.budgets is None and config.unbudgeted_changes:
+        changed = ", ".join(config.unbudgeted_changes)
+        print(f"quick protocol: QUICK_BUDGETS hold for the default settings only ({changed} changed here), "
+              "so every run trains by the stopping rule (give `budgets` for fixed steps)",
+              file=sys.stderr, flush=True)
     seconds["base"] = time.perf_counter() - started
     stage_started = time.perf_counter()
     manifests = prepare_data(config, show_progress)
