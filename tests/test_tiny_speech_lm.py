@@ -3,6 +3,7 @@ learns speech recognition from espeak-ng audio in a few hundred CPU steps."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
@@ -428,3 +429,61 @@ def test_train_bundled_model_with_lora_bf16_iterations_and_validation(tmp_path: 
     base = {k.replace(".base_layer", ""): v for k, v in tuned.module.state_dict().items() if ".lora_" not in k}
     assert all(torch.equal(base[k], initial[k]) for k in initial)
     assert any(float(v.abs().max()) > 0 for k, v in tuned.module.state_dict().items() if "lora_B" in k)
+
+
+def test_ctc_compression_drops_blanks_and_averages_runs_of_one_word(tokenizer: WordTokenizer) -> None:
+    """Speech-LLaMA's CTC compressor on tokens whose CTC words are known: one-hot word embeddings make
+    each token's word the axis it points along. Blank tokens go, a run of one word becomes its mean, a
+    word repeated after a blank starts a new run, padding past a clip's length is ignored, a clip heard as
+    silence gives no token, and the gradient reaches every kept token."""
+    net = TinySpeechLM.create(dataclasses.replace(SMALL, ctc_compress=True), tokenizer).net()
+    vocab, dim = tokenizer.vocab_size, SMALL.lm_dim
+    words = [w for w in range(vocab) if w != tokenizer.pad_id][:3]
+    with torch.no_grad():  # word w's embedding: the unit vector of axis w % dim
+        net.lm.get_input_embeddings().weight.copy_(torch.eye(dim)[torch.arange(vocab) % dim] * 10)
+
+    def token(word: int, scale: float) -> torch.Tensor:
+        return torch.eye(dim)[word % dim] * scale
+
+    blank = tokenizer.pad_id
+    a, b, c = words
+    rows = [[token(a, 1), token(a, 3), token(blank, 1), token(a, 5), token(b, 2), token(b, 4), token(c, 1)],
+            [token(blank, 1), token(blank, 2), token(c, 9)] + [token(a, 1)] * 4]
+    tokens = torch.stack([torch.stack(r) for r in rows]).requires_grad_(True)
+    lengths = torch.tensor([6, 2])  # row 0 ends before c; row 1 is blanks, then padding
+    compressed, counts = net.compress(tokens, lengths)
+    assert counts.tolist() == [3, 0] and compressed.shape == (2, 3, dim)
+    torch.testing.assert_close(compressed[0], torch.stack([token(a, 2), token(a, 5), token(b, 3)]))
+    compressed[0].sum().backward()
+    assert tokens.grad is not None
+    assert tokens.grad[0, :6].abs().sum(-1).gt(0).tolist() == [True, True, False, True, True, True]
+    assert tokens.grad[0, 6:].abs().sum() == 0 and tokens.grad[1].abs().sum() == 0
+
+
+def test_ctc_compression_shortens_the_prefix_and_keeps_log_probs_consistent(tokenizer: WordTokenizer) -> None:
+    """With ``ctc_compress`` the decoder reads the compressed audio (a shorter prefix than without), and
+    batched, single-prompt and generated log-probs still agree."""
+    torch.manual_seed(0)
+    plain = TinySpeechLM.create(SMALL, tokenizer)
+    model = TinySpeechLM.create(dataclasses.replace(SMALL, ctc_compress=True), tokenizer)
+    model.net().load_state_dict(plain.net().state_dict())
+    batch = model.encode_prompts(PROMPTS)
+    with torch.no_grad():  # the blank's embedding along the audio tokens' mean: some tokens are blanks
+        audio, lengths = model.net().audio_tokens(batch.inputs["features"][[0, 1, 3]],
+                                                  batch.inputs["feature_lengths"][[0, 1, 3]])
+        mean = audio[audio.abs().sum(-1) > 0].mean(0)
+        model.net().lm.get_input_embeddings().weight[tokenizer.pad_id] = mean * 0.5
+        _, counts = model.net().compress(audio, lengths)
+    assert (counts < lengths).all() and (counts > 0).any()
+    wide, _ = plain.net().prefix(**batch.inputs)
+    narrow, _ = model.net().prefix(**batch.inputs)
+    assert narrow.shape[1] < wide.shape[1]
+    completions = model.encode_completions(ANSWERS, torch.tensor(ANSWER_PROMPTS))
+    log_probs = model.completion_log_probs(batch, completions)
+    for row, (answer, prompt) in enumerate(zip(ANSWERS, ANSWER_PROMPTS, strict=True)):
+        single = model.completion_log_probs(model.encode_prompts([PROMPTS[prompt]]),
+                                            model.encode_completions([answer], torch.tensor([0])))
+        torch.testing.assert_close(log_probs[row, :int(completions.mask[row].sum())], single[0], atol=1e-5, rtol=0)
+    sampled, scores = model.generate_with_log_probs(batch, 2, SamplingConfig(max_new_tokens=10),
+                                                    generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(scores, model.completion_log_probs(batch, sampled), atol=1e-5, rtol=0)

@@ -117,6 +117,23 @@ def test_lora_trains_adapters_only_resumes_and_merges(task: tuple[Path, Path], t
                                    tuned.completion_log_probs(batch, targets), rtol=1e-4, atol=1e-5)
 
 
+def test_freeze_keeps_the_named_parameters_fixed_and_refuses_names_it_cannot_find(task: tuple[Path, Path],
+                                                                                  tmp_path: Path) -> None:
+    initial = load_speech_lm(task[0]).module
+    names = [name for name, _ in initial.named_parameters()]
+    frozen = names[0].rsplit(".", 1)[0] + "."  # the module of the first parameter (the word embeddings)
+    before = weights(task[0])
+    after = weights(T.train(config(task, tmp_path / "frozen", stage="sft", freeze=[frozen]), show_progress=False))
+    fixed = [k for k in before if k.startswith(frozen)]
+    assert fixed and all(torch.equal(after[k], before[k]) for k in fixed)
+    assert any(not torch.equal(after[k], before[k]) for k in before if not k.startswith(frozen))
+    for prefix, message in (("encoder.", r"freeze: \['encoder.'\] name\(s\) no parameter"),
+                            ("", "leaves no parameter to train")):
+        with pytest.raises(ValueError, match=message):
+            T.train(config(task, tmp_path / f"bad{len(prefix)}", stage="sft", freeze=[prefix]), show_progress=False)
+        assert not (tmp_path / f"bad{len(prefix)}" / "metrics.jsonl").exists()
+
+
 # -- dropout -------------------------------------------------------------------------------------------------
 def _with_dropout(model_dir: Path, out: Path, rate: float) -> Path:
     import shutil

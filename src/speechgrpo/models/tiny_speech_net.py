@@ -10,6 +10,13 @@ Built to learn speech recognition from scratch within minutes on a 2-core CPU:
 - **Projector.** ``frames_per_token`` adjacent encoder frames are concatenated (2 -> 80 ms per audio
   token, 12.5 tokens/s) and mapped to the LM width by a two-layer MLP: the LM sequence stays short,
   which is what costs time in training and sampling.
+- **CTC compression** (``ctc_compress``, Speech-LLaMA's CTC compressor, Wu et al. 2023): the audio
+  tokens whose CTC word (read through the LM's word embeddings, :meth:`TinySpeechNet.transcript_ctc_losses`)
+  is the blank are dropped and each run of tokens with the same word is averaged, so the decoder reads
+  about one audio token per spoken word, near that word's embedding, as it reads text. Without it, a
+  model trained on audio only to transcribe and translate keeps doing that when asked a question about
+  audio (the bundled base: spoken QA 19.6 BLEU against 83 on the same passages given as text); the
+  tokens stay continuous and differentiable, only the choice of which to keep and merge is discrete.
 - **Decoder.** ``transformers.LlamaForCausalLM`` (RoPE, RMSNorm, SwiGLU, tied embeddings), fed with
   embeddings ``[<bos>, audio tokens, prompt tokens ... <sep>]`` followed by the completion. Prefixes of
   different lengths are left-padded and positions count real tokens only, so every completion token sits
@@ -48,6 +55,7 @@ class TinySpeechLMConfig:
     lm_heads: int = 4
     lm_ffn_dim: int = 512
     max_positions: int = 2048
+    ctc_compress: bool = False  # drop blank audio tokens, average runs of one CTC word (module docstring)
 
 
 def sequence_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
@@ -147,6 +155,7 @@ class TinySpeechNet(nn.Module):
             initializer_range=config.lm_dim ** -0.5, tie_word_embeddings=True, pad_token_id=pad_id,
             bos_token_id=bos_id, eos_token_id=eos_id))
         self.bos_id, self.pad_id = bos_id, pad_id
+        self.ctc_compress = config.ctc_compress
 
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         embedding: torch.Tensor = self.lm.get_input_embeddings()(ids)
@@ -161,11 +170,38 @@ class TinySpeechNet(nn.Module):
         tokens, lengths = self.projector(*self.encoder(features, feature_lengths))
         return tokens, lengths
 
+    def ctc_words(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Each audio token's CTC word id ``(batch, tokens)``: the nearest word embedding by dot product, as
+        :meth:`transcript_ctc_losses` scores it (``pad_id`` is the blank)."""
+        embedding = self.lm.get_input_embeddings()
+        assert isinstance(embedding, nn.Embedding)
+        return (tokens @ embedding.weight.T).argmax(-1)
+
+    def compress(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """CTC compression: tokens whose CTC word is the blank dropped, each run of one word averaged (a
+        word repeated after a blank starts a new run, as in CTC decoding); ``(batch, runs, dim)`` and the
+        run counts (0 for a clip heard as silence)."""
+        batch, width, dim = tokens.shape
+        with torch.no_grad():
+            words = self.ctc_words(tokens)
+        keep = sequence_mask(lengths, width) & (words != self.pad_id)
+        continues = keep & (words == F.pad(words, (1, 0), value=-1)[:, :-1]) & F.pad(keep, (1, 0))[:, :-1]
+        starts = keep & ~continues
+        run = starts.long().cumsum(-1) - 1
+        counts = starts.sum(-1)
+        runs = max(int(counts.max()), 1)
+        target = (torch.arange(batch, device=tokens.device)[:, None] * runs + run)[keep]
+        sums = tokens.new_zeros(batch * runs, dim).index_add(0, target, tokens[keep])
+        sizes = tokens.new_zeros(batch * runs).index_add(0, target, tokens.new_ones(len(target)))
+        return (sums / sizes.clamp(min=1)[:, None]).view(batch, runs, dim), counts
+
     def prefix(self, features: torch.Tensor, feature_lengths: torch.Tensor, prompt_ids: torch.Tensor,
                prompt_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded ``[<bos>, audio, prompt]`` embeddings ``(batch, width, dim)`` and their 0/1 mask."""
         spoken = (feature_lengths > 0).nonzero()[:, 0]
         audio, audio_lengths = self.audio_tokens(features[spoken], feature_lengths[spoken])
+        if self.ctc_compress and len(spoken):
+            audio, audio_lengths = self.compress(audio, audio_lengths)
         audio_of = {int(row): (audio[k], int(audio_lengths[k])) for k, row in enumerate(spoken)}
         text = self.embed_tokens(prompt_ids)
         bos = self.embed_tokens(torch.tensor([self.bos_id], device=prompt_ids.device))

@@ -86,6 +86,9 @@ class TrainConfig:
     lora_dropout: float = 0.0
     lora_target_modules: list[str] | None = None  # None: attention and MLP projections of the LM
     merge_lora: bool = False  # final/ holds the adapter merged into the weights (for export) instead of both
+    # parameter-name prefixes of the network kept fixed, e.g. ["lm."]: the audio encoder and projector learn
+    # to speak to a language model that does not change (as speech LLMs are aligned with their LLM frozen)
+    freeze: list[str] = field(default_factory=list)
     # SFT loss: ce_weight x cross-entropy on the references + ctc_weight x CTC loss of the spoken prompts'
     # transcripts (models with a CTC head); ce_weight 0 trains the audio encoder alone
     ce_weight: float = 1.0

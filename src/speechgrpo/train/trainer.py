@@ -522,9 +522,27 @@ def load_policy(config: TrainConfig, resume: Path | None, device: torch.device) 
         disable_dropout(model.module)
     if config.dropout_off or model.lora is not None:
         freeze_batch_norm(model.module)
+    if config.freeze:
+        freeze_parameters(model.module, config.freeze)
     if config.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     return model
+
+
+def freeze_parameters(net: torch.nn.Module, prefixes: Sequence[str]) -> None:
+    """Keep the parameters whose names start with one of ``prefixes`` fixed; a prefix that names no
+    parameter, or one that would leave nothing to train, is an error (before any step runs)."""
+    names = [name for name, _ in net.named_parameters()]
+    unmatched = [prefix for prefix in prefixes if not any(name.startswith(prefix) for name in names)]
+    if unmatched:
+        roots = sorted({name.split(".")[0] + "." for name in names})
+        raise ValueError(f"freeze: {unmatched} name(s) no parameter of {type(net).__name__} (its parameters start "
+                         f"with {', '.join(roots)})")
+    for name, parameter in net.named_parameters():
+        if name.startswith(tuple(prefixes)):
+            parameter.requires_grad_(False)
+    if not any(parameter.requires_grad for parameter in net.parameters()):
+        raise ValueError(f"freeze: {list(prefixes)} leaves no parameter to train")
 
 
 def gather_metrics(accelerator: Any, metrics: dict[str, float]) -> dict[str, float]:
