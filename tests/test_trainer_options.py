@@ -127,11 +127,19 @@ def test_freeze_keeps_the_named_parameters_fixed_and_refuses_names_it_cannot_fin
     fixed = [k for k in before if k.startswith(frozen)]
     assert fixed and all(torch.equal(after[k], before[k]) for k in fixed)
     assert any(not torch.equal(after[k], before[k]) for k in before if not k.startswith(frozen))
-    for prefix, message in (("encoder.", r"freeze: \['encoder.'\] name\(s\) no parameter"),
-                            ("", "leaves no parameter to train")):
+    every = sorted({name.split(".")[0] + "." for name in names})
+    for prefixes, message in ((["encoder."], r"freeze: \['encoder.'\] name\(s\) no parameter"),
+                              (every, "leaves no parameter to train")):
         with pytest.raises(ValueError, match=message):
-            T.train(config(task, tmp_path / f"bad{len(prefix)}", stage="sft", freeze=[prefix]), show_progress=False)
-        assert not (tmp_path / f"bad{len(prefix)}" / "metrics.jsonl").exists()
+            T.train(config(task, tmp_path / f"bad{len(prefixes)}", stage="sft", freeze=prefixes), show_progress=False)
+        assert not (tmp_path / f"bad{len(prefixes)}" / "metrics.jsonl").exists()
+    for settings, message in (({"freeze": "lm."}, "freeze must be a list"), ({"freeze": [""]}, "freeze must be a list"),
+                              ({"freeze": [frozen], "lora_rank": 4}, "freeze with lora_rank")):
+        with pytest.raises(ValueError, match=message):
+            config(task, tmp_path / "refused", stage="sft", **settings)
+    with pytest.raises(ValueError, match="cannot resume with another freeze"):
+        T.train(config(task, tmp_path / "frozen", stage="sft", steps=3, freeze=[], resume="force"),
+                show_progress=False)
 
 
 # -- dropout -------------------------------------------------------------------------------------------------

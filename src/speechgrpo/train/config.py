@@ -145,6 +145,11 @@ class TrainConfig:
         check_numbers(self)
         check_choice("stage", self.stage, ("sft", "grpo", "mp_grpo"))
         check_choice("lr_schedule", self.lr_schedule, ("constant", "linear", "cosine"))
+        if not isinstance(self.freeze, list) or not all(isinstance(p, str) and p for p in self.freeze):
+            raise ValueError(f"freeze must be a list of parameter-name prefixes (non-empty strings), got "
+                             f"{self.freeze!r}")
+        if self.freeze and self.lora_rank:
+            raise ValueError("freeze with lora_rank > 0: LoRA already keeps every weight but its adapter fixed")
         check_choice("dtype", self.dtype, ("float32", "bfloat16"))
         check_choice("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))
         for name, choices in (("reference_dtype", ("float32", "bfloat16")), ("kl_estimator", ("k1", "k2", "k3"))):

@@ -532,13 +532,13 @@ def load_policy(config: TrainConfig, resume: Path | None, device: torch.device) 
 def freeze_parameters(net: torch.nn.Module, prefixes: Sequence[str]) -> None:
     """Keep the parameters whose names start with one of ``prefixes`` fixed; a prefix that names no
     parameter, or one that would leave nothing to train, is an error (before any step runs)."""
-    names = [name for name, _ in net.named_parameters()]
+    names = [name for name, _ in net.named_parameters(remove_duplicate=False)]  # tied weights under each name
     unmatched = [prefix for prefix in prefixes if not any(name.startswith(prefix) for name in names)]
     if unmatched:
         roots = sorted({name.split(".")[0] + "." for name in names})
         raise ValueError(f"freeze: {unmatched} name(s) no parameter of {type(net).__name__} (its parameters start "
                          f"with {', '.join(roots)})")
-    for name, parameter in net.named_parameters():
+    for name, parameter in net.named_parameters(remove_duplicate=False):
         if name.startswith(tuple(prefixes)):
             parameter.requires_grad_(False)
     if not any(parameter.requires_grad for parameter in net.parameters()):
@@ -656,6 +656,9 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     check_distributed(accelerator, micro_batches)
     output = Path(config.output_dir)
     resume, changes = check_resume(config, output)
+    if "freeze" in changes:  # the optimizer state holds the parameters that trained
+        raise ValueError(f"{output}: cannot resume with another freeze ({changes['freeze'][0]!r} -> "
+                         f"{changes['freeze'][1]!r}); start a new output_dir from its model")
     if changes:
         print("resuming with changes (resume: force): " + "; ".join(f"{name}: {was!r} -> {now!r}" for name,
               (was, now) in changes.items()), file=sys.stderr)
