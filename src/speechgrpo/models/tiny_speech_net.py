@@ -171,12 +171,12 @@ class TinySpeechNet(nn.Module):
         tokens, lengths = self.projector(*self.encoder(features, feature_lengths))
         return tokens, lengths
 
-    def ctc_words(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Each audio token's CTC word id ``(batch, tokens)``: the nearest word embedding by dot product, as
-        :meth:`transcript_ctc_losses` scores it (``pad_id`` is the blank)."""
+    def ctc_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Each audio token's CTC scores over the words ``(batch, tokens, vocab)``: its dot product with every
+        word embedding (``pad_id`` is the blank)."""
         embedding = self.lm.get_input_embeddings()
         assert isinstance(embedding, nn.Embedding)
-        return (tokens @ embedding.weight.T).argmax(-1)
+        return tokens @ embedding.weight.T
 
     def compress(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """CTC compression: tokens whose CTC word is the blank dropped, each run of one word averaged (a
@@ -184,7 +184,7 @@ class TinySpeechNet(nn.Module):
         run counts (0 for a clip heard as silence)."""
         batch, width, dim = tokens.shape
         with torch.no_grad():
-            words = self.ctc_words(tokens)
+            words = self.ctc_logits(tokens).argmax(-1)
         keep = sequence_mask(lengths, width) & (words != self.pad_id)
         continues = keep & (words == F.pad(words, (1, 0), value=-1)[:, :-1]) & F.pad(keep, (1, 0))[:, :-1]
         starts = keep & ~continues
@@ -232,9 +232,7 @@ class TinySpeechNet(nn.Module):
         if len(rows) == 0:
             return losses
         audio, audio_lengths = self.audio_tokens(features[rows], feature_lengths[rows])
-        embedding = self.lm.get_input_embeddings()
-        assert isinstance(embedding, nn.Embedding)
-        log_probs = F.log_softmax((audio @ embedding.weight.T).float(), dim=-1).transpose(0, 1)
+        log_probs = F.log_softmax(self.ctc_logits(audio).float(), dim=-1).transpose(0, 1)
         return losses.index_put((rows,), F.ctc_loss(log_probs, transcript_ids[rows], audio_lengths,
                                                     transcript_lengths[rows], blank=self.pad_id, reduction="none",
                                                     zero_infinity=True))

@@ -532,13 +532,13 @@ def load_policy(config: TrainConfig, resume: Path | None, device: torch.device) 
 def freeze_parameters(net: torch.nn.Module, prefixes: Sequence[str]) -> None:
     """Keep the parameters whose names start with one of ``prefixes`` fixed; a prefix that names no
     parameter, or one that would leave nothing to train, is an error (before any step runs)."""
-    names = [name for name, _ in net.named_parameters(remove_duplicate=False)]  # tied weights under each name
-    unmatched = [prefix for prefix in prefixes if not any(name.startswith(prefix) for name in names)]
+    named = list(net.named_parameters(remove_duplicate=False))  # tied weights under each of their names
+    unmatched = [prefix for prefix in prefixes if not any(name.startswith(prefix) for name, _ in named)]
     if unmatched:
-        roots = sorted({name.split(".")[0] + "." for name in names})
+        roots = sorted({name.split(".")[0] + "." for name, _ in named})
         raise ValueError(f"freeze: {unmatched} name(s) no parameter of {type(net).__name__} (its parameters start "
                          f"with {', '.join(roots)})")
-    for name, parameter in net.named_parameters(remove_duplicate=False):
+    for name, parameter in named:
         if name.startswith(tuple(prefixes)):
             parameter.requires_grad_(False)
     if not any(parameter.requires_grad for parameter in net.parameters()):
