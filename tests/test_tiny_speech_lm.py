@@ -487,3 +487,70 @@ def test_ctc_compression_shortens_the_prefix_and_keeps_log_probs_consistent(toke
     sampled, scores = model.generate_with_log_probs(batch, 2, SamplingConfig(max_new_tokens=10),
                                                     generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(scores, model.completion_log_probs(batch, sampled), atol=1e-5, rtol=0)
+
+
+def test_ctc_posteriors_need_compression() -> None:
+    with pytest.raises(ValueError, match="ctc_posteriors needs ctc_compress"):
+        dataclasses.replace(SMALL, ctc_posteriors=True)
+
+
+def test_ctc_posteriors_feed_the_lm_expected_word_embeddings(tokenizer: WordTokenizer, tmp_path: Path) -> None:
+    """LegoSLM's input: the CTC scores come from the model's own output layer (the CTC loss trains it, not
+    the word embeddings) and each compressed audio token reaches the LM as its word posterior, the blank
+    left out, times the word embeddings: a confidently heard word is that word's text embedding. The layer
+    survives save and load."""
+    torch.manual_seed(0)
+    model = TinySpeechLM.create(dataclasses.replace(SMALL, ctc_compress=True, ctc_posteriors=True), tokenizer)
+    net = model.net()
+    blank, word = tokenizer.pad_id, tokenizer.encode("dog")[0]
+    assert net.ctc_head is not None
+    batch = model.encode_prompts(PROMPTS)
+    inputs = batch.inputs
+    with torch.no_grad():  # every token: the word 6 above the rest, the blank 5 above: kept, blank mass dropped
+        net.ctc_head.weight.zero_()
+        net.ctc_head.bias.zero_()
+        net.ctc_head.bias[word], net.ctc_head.bias[blank] = 6.0, 5.0
+        prefix, mask = net.prefix(**inputs)
+    embeddings = net.lm.get_input_embeddings().weight.detach()
+    logits = torch.zeros(tokenizer.vocab_size)
+    logits[word] = 6.0
+    posterior = torch.softmax(logits.index_fill(0, torch.tensor([blank]), float("-inf")), 0)
+    expected = posterior @ embeddings
+    first = prefix[0, mask[0].bool()]  # <bos>, one audio token (one run of one word), the prompt
+    prompt = net.embed_tokens(inputs["prompt_ids"][0, :int(inputs["prompt_lengths"][0])]).detach()
+    assert len(first) == 2 + len(prompt)
+    torch.testing.assert_close(first[1], expected)
+    torch.testing.assert_close(first[2:], prompt)
+    with torch.no_grad():
+        net.ctc_head.bias[word] = 60.0  # confident: the word's own embedding
+        torch.testing.assert_close(net.prefix(**inputs)[0][0, -len(prompt) - 1], embeddings[word])
+    net.zero_grad()
+    model.transcript_ctc_losses(batch, ["the dog runs", "red", "", "dog"]).sum().backward()
+    assert net.ctc_head.weight.grad is not None and net.ctc_head.weight.grad.abs().sum() > 0
+    lm_embedding = net.lm.get_input_embeddings().weight
+    assert lm_embedding.grad is None or lm_embedding.grad.abs().sum() == 0
+    model.save(tmp_path / "m")
+    loaded = TinySpeechLM.load(tmp_path / "m")
+    assert loaded.config.ctc_posteriors
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.net().prefix(**inputs)[0], net.prefix(**inputs)[0])
+
+
+def test_ctc_posteriors_train_the_audio_side_through_the_lm(tokenizer: WordTokenizer) -> None:
+    """Cross-entropy on a spoken prompt reaches the encoder through the posteriors, and batched, single-prompt
+    and generated log-probs agree."""
+    torch.manual_seed(0)
+    model = TinySpeechLM.create(dataclasses.replace(SMALL, ctc_compress=True, ctc_posteriors=True), tokenizer)
+    batch = model.encode_prompts(PROMPTS)
+    completions = model.encode_completions(ANSWERS, torch.tensor(ANSWER_PROMPTS))
+    log_probs = model.completion_log_probs(batch, completions)
+    (log_probs * completions.mask).sum().backward()
+    assert model.net().encoder.conv1.weight.grad.abs().sum() > 0
+    for row, (answer, prompt) in enumerate(zip(ANSWERS, ANSWER_PROMPTS, strict=True)):
+        single = model.completion_log_probs(model.encode_prompts([PROMPTS[prompt]]),
+                                            model.encode_completions([answer], torch.tensor([0])))
+        torch.testing.assert_close(log_probs[row, :int(completions.mask[row].sum())].detach(), single[0].detach(),
+                                   atol=1e-5, rtol=0)
+    sampled, scores = model.generate_with_log_probs(batch, 2, SamplingConfig(max_new_tokens=10),
+                                                    generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(scores, model.completion_log_probs(batch, sampled).detach(), atol=1e-5, rtol=0)

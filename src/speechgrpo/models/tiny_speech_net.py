@@ -18,6 +18,13 @@ Built to learn speech recognition from scratch within minutes on a 2-core CPU:
   the bundled base without training, it raises spoken QA from 19.6 to 37.9 BLEU (first 100 test examples,
   one sampled pass; the same passages as text: 83); trained with the whole decoder, the decoder again
   tells audio from text and transcribes (17.2): ``docs/demo.md``, the base's attempt 4.
+- **CTC posteriors** (``ctc_posteriors``, LegoSLM's input, Ma et al. 2025; needs ``ctc_compress``): CTC
+  is read by an output layer of its own instead of through the word embeddings, and each compressed audio
+  token reaches the decoder as its word posterior (the blank left out) times the word embeddings, so a
+  decoder trained on text reads speech as text without being trained on audio. Through a frozen
+  decoder's embeddings, CTC stalled (CTC-greedy WER 40% where trained embeddings reached 22%), and read as
+  posteriors the same audio was answered as well as after 8,000 steps of alignment: ``docs/demo.md``,
+  attempt 5.
 - **Decoder.** ``transformers.LlamaForCausalLM`` (RoPE, RMSNorm, SwiGLU, tied embeddings), fed with
   embeddings ``[<bos>, audio tokens, prompt tokens ... <sep>]`` followed by the completion. Prefixes of
   different lengths are left-padded and positions count real tokens only, so every completion token sits
@@ -57,6 +64,11 @@ class TinySpeechLMConfig:
     lm_ffn_dim: int = 512
     max_positions: int = 2048
     ctc_compress: bool = False  # drop blank audio tokens, average runs of one CTC word (module docstring)
+    ctc_posteriors: bool = False  # CTC from an output layer of its own; the LM reads posterior-weighted embeddings
+
+    def __post_init__(self) -> None:
+        if self.ctc_posteriors and not self.ctc_compress:
+            raise ValueError("ctc_posteriors needs ctc_compress: a blank audio token has no word posterior to read")
 
 
 def sequence_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
@@ -157,6 +169,7 @@ class TinySpeechNet(nn.Module):
             bos_token_id=bos_id, eos_token_id=eos_id))
         self.bos_id, self.pad_id = bos_id, pad_id
         self.ctc_compress = config.ctc_compress
+        self.ctc_head = nn.Linear(config.lm_dim, vocab_size) if config.ctc_posteriors else None
 
     def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         embedding: torch.Tensor = self.lm.get_input_embeddings()(ids)
@@ -172,11 +185,24 @@ class TinySpeechNet(nn.Module):
         return tokens, lengths
 
     def ctc_logits(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Each audio token's CTC scores over the words ``(batch, tokens, vocab)``: its dot product with every
-        word embedding (``pad_id`` is the blank)."""
+        """Each audio token's CTC scores over the words ``(batch, tokens, vocab)``, ``pad_id`` the blank: from
+        the CTC output layer where there is one (``ctc_posteriors``), else its dot product with every word
+        embedding."""
+        if self.ctc_head is not None:
+            logits: torch.Tensor = self.ctc_head(tokens)
+            return logits
         embedding = self.lm.get_input_embeddings()
         assert isinstance(embedding, nn.Embedding)
         return tokens @ embedding.weight.T
+
+    def posterior_embeddings(self, tokens: torch.Tensor) -> torch.Tensor:
+        """LegoSLM's audio input: each audio token's CTC word posterior (the blank left out) times the word
+        embeddings, so the LM reads what it reads for text, the expected embedding of the word heard."""
+        blank = torch.tensor([self.pad_id], device=tokens.device)
+        logits = self.ctc_logits(tokens).float().index_fill(-1, blank, float("-inf"))
+        embedding = self.lm.get_input_embeddings()
+        assert isinstance(embedding, nn.Embedding)
+        return (F.softmax(logits, dim=-1) @ embedding.weight.float()).to(tokens.dtype)
 
     def compress(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """CTC compression: tokens whose CTC word is the blank dropped, each run of one word averaged (a
@@ -203,6 +229,8 @@ class TinySpeechNet(nn.Module):
         audio, audio_lengths = self.audio_tokens(features[spoken], feature_lengths[spoken])
         if self.ctc_compress and len(spoken):
             audio, audio_lengths = self.compress(audio, audio_lengths)
+        if self.ctc_head is not None and len(spoken):
+            audio = self.posterior_embeddings(audio)
         audio_of = {int(row): (audio[k], int(audio_lengths[k])) for k, row in enumerate(spoken)}
         text = self.embed_tokens(prompt_ids)
         bos = self.embed_tokens(torch.tensor([self.bos_id], device=prompt_ids.device))
