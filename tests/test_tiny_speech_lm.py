@@ -554,3 +554,49 @@ def test_ctc_posteriors_train_the_audio_side_through_the_lm(tokenizer: WordToken
     sampled, scores = model.generate_with_log_probs(batch, 2, SamplingConfig(max_new_tokens=10),
                                                     generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(scores, model.completion_log_probs(batch, sampled).detach(), atol=1e-5, rtol=0)
+
+
+def test_ctc_posteriors_read_each_compressed_run(tokenizer: WordTokenizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs are found on the audio tokens (the output layer's words), then each run's mean is read as its
+    posterior-weighted embedding: two runs of two words around a blank give two LM inputs."""
+    torch.manual_seed(0)
+    net = TinySpeechLM.create(dataclasses.replace(SMALL, ctc_compress=True, ctc_posteriors=True), tokenizer).net()
+    assert net.ctc_head is not None
+    dim, blank = SMALL.lm_dim, tokenizer.pad_id
+    a, b = tokenizer.encode("dog")[0], tokenizer.encode("red")[0]
+    axis = torch.eye(dim)
+    with torch.no_grad():  # word a reads axis 0, word b axis 1, the blank axis 2
+        net.ctc_head.weight.zero_()
+        net.ctc_head.bias.zero_()
+        net.ctc_head.weight[a], net.ctc_head.weight[b], net.ctc_head.weight[blank] = axis[0], axis[1], axis[2] * 2
+    tokens = torch.stack([axis[0], axis[0] * 3, axis[2] * 5, axis[1] * 2, axis[1] * 4])[None]
+    monkeypatch.setattr(net, "audio_tokens", lambda features, lengths: (tokens, torch.tensor([5])))
+    prompt = torch.tensor([tokenizer.encode("What colour is")])
+    with torch.no_grad():
+        prefix, _ = net.prefix(torch.zeros(1, 8, SMALL.n_mels), torch.tensor([8]), prompt, torch.tensor([3]))
+        embeddings = net.lm.get_input_embeddings().weight
+        expected = [torch.softmax(net.ctc_head(run).index_fill(0, torch.tensor([blank]), float("-inf")), 0) @ embeddings
+                    for run in (axis[0] * 2, axis[1] * 3)]
+    assert prefix.shape[1] == 1 + 2 + 3
+    torch.testing.assert_close(prefix[0, 1:3], torch.stack(expected))
+
+
+def test_ctc_posteriors_in_bfloat16_and_under_autocast(tokenizer: WordTokenizer, tmp_path: Path) -> None:
+    """A bf16 model reads bf16 posterior embeddings; under a trainer's bf16 autocast a float32 model's audio
+    inputs stay float32, as its text embeddings are."""
+    torch.manual_seed(0)
+    model = TinySpeechLM.create(dataclasses.replace(SMALL, ctc_compress=True, ctc_posteriors=True), tokenizer)
+    model.save(tmp_path)
+    half = TinySpeechLM.load(tmp_path, dtype=torch.bfloat16)
+    batch = half.encode_prompts(PROMPTS)
+    with torch.no_grad():
+        prefix, _ = half.net().prefix(**batch.inputs)
+        assert prefix.dtype == torch.bfloat16 and torch.isfinite(prefix).all()
+        assert len(half.generate(batch, 2, SamplingConfig(max_new_tokens=4))) == 8
+        full = model.encode_prompts(PROMPTS)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            audio, _ = model.net().audio_tokens(full.inputs["features"], full.inputs["feature_lengths"])
+            read = model.net().posterior_embeddings(audio)
+        assert read.dtype == torch.float32
+        reference = model.net().posterior_embeddings(audio.float())
+        torch.testing.assert_close(read, reference)

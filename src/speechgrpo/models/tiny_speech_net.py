@@ -11,20 +11,23 @@ Built to learn speech recognition from scratch within minutes on a 2-core CPU:
   token, 12.5 tokens/s) and mapped to the LM width by a two-layer MLP: the LM sequence stays short,
   which is what costs time in training and sampling.
 - **CTC compression** (``ctc_compress``, Speech-LLaMA's CTC compressor, Wu et al. 2023): the audio
-  tokens whose CTC word (read through the LM's word embeddings, :meth:`TinySpeechNet.transcript_ctc_losses`)
-  is the blank are dropped and each run of tokens with the same word is averaged, so the decoder reads
-  about one audio token per spoken word, near that word's embedding, as it reads text; the tokens stay
-  continuous and differentiable, only the choice of which to keep and merge is discrete. Switched on in
-  the bundled base without training, it raises spoken QA from 19.6 to 37.9 BLEU (first 100 test examples,
-  one sampled pass; the same passages as text: 83); trained with the whole decoder, the decoder again
-  tells audio from text and transcribes (17.2): ``docs/demo.md``, the base's attempt 4.
+  tokens whose CTC word (:meth:`TinySpeechNet.ctc_logits`: through the LM's word embeddings, or the CTC
+  output layer with ``ctc_posteriors``) is the blank are dropped and each run of tokens with the same
+  word is averaged, so the decoder reads about one audio token per spoken word, near that word's
+  embedding, as it reads text; the tokens stay continuous and differentiable, only the choice of which to
+  keep and merge is discrete. Switched on in the bundled base without training, it raises spoken QA from
+  19.6 to 37.9 BLEU (first 100 test examples, one sampled pass; the same passages as text: 83); trained with
+  the whole decoder, the decoder again tells audio from text and transcribes (17.2): ``docs/demo.md``,
+  the base's attempt 4.
 - **CTC posteriors** (``ctc_posteriors``, LegoSLM's input, Ma et al. 2025; needs ``ctc_compress``): CTC
   is read by an output layer of its own instead of through the word embeddings, and each compressed audio
   token reaches the decoder as its word posterior (the blank left out) times the word embeddings, so a
   decoder trained on text reads speech as text without being trained on audio. Through a frozen
   decoder's embeddings, CTC stalled (CTC-greedy WER 40% where trained embeddings reached 22%), and read as
-  posteriors the same audio was answered as well as after 8,000 steps of alignment: ``docs/demo.md``,
-  attempt 5.
+  posteriors the same audio was answered about as well as after 8,000 steps of alignment (a probe on 100
+  examples against the full evaluation): ``docs/demo.md``, attempt 5. A run of tokens is averaged before
+  the output layer reads it (the same as averaging its logits); only the blank is left out of the
+  posterior (``<bos>``, ``<eos>`` and ``<unk>`` keep what little mass CTC training leaves them).
 - **Decoder.** ``transformers.LlamaForCausalLM`` (RoPE, RMSNorm, SwiGLU, tied embeddings), fed with
   embeddings ``[<bos>, audio tokens, prompt tokens ... <sep>]`` followed by the completion. Prefixes of
   different lengths are left-padded and positions count real tokens only, so every completion token sits
@@ -198,11 +201,14 @@ class TinySpeechNet(nn.Module):
     def posterior_embeddings(self, tokens: torch.Tensor) -> torch.Tensor:
         """LegoSLM's audio input: each audio token's CTC word posterior (the blank left out) times the word
         embeddings, so the LM reads what it reads for text, the expected embedding of the word heard."""
+        embedding, head = self.lm.get_input_embeddings(), self.ctc_head
+        assert isinstance(embedding, nn.Embedding) and head is not None
         blank = torch.tensor([self.pad_id], device=tokens.device)
-        logits = self.ctc_logits(tokens).float().index_fill(-1, blank, float("-inf"))
-        embedding = self.lm.get_input_embeddings()
-        assert isinstance(embedding, nn.Embedding)
-        return (F.softmax(logits, dim=-1) @ embedding.weight.float()).to(tokens.dtype)
+        with torch.autocast(tokens.device.type, enabled=False):  # in float32 whatever the weights or autocast
+            logits = F.linear(tokens.float(), head.weight.float(), head.bias.float())
+            posterior = F.softmax(logits.index_fill(-1, blank, float("-inf")), dim=-1)
+            out: torch.Tensor = posterior @ embedding.weight.float()
+        return out.to(embedding.weight.dtype)  # the dtype text embeddings have
 
     def compress(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """CTC compression: tokens whose CTC word is the blank dropped, each run of one word averaged (a
@@ -249,11 +255,13 @@ class TinySpeechNet(nn.Module):
     def transcript_ctc_losses(self, features: torch.Tensor, feature_lengths: torch.Tensor,
                               transcript_ids: torch.Tensor, transcript_lengths: torch.Tensor) -> torch.Tensor:
         """Per-utterance CTC loss ``(batch,)`` (summed over its frames) of the transcript words read off the
-        audio tokens through the LM's (tied) word embeddings, ``<pad>`` as the blank; 0 for a prompt with no
-        audio or an empty transcript.
+        audio tokens by :meth:`ctc_logits` (through the LM's tied word embeddings, or the CTC output layer with
+        ``ctc_posteriors``), ``<pad>`` as the blank; 0 for a prompt with no audio or an empty transcript.
 
-        It teaches the encoder and projector to put each spoken word's embedding on its audio tokens, so
-        the LM reads speech as it reads text: the fast way to make a from-scratch speech LLM hear.
+        Through the embeddings it teaches the encoder and projector to put each spoken word's embedding on
+        its audio tokens, so the LM reads speech as it reads text: the fast way to make a from-scratch speech
+        LLM hear. With ``ctc_posteriors`` it trains the audio side and the output layer only, and the LM
+        reads the posteriors.
         """
         losses = torch.zeros(len(features), device=features.device)
         rows = ((feature_lengths > 0) & (transcript_lengths > 0)).nonzero()[:, 0]
