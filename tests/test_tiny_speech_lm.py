@@ -431,6 +431,22 @@ def test_train_bundled_model_with_lora_bf16_iterations_and_validation(tmp_path: 
     assert any(float(v.abs().max()) > 0 for k, v in tuned.module.state_dict().items() if "lora_B" in k)
 
 
+def assert_log_probs_consistent(model: TinySpeechLM) -> None:
+    """Batched, single-prompt and generated log-probs of ``PROMPTS`` agree."""
+    batch = model.encode_prompts(PROMPTS)
+    completions = model.encode_completions(ANSWERS, torch.tensor(ANSWER_PROMPTS))
+    with torch.no_grad():
+        log_probs = model.completion_log_probs(batch, completions)
+        for row, (answer, prompt) in enumerate(zip(ANSWERS, ANSWER_PROMPTS, strict=True)):
+            single = model.completion_log_probs(model.encode_prompts([PROMPTS[prompt]]),
+                                                model.encode_completions([answer], torch.tensor([0])))
+            torch.testing.assert_close(log_probs[row, :int(completions.mask[row].sum())], single[0], atol=1e-5,
+                                       rtol=0)
+        sampled, scores = model.generate_with_log_probs(batch, 2, SamplingConfig(max_new_tokens=10),
+                                                        generator=torch.Generator().manual_seed(1))
+        torch.testing.assert_close(scores, model.completion_log_probs(batch, sampled), atol=1e-5, rtol=0)
+
+
 def test_ctc_compression_drops_blanks_and_averages_runs_of_one_word(tokenizer: WordTokenizer) -> None:
     """Speech-LLaMA's CTC compressor on tokens whose CTC words are known: one-hot word embeddings make
     each token's word the axis it points along. Blank tokens go, a run of one word becomes its mean, a
@@ -478,15 +494,7 @@ def test_ctc_compression_shortens_the_prefix_and_keeps_log_probs_consistent(toke
     wide, _ = plain.net().prefix(**batch.inputs)
     narrow, _ = model.net().prefix(**batch.inputs)
     assert narrow.shape[1] < wide.shape[1]
-    completions = model.encode_completions(ANSWERS, torch.tensor(ANSWER_PROMPTS))
-    log_probs = model.completion_log_probs(batch, completions)
-    for row, (answer, prompt) in enumerate(zip(ANSWERS, ANSWER_PROMPTS, strict=True)):
-        single = model.completion_log_probs(model.encode_prompts([PROMPTS[prompt]]),
-                                            model.encode_completions([answer], torch.tensor([0])))
-        torch.testing.assert_close(log_probs[row, :int(completions.mask[row].sum())], single[0], atol=1e-5, rtol=0)
-    sampled, scores = model.generate_with_log_probs(batch, 2, SamplingConfig(max_new_tokens=10),
-                                                    generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(scores, model.completion_log_probs(batch, sampled), atol=1e-5, rtol=0)
+    assert_log_probs_consistent(model)
 
 
 def test_ctc_posteriors_need_compression() -> None:
@@ -546,14 +554,7 @@ def test_ctc_posteriors_train_the_audio_side_through_the_lm(tokenizer: WordToken
     log_probs = model.completion_log_probs(batch, completions)
     (log_probs * completions.mask).sum().backward()
     assert model.net().encoder.conv1.weight.grad.abs().sum() > 0
-    for row, (answer, prompt) in enumerate(zip(ANSWERS, ANSWER_PROMPTS, strict=True)):
-        single = model.completion_log_probs(model.encode_prompts([PROMPTS[prompt]]),
-                                            model.encode_completions([answer], torch.tensor([0])))
-        torch.testing.assert_close(log_probs[row, :int(completions.mask[row].sum())].detach(), single[0].detach(),
-                                   atol=1e-5, rtol=0)
-    sampled, scores = model.generate_with_log_probs(batch, 2, SamplingConfig(max_new_tokens=10),
-                                                    generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(scores, model.completion_log_probs(batch, sampled).detach(), atol=1e-5, rtol=0)
+    assert_log_probs_consistent(model)
 
 
 def test_ctc_posteriors_read_each_compressed_run(tokenizer: WordTokenizer, monkeypatch: pytest.MonkeyPatch) -> None:
