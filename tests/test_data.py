@@ -4,6 +4,7 @@ English->German grammar (sentences checked by hand), SQA passages, and the synth
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -59,6 +60,7 @@ from speechgrpo.data.synthetic.other_domain import (
     sample_question,
     sample_statement,
 )
+from speechgrpo.data.synthetic.other_domain_qa import clause_questions, sample_other_qa, unique_questions
 from speechgrpo.data.synthetic.spoken_qa import sample_passage
 
 sf = pytest.importorskip("soundfile")
@@ -518,6 +520,75 @@ def test_other_domain_translations_are_never_the_demo_translations() -> None:
     assert 0.2 < len(reserved) / len(VERBS) < 0.5  # about a third of the verbs stay the demo's own
     demo_verbs = {w for e in demo["test"] for w in words(e.meta["transcript"])}
     assert any(VERBS[w].en_3sg in demo_verbs or VERBS[w].en_past in demo_verbs for w in reserved)
+
+
+# Other-domain QA (the base's text QA): wh-questions written by hand first, by focus.
+WH_CASES = [
+    (Clause(np_(name="Anna"), V["reads"], "past", accusative=np_("book"), adverb=adv("yesterday")),
+     {"subject": "Who read the book yesterday?", "object": "What did Anna read yesterday?",
+      "time": "When did Anna read the book?"}),
+    (Clause(np_("dog", plural=True), V["sleeps"], **place("in", "garden")),
+     {"subject": "Which animal sleeps in the garden?", "place": "Where do the dogs sleep?"}),
+    (Clause(np_(name="Thomas"), V["travels"], "future", city="Vienna"),
+     {"subject": "Who will travel to Vienna?", "city": "Where will Thomas travel?"}),
+    (Clause(np_("girl"), V["dances"], company=np_(name="Paul")),
+     {"subject": "Who dances with Paul?", "company": "Who does the girl dance with?"}),
+    (Clause(np_("dog", plural=True), None, "past", predicate=ADJECTIVES["tired"]),
+     {"subject": "Which animal was tired?"}),
+    (Clause(np_("dog", "num", plural=False, count=3), V["sleeps"]), {"subject": "Which animal sleeps?"}),
+    (Clause(np_("son"), V["visits"], "future", accusative=np_("father")),
+     {"subject": "Who will visit the father?", "object": "Who will the son visit?"}),
+    (Clause(np_("cat", "my"), V["eats"], accusative=np_("mouse", "a"), adverb=adv("often")),
+     {"subject": "Which animal often eats a mouse?", "object": "What does my cat often eat?"}),
+]
+
+
+@pytest.mark.parametrize("clause,questions", WH_CASES, ids=[Sentence(c[0]).english for c in WH_CASES])
+def test_other_domain_wh_questions_checked_by_hand(clause: Clause, questions: dict[str, str]) -> None:
+    assert clause_questions(clause) == questions
+
+
+def test_a_question_two_sentences_answer_is_never_asked() -> None:
+    anna = Clause(np_(name="Anna"), V["sleeps"], "past", **place("in", "garden"))
+    tom = Clause(np_(name="Tom"), V["sleeps"], "past", **place("in", "garden"))  # "Who slept in the garden?" twice
+    assert unique_questions([anna, tom]) == [("Where did Anna sleep?", 0, "place"),
+                                             ("Where did Tom sleep?", 1, "place")]
+
+
+def test_other_domain_qa_answers_with_the_one_sentence_that_holds_the_answer() -> None:
+    """Text QA of another domain: the answer is a passage sentence, no other sentence answers the question,
+    every focus is asked, and no passage or answer is the demo's."""
+    other = synthetic_examples(0, {"train": 1500}, tasks=("qa_other",), difficulty=1)["train"]
+    demo = synthetic_examples(0, {"train": 1500, "dev": 100, "test": 200}, tasks=("sqa",), difficulty=1)
+    demo_texts = {t for split in demo.values() for e in split for t in (e.meta["transcript"], e.references[0])}
+    for e in other:
+        sentences = split_sentences(e.meta["transcript"])
+        assert 2 <= len(sentences) <= 3 and e.references[0] in sentences
+        assert e.prompt in {p.format(question=e.meta["question"]) for p in PROMPTS["sqa"]}
+        assert e.meta["question"].endswith("?") and e.meta["transcript"] not in demo_texts
+    rng = random.Random(5)
+    for _ in range(300):  # exactly one sentence answers the question, and it is the answer
+        qa = sample_other_qa(rng)
+        answering = [Sentence(c).english for c in qa.clauses if qa.question in clause_questions(c).values()]
+        assert answering == [qa.answer]
+    foci = Counter(e.meta["focus"] for e in other)
+    assert set(foci) == {"subject", "object", "place", "city", "time", "company"}
+    assert foci["subject"] / len(other) < 0.35  # the focus is drawn first: subjects are not most of them
+
+
+def test_text_translation_of_the_other_domain_covers_the_whole_lexicon() -> None:
+    """``mt_other`` is ``ast_other``'s register without the reserved third; ``ast_other`` itself is
+    unchanged (its first 300 pairs as when the bundled base was built)."""
+    mt = synthetic_examples(0, {"train": 1500}, tasks=("mt_other",), difficulty=1)["train"]
+    spoken = synthetic_examples(0, {"train": 300}, tasks=("ast_other",), difficulty=1)["train"]
+    demo = synthetic_examples(0, {"train": 1500, "dev": 100, "test": 200}, tasks=("ast",), difficulty=1)
+    statements = {e.meta["transcript"] for split in demo.values() for e in split}
+    assert not statements & {e.meta["transcript"] for e in mt} and all(e.prompt in PROMPTS["ast"] for e in mt)
+    reserved = [w for e in mt for w in words(e.meta["transcript"]) if reserved_for_the_demo(w)]
+    assert len(reserved) > 300  # reserved words (e.g. verbs' base forms, nouns, names) do occur
+    digest = hashlib.sha256("\n".join(f"{e.meta['transcript']}|{e.references[0]}|{e.prompt}" for e in spoken)
+                            .encode()).hexdigest()[:16]
+    assert digest == "63d5c0a41a115a26"
 
 
 def test_german_noun_phrase_declension() -> None:

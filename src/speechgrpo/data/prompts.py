@@ -27,9 +27,10 @@ ASR_PROMPTS: tuple[str, ...] = (
     "What is said in the audio? Write it down exactly.",
     "Give a transcript of the recording.",
 )
-#: ``ast_other`` (the base's out-of-domain spoken translation) is asked as the demo's translation is
+#: the base's other-domain tasks (``ast_other`` spoken translation, ``mt_other`` text translation,
+#: ``qa_other`` text QA) are asked as the demo's translation and QA are
 PROMPTS: dict[str, tuple[str, ...]] = {"sqa": SQA_PROMPTS, "ast": AST_PROMPTS, "asr": ASR_PROMPTS,
-                                       "ast_other": AST_PROMPTS}
+                                       "ast_other": AST_PROMPTS, "mt_other": AST_PROMPTS, "qa_other": SQA_PROMPTS}
 
 
 def pick_prompt(templates: Sequence[str], key: str, seed: int = 0, **fields: str) -> str:

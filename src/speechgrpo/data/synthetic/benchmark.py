@@ -32,6 +32,7 @@ from speechgrpo.data.prompts import PROMPTS
 from speechgrpo.data.synthetic import lexicon
 from speechgrpo.data.synthetic.english_german import sample_sentence
 from speechgrpo.data.synthetic.other_domain import Question, sample_other_domain
+from speechgrpo.data.synthetic.other_domain_qa import sample_other_qa
 from speechgrpo.data.synthetic.spoken_qa import JOBS, sample_passage
 from speechgrpo.data.synthetic.tts import (
     DEFAULT_VOICES,
@@ -97,8 +98,21 @@ def _ast_other(rng: random.Random, difficulty: int) -> tuple[str, dict[str, Any]
     return english, {"transcript": english, "structure": structure, "tense": tense}, [item.german], [english]
 
 
+def _mt_other(rng: random.Random, difficulty: int) -> tuple[str, dict[str, Any], list[str], list[str]]:
+    """Text translation of another domain: ``ast_other``'s register over the whole lexicon (no audio)."""
+    item = sample_other_domain(rng, reserve=False)
+    return item.english, {"transcript": item.english}, [item.german], [item.english]
+
+
+def _qa_other(rng: random.Random, difficulty: int) -> tuple[str, dict[str, Any], list[str], list[str]]:
+    """Text question answering of another domain (no audio): see :mod:`.other_domain_qa`."""
+    qa = sample_other_qa(rng)
+    return qa.passage, {"transcript": qa.passage, "question": qa.question, "focus": qa.focus}, [qa.answer], \
+        [qa.passage]
+
+
 _GENERATORS: dict[str, Callable[[random.Random, int], tuple[str, dict[str, Any], list[str], list[str]]]] = {
-    "sqa": _sqa, "ast": _ast, "asr": _asr, "ast_other": _ast_other,
+    "sqa": _sqa, "ast": _ast, "asr": _asr, "ast_other": _ast_other, "mt_other": _mt_other, "qa_other": _qa_other,
 }
 
 
@@ -120,7 +134,7 @@ def synthetic_examples(seed: int = 0, sizes: Mapping[str, int] | None = None, *,
         examples: list[Example] = []
         for task in tasks:
             rng = random.Random(f"speechgrpo-synthetic:{seed}:{task}:{split}")
-            namespace = "passage" if task == "sqa" else "sentence"
+            namespace = "passage" if task in ("sqa", "qa_other") else "sentence"
             count, attempts = 0, 0
             while count < sizes.get(split, 0):
                 attempts += 1
@@ -132,7 +146,7 @@ def synthetic_examples(seed: int = 0, sizes: Mapping[str, int] | None = None, *,
                     continue
                 voice = sample_voice(rng, voices, speed, pitch)
                 uid = f"{task}-{split}-{count:05d}"
-                prompt_fields = {"question": meta["question"]} if task == "sqa" else {}
+                prompt_fields = {"question": meta["question"]} if "question" in meta else {}
                 prompt = rng.choice(PROMPTS[task]).format(**prompt_fields)
                 for key in keys:
                     seen[namespace][key] = split

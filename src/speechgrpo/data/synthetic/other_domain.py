@@ -123,42 +123,49 @@ def german_question(clause: Clause) -> str:
     return capitalize(" ".join(words)) + "?"
 
 
-def _free_of_reserved(clauses: list[Clause]) -> bool:
-    return not any(reserved_for_the_demo(lexeme) for clause in clauses for lexeme in clause_lexemes(clause))
+def _free_of_reserved(clauses: list[Clause], reserve: bool) -> bool:
+    return not reserve or not any(reserved_for_the_demo(lexeme) for clause in clauses
+                                  for lexeme in clause_lexemes(clause))
 
 
-def sample_question(rng: random.Random) -> Question:
-    """A question of the out-of-domain register, none of whose lexemes is reserved for the demo."""
+def sample_question(rng: random.Random, reserve: bool = True) -> Question:
+    """A question of the out-of-domain register, none of whose lexemes is reserved for the demo (any
+    lexeme with ``reserve=False``)."""
     cx = replace(complexity(1), tenses=TENSES, fronted=0.0, negation=0.0, relative=0.0)
     while True:
         clause = replace(sample_clause(rng, cx, allow_relative=False), fronted=False, negated=False)
-        if _free_of_reserved([clause]):
+        if _free_of_reserved([clause], reserve):
             return Question(clause)
 
 
-def sample_statement(rng: random.Random) -> Sentence:
-    """A two-clause statement (any tense), none of whose lexemes is reserved for the demo."""
+def sample_statement(rng: random.Random, reserve: bool = True) -> Sentence:
+    """A two-clause statement (any tense), none of whose lexemes is reserved for the demo (unless not
+    ``reserve``)."""
     cx = replace(complexity(1), tenses=TENSES, relative=0.0)
     while True:
         sentence = sample_two_clauses(rng, cx)
         assert sentence.second is not None
-        if _free_of_reserved([sentence.first, sentence.second]):
+        if _free_of_reserved([sentence.first, sentence.second], reserve):
             return sentence
 
 
-def sample_negated_or_future(rng: random.Random) -> Sentence:
+def sample_negated_or_future(rng: random.Random, reserve: bool = True) -> Sentence:
     """A one-clause statement that is negated (*The dog did not sleep.*) or in the future tense (*The dog
     will sleep.*), so never one of the demo's affirmative present and past sentences; none of its lexemes
-    is reserved for the demo."""
+    is reserved for the demo (unless not ``reserve``)."""
     cx = replace(complexity(1), tenses=TENSES, negation=0.5, relative=0.0)
     while True:
         clause = sample_clause(rng, cx, allow_relative=False)
-        if (clause.negated or clause.tense == "future") and _free_of_reserved([clause]):
+        if (clause.negated or clause.tense == "future") and _free_of_reserved([clause], reserve):
             return Sentence(clause)
 
 
-def sample_other_domain(rng: random.Random) -> Question | Sentence:
+def sample_other_domain(rng: random.Random, reserve: bool = True) -> Question | Sentence:
     """A third each: questions (:func:`sample_question`), two-clause statements (:func:`sample_statement`)
-    and negated or future one-clause statements (:func:`sample_negated_or_future`)."""
+    and negated or future one-clause statements (:func:`sample_negated_or_future`). ``reserve=False``
+    lifts the vocabulary restriction: the same register over the whole lexicon (the base's text
+    translation, ``mt_other``, as an LLM reads far more text than its speech data holds)."""
     kind = rng.randrange(3)
-    return sample_question(rng) if kind == 0 else sample_statement(rng) if kind == 1 else sample_negated_or_future(rng)
+    if kind == 0:
+        return sample_question(rng, reserve)
+    return sample_statement(rng, reserve) if kind == 1 else sample_negated_or_future(rng, reserve)

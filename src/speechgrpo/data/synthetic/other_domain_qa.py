@@ -1,0 +1,101 @@
+"""Text question answering from another domain: short narratives, a wh-question, the sentence that answers.
+
+The demo's base must answer questions before it sees the demo's spoken QA, as Granite Speech's LLM had
+learnt question answering in general, not LibriSQA's answers. Its QA data therefore differs from the demo's
+``sqa`` task (facts about one or two people: age, job, pets, purchases ...; answers reworded in a few set
+phrasings, *she*/*he* resolved to the name) in:
+
+- **passages**: 2-3 unrelated event sentences of the translation grammar (*The old teacher read the book
+  yesterday. Three dogs sleep in the garden.*), in present, past and future, never a personal-fact passage;
+- **questions**: *who*/*which animal* for the subject, *what*/*who* for the object, *where* for the place or
+  city, *when* for a time adverb, *who ... with* for the company, formed with *do*/*does*/*did*/*will*
+  (*What did the old teacher read yesterday?*); a question two sentences would answer is never asked;
+- **answers**: the passage sentence that holds the answer, verbatim (its own convention: no rewording).
+
+Only the text is generated (there is no audio of it: the base never hears a question asked).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+
+from speechgrpo.data.synthetic.english_german import (
+    TENSES,
+    Clause,
+    Sentence,
+    complexity,
+    english_clause,
+    sample_clause,
+)
+from speechgrpo.data.synthetic.english_german import (
+    _capitalize as capitalize,
+)
+from speechgrpo.data.synthetic.other_domain import english_question
+
+
+@dataclass(frozen=True)
+class OtherQA:
+    """A passage, one question about it, and its answer (the passage sentence that holds it)."""
+
+    passage: str
+    question: str
+    answer: str
+    focus: str  # subject, object, place, city, time or company
+    clauses: tuple[Clause, ...]  # the passage's sentences
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _asked(word: str, clause: Clause) -> str:
+    """*What* + the yes/no question of ``clause`` (whose asked part was removed): *What did Anna read?*"""
+    return f"{word} {_lower_first(english_question(clause))}"
+
+
+def clause_questions(clause: Clause) -> dict[str, str]:
+    """The wh-questions one clause answers, by focus (a clause may answer none)."""
+    plain = replace(clause, fronted=False, negated=False)
+    questions: dict[str, str] = {}
+    kind = plain.subject.animate_kind
+    asker = "who" if kind == "person" else "which animal" if kind == "animal" else "what"
+    singular = replace(plain.subject, plural=False, det="the", count=0)  # *Who reads books?* for any subject
+    questions["subject"] = capitalize(english_clause(replace(plain, subject=singular), subject_text=asker)) + "?"
+    if plain.accusative is not None:
+        word = "Who" if plain.accusative.animate_kind == "person" else "What"
+        questions["object"] = _asked(word, replace(plain, accusative=None))
+    if plain.place_np is not None:
+        questions["place"] = _asked("Where", replace(plain, place=None, place_np=None))
+    if plain.city:
+        questions["city"] = _asked("Where", replace(plain, city=""))
+    if plain.adverb is not None and plain.adverb.kind == "time":
+        questions["time"] = _asked("When", replace(plain, adverb=None))
+    if plain.company is not None:
+        questions["company"] = _asked("Who", replace(plain, company=None))[:-1] + " with?"
+    return questions
+
+
+def unique_questions(clauses: list[Clause]) -> list[tuple[str, int, str]]:
+    """(question, index of the clause that answers it, focus) for every question only one clause answers."""
+    asked = [clause_questions(c) for c in clauses]
+    counts: dict[str, int] = {}
+    for questions in asked:
+        for question in questions.values():
+            counts[question] = counts.get(question, 0) + 1
+    return [(question, i, focus) for i, questions in enumerate(asked) for focus, question in questions.items()
+            if counts[question] == 1]
+
+
+def sample_other_qa(rng: random.Random) -> OtherQA:
+    """A narrative of 2-3 sentences and one question that exactly one of them answers (its focus drawn
+    first, uniformly among those the narrative offers)."""
+    cx = replace(complexity(1), tenses=TENSES, negation=0.0, relative=0.0, place=0.5, company=0.2)
+    while True:
+        clauses = [sample_clause(rng, cx, allow_relative=False) for _ in range(rng.choice([2, 3]))]
+        sentences = [Sentence(c).english for c in clauses]
+        options = unique_questions(clauses)
+        if len(set(sentences)) == len(sentences) and options:
+            focus = rng.choice(sorted({f for _, _, f in options}))  # a focus first: subjects are not the most asked
+            question, index, _ = rng.choice([o for o in options if o[2] == focus])
+            return OtherQA(" ".join(sentences), question, sentences[index], focus, tuple(clauses))
