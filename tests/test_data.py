@@ -526,20 +526,25 @@ def test_other_domain_translations_are_never_the_demo_translations() -> None:
 WH_CASES = [
     (Clause(np_(name="Anna"), V["reads"], "past", accusative=np_("book"), adverb=adv("yesterday")),
      {"subject": "Who read the book yesterday?", "object": "What did Anna read yesterday?",
-      "time": "When did Anna read the book?"}),
+      "time": "When did Anna read the book?", "action": "What did Anna do yesterday?"}),
     (Clause(np_("dog", plural=True), V["sleeps"], **place("in", "garden")),
-     {"subject": "Which animal sleeps in the garden?", "place": "Where do the dogs sleep?"}),
+     {"subject": "Which animal sleeps in the garden?", "place": "Where do the dogs sleep?",
+      "action": "What do the dogs do in the garden?"}),
     (Clause(np_(name="Thomas"), V["travels"], "future", city="Vienna"),
-     {"subject": "Who will travel to Vienna?", "city": "Where will Thomas travel?"}),
+     {"subject": "Who will travel to Vienna?", "city": "Where will Thomas travel?",
+      "action": "What will Thomas do?"}),
     (Clause(np_("girl"), V["dances"], company=np_(name="Paul")),
-     {"subject": "Who dances with Paul?", "company": "Who does the girl dance with?"}),
+     {"subject": "Who dances with Paul?", "company": "Who does the girl dance with?",
+      "action": "What does the girl do?"}),
     (Clause(np_("dog", plural=True), None, "past", predicate=ADJECTIVES["tired"]),
      {"subject": "Which animal was tired?"}),
-    (Clause(np_("dog", "num", plural=False, count=3), V["sleeps"]), {"subject": "Which animal sleeps?"}),
+    (Clause(np_("dog", "num", plural=False, count=3), V["sleeps"]),
+     {"subject": "Which animal sleeps?", "action": "What do three dogs do?"}),
     (Clause(np_("son"), V["visits"], "future", accusative=np_("father")),
-     {"subject": "Who will visit the father?", "object": "Who will the son visit?"}),
+     {"subject": "Who will visit the father?", "object": "Who will the son visit?", "action": "What will the son do?"}),
     (Clause(np_("cat", "my"), V["eats"], accusative=np_("mouse", "a"), adverb=adv("often")),
-     {"subject": "Which animal often eats a mouse?", "object": "What does my cat often eat?"}),
+     {"subject": "Which animal often eats a mouse?", "object": "What does my cat often eat?",
+      "action": "What does my cat often do?"}),
 ]
 
 
@@ -551,19 +556,24 @@ def test_other_domain_wh_questions_checked_by_hand(clause: Clause, questions: di
 def test_a_question_two_sentences_answer_is_never_asked() -> None:
     anna = Clause(np_(name="Anna"), V["sleeps"], "past", **place("in", "garden"))
     tom = Clause(np_(name="Tom"), V["sleeps"], "past", **place("in", "garden"))  # "Who slept in the garden?" twice
-    assert unique_questions([anna, tom]) == [("Where did Anna sleep?", 0, "place"),
-                                             ("Where did Tom sleep?", 1, "place")]
+    assert unique_questions([anna, tom]) == [
+        ("Where did Anna sleep?", 0, "place"), ("What did Anna do in the garden?", 0, "action"),
+        ("Where did Tom sleep?", 1, "place"), ("What did Tom do in the garden?", 1, "action")]
 
 
 def test_other_domain_qa_answers_with_the_one_sentence_that_holds_the_answer() -> None:
-    """Text QA of another domain: the answer is a passage sentence, no other sentence answers the question,
-    every focus is asked, and no passage or answer is the demo's."""
+    """Text QA of another domain: the answer is a passage sentence (its *she*/*he* given as the name), no
+    other sentence answers the question, every focus is asked, and no passage or answer is the demo's."""
     other = synthetic_examples(0, {"train": 1500}, tasks=("qa_other",), difficulty=1)["train"]
     demo = synthetic_examples(0, {"train": 1500, "dev": 100, "test": 200}, tasks=("sqa",), difficulty=1)
     demo_texts = {t for split in demo.values() for e in split for t in (e.meta["transcript"], e.references[0])}
+    told_of_one = 0
     for e in other:
         sentences = split_sentences(e.meta["transcript"])
-        assert 2 <= len(sentences) <= 3 and e.references[0] in sentences
+        name = next((w for w in sentences[0].split() if w in NAMES), "")
+        resolved = [re.sub(r"\b([Ss]he|[Hh]e)\b", name, sentence) for sentence in sentences]
+        assert 2 <= len(sentences) <= 3 and e.references[0] in sentences + resolved
+        told_of_one += resolved != sentences
         assert e.prompt in {p.format(question=e.meta["question"]) for p in PROMPTS["sqa"]}
         assert e.meta["question"].endswith("?") and e.meta["transcript"] not in demo_texts
     rng = random.Random(5)
@@ -571,8 +581,10 @@ def test_other_domain_qa_answers_with_the_one_sentence_that_holds_the_answer() -
         qa = sample_other_qa(rng)
         answering = [Sentence(c).english for c in qa.clauses if qa.question in clause_questions(c).values()]
         assert answering == [qa.answer]
+        assert len(split_sentences(qa.passage)) == len(qa.clauses)
     foci = Counter(e.meta["focus"] for e in other)
-    assert set(foci) == {"subject", "object", "place", "city", "time", "company"}
+    assert set(foci) == {"subject", "object", "place", "city", "time", "company", "action"}
+    assert 0.3 < told_of_one / len(other) < 0.6  # about half the passages tell of one person
     assert foci["subject"] / len(other) < 0.35  # the focus is drawn first: subjects are not most of them
 
 

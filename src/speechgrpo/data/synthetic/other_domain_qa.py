@@ -5,12 +5,16 @@ learnt question answering in general, not LibriSQA's answers. Its QA data theref
 ``sqa`` task (facts about one or two people: age, job, pets, purchases ...; answers reworded in a few set
 phrasings, *she*/*he* resolved to the name) in:
 
-- **passages**: 2-3 unrelated event sentences of the translation grammar (*The old teacher read the book
-  yesterday. Three dogs sleep in the garden.*), in present, past and future, never a personal-fact passage;
+- **passages**: 2-3 event sentences of the translation grammar, in present, past and future, never a
+  personal-fact passage: half of them unrelated (*The old teacher read the book yesterday. Three dogs
+  sleep in the garden.*), half about one named person, *she*/*he* after the first sentence (*Anna read
+  the book yesterday. She will travel to Rome.*);
 - **questions**: *who*/*which animal* for the subject, *what*/*who* for the object, *where* for the place or
-  city, *when* for a time adverb, *who ... with* for the company, formed with *do*/*does*/*did*/*will*
-  (*What did the old teacher read yesterday?*); a question two sentences would answer is never asked;
-- **answers**: the passage sentence that holds the answer, verbatim (its own convention: no rewording).
+  city, *when* for a time adverb, *who ... with* for the company, *what ... do* for the action, formed
+  with *do*/*does*/*did*/*will* (*What did the old teacher read yesterday?*, *What will Anna do?*); a
+  question two sentences would answer is never asked;
+- **answers**: the passage sentence that holds the answer, verbatim but for *she*/*he*, which is given
+  as the name (its own convention: no rewording).
 
 Only the text is generated (there is no audio of it: the base never hears a question asked).
 """
@@ -23,15 +27,24 @@ from dataclasses import dataclass, replace
 from speechgrpo.data.synthetic.english_german import (
     TENSES,
     Clause,
+    Complexity,
+    NounPhrase,
     Sentence,
     complexity,
     english_clause,
+    english_np,
     sample_clause,
 )
 from speechgrpo.data.synthetic.english_german import (
     _capitalize as capitalize,
 )
+from speechgrpo.data.synthetic.english_german import (
+    _is_plural as is_plural,
+)
+from speechgrpo.data.synthetic.lexicon import NAMES
 from speechgrpo.data.synthetic.other_domain import english_question
+
+_NAMES = sorted(NAMES)
 
 
 @dataclass(frozen=True)
@@ -41,7 +54,7 @@ class OtherQA:
     passage: str
     question: str
     answer: str
-    focus: str  # subject, object, place, city, time or company
+    focus: str  # subject, object, place, city, time, company or action
     clauses: tuple[Clause, ...]  # the passage's sentences
 
 
@@ -73,6 +86,12 @@ def clause_questions(clause: Clause) -> dict[str, str]:
         questions["time"] = _asked("When", replace(plain, adverb=None))
     if plain.company is not None:
         questions["company"] = _asked("Who", replace(plain, company=None))[:-1] + " with?"
+    if plain.verb is not None:  # *What did Anna do in the garden yesterday?*: the verb and its objects asked
+        aux = {"future": "will", "past": "did", "present": "do" if is_plural(plain.subject) else "does"}[plain.tense]
+        freq = [plain.adverb.en] if plain.adverb is not None and plain.adverb.kind == "freq" else []
+        time = [plain.adverb.en] if plain.adverb is not None and plain.adverb.kind == "time" else []
+        where = [plain.place.en_prep, english_np(plain.place_np)] if plain.place and plain.place_np else []
+        questions["action"] = " ".join(["What", aux, english_np(plain.subject), *freq, "do", *where, *time]) + "?"
     return questions
 
 
@@ -87,15 +106,38 @@ def unique_questions(clauses: list[Clause]) -> list[tuple[str, int, str]]:
             if counts[question] == 1]
 
 
+def _about_one(rng: random.Random, cx: Complexity, count: int) -> list[Clause]:
+    """``count`` clauses whose subject is one named person (never also an object or companion)."""
+    name = rng.choice(_NAMES)
+    subject = NounPhrase(None, "name", name=name)
+    clauses: list[Clause] = []
+    while len(clauses) < count:
+        clause = replace(sample_clause(rng, cx, allow_relative=False, subject_kind="person"), subject=subject)
+        if all(np is None or np.name != name for np in (clause.accusative, clause.dative, clause.company)):
+            clauses.append(clause)
+    return clauses
+
+
+def _told(clause: Clause, pronoun: bool) -> str:
+    """The clause as the passage says it: its subject, or *she*/*he* for a named one."""
+    if not pronoun:
+        return Sentence(clause).english
+    return capitalize(english_clause(clause, subject_text="she" if NAMES[clause.subject.name] == "f" else "he")) + "."
+
+
 def sample_other_qa(rng: random.Random) -> OtherQA:
-    """A narrative of 2-3 sentences and one question that exactly one of them answers (its focus drawn
-    first, uniformly among those the narrative offers)."""
+    """A passage of 2-3 sentences (unrelated, or about one person) and one question that exactly one of
+    them answers (its focus drawn first, uniformly among those the passage offers)."""
     cx = replace(complexity(1), tenses=TENSES, negation=0.0, relative=0.0, place=0.5, company=0.2)
     while True:
-        clauses = [sample_clause(rng, cx, allow_relative=False) for _ in range(rng.choice([2, 3]))]
-        sentences = [Sentence(c).english for c in clauses]
+        count = rng.choice([2, 3])
+        about_one = rng.random() < 0.5
+        clauses = _about_one(rng, cx, count) if about_one else [sample_clause(rng, cx, allow_relative=False)
+                                                                 for _ in range(count)]
+        answers = [Sentence(c).english for c in clauses]
         options = unique_questions(clauses)
-        if len(set(sentences)) == len(sentences) and options:
+        if len(set(answers)) == len(answers) and options:
             focus = rng.choice(sorted({f for _, _, f in options}))  # a focus first: subjects are not the most asked
             question, index, _ = rng.choice([o for o in options if o[2] == focus])
-            return OtherQA(" ".join(sentences), question, sentences[index], focus, tuple(clauses))
+            passage = " ".join(_told(c, about_one and i > 0) for i, c in enumerate(clauses))
+            return OtherQA(passage, question, answers[index], focus, tuple(clauses))
