@@ -15,9 +15,12 @@ from toy_demo import TOY, needs_espeak
 
 from speechgrpo.cli import main
 from speechgrpo.data import read_manifest
+from speechgrpo.models.loading import bundled_base
+from speechgrpo.train import pipeline
 from speechgrpo.train.base_model import BaseConfig, asr_wer, load_base_config, read_build_record
 from speechgrpo.train.pipeline import (
     QUICK_BUDGETS,
+    QUICK_BUDGETS_BASE,
     PipelineConfig,
     check_held_out,
     load_pipeline_config,
@@ -72,6 +75,8 @@ def test_methods_protocols_and_their_settings() -> None:
     assert patient_quick.unbudgeted_changes == ["grpo"] and patient_quick.step_budgets == {}
     assert method_settings("grpo", patient_quick, "sqa", None)["patience"] == 10
     assert PipelineConfig(seeds=[1]).unbudgeted_changes == ["seeds"]
+    assert PipelineConfig(base="build/other_base").unbudgeted_changes == ["base"]
+
     assert PipelineConfig(tuned={**quick.tuned, "ast": {"sft": 1e-3, "grpo": 2e-4}}).step_budgets == {}
     given = PipelineConfig(grpo={**quick.grpo, "patience": 10}, budgets={"ast": {"grpo": 30}})
     assert given.step_budgets == {"ast": {"grpo": 30}}  # given budgets hold whatever the settings
@@ -107,6 +112,15 @@ def test_methods_protocols_and_their_settings() -> None:
         PipelineConfig(protocol="full", budgets={"sqa": {"grpo": 350}})
     with pytest.raises(ValueError, match=r"budgets\['sqa'\] must map methods"):
         PipelineConfig(budgets={"sqa": {"ppo": 350}})
+
+
+def test_quick_budgets_are_void_for_another_bundled_base(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QUICK_BUDGETS were measured from one bundled base: rebuilt, its quick run trains by the stopping rule."""
+    assert model_fingerprint(bundled_base()) == QUICK_BUDGETS_BASE  # rebundled: a new full run (docs/demo.md)
+    monkeypatch.setattr(pipeline, "QUICK_BUDGETS_BASE", "0" * 64)
+    quick = PipelineConfig()
+    assert quick.unbudgeted_changes == ["the bundled base"] and quick.step_budgets == {}
+    assert PipelineConfig(budgets={"ast": {"grpo": 30}}).step_budgets == {"ast": {"grpo": 30}}
 
 
 def test_a_base_with_other_held_out_splits_is_refused() -> None:

@@ -49,6 +49,8 @@ _BUDGETED = ("base", "base_config", "seed", "sizes", "difficulty", "voices", "sf
 QUICK_BUDGETS: dict[str, dict[str, int]] = {
     "sqa": {"sft": 250, "grpo": 425, "sft_compute": 250, "mp_grpo": 400, "mp_grpo_luffy": 300, "sft_grpo": 175},
     "ast": {"sft": 400, "grpo": 350, "sft_compute": 650, "mp_grpo": 450, "mp_grpo_luffy": 275, "sft_grpo": 75}}
+# the bundled base that run started from (model_fingerprint): a rebuilt bundled base voids QUICK_BUDGETS
+QUICK_BUDGETS_BASE = "5df6441bf1aaf72b93b480cc60167cdcbc06a8f36112430614324e25e94643e3"
 
 
 @dataclass
@@ -149,6 +151,11 @@ class PipelineConfig:
         """The settings that differ from those of the full run QUICK_BUDGETS come from."""
         defaults = PipelineConfig()
         changed = [name for name in _BUDGETED if getattr(self, name) != getattr(defaults, name)]
+        if self.base == "bundled":
+            from speechgrpo.models.loading import bundled_base
+
+            if model_fingerprint(bundled_base()) != QUICK_BUDGETS_BASE:
+                changed.append("the bundled base")
         return changed + (["seeds"] if self.training_seeds != [0] else [])
 
     @property
