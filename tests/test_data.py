@@ -561,6 +561,26 @@ def test_a_question_two_sentences_answer_is_never_asked() -> None:
         ("Where did Tom sleep?", 1, "place"), ("What did Tom do in the garden?", 1, "action")]
 
 
+def test_a_question_a_sentence_answers_without_its_adjuncts_is_never_asked() -> None:
+    """*What does Emily do?* is answered by *Emily orders the bread in the garden.* too."""
+    orders = Clause(np_(name="Emily"), V["orders"], accusative=np_("bread"), **place("in", "garden"))
+    gives = Clause(np_(name="Emily"), V["gives"], dative=np_("journalist", plural=True), accusative=np_("bread"))
+    asked = unique_questions([orders, gives])
+    assert ("What does Emily do in the garden?", 0, "action") in asked
+    assert ("What does Emily give the journalists?", 1, "object") in asked
+    assert not [q for q in asked if q[0] == "What does Emily do?"]
+
+
+def test_other_domain_qa_never_asks_the_demo_questions() -> None:
+    """The verbs of the demo's facts (*live*, *work*, *travel*) are left out: no question or answer is the demo's."""
+    other = synthetic_examples(0, {"train": 5000}, tasks=("qa_other",), difficulty=1)["train"]
+    demo = synthetic_examples(0, {"train": 5000, "dev": 100, "test": 200}, tasks=("sqa",), difficulty=1)
+    questions = {e.meta["question"] for rows in demo.values() for e in rows}
+    answers = {e.references[0] for rows in demo.values() for e in rows}
+    assert not [e.meta["question"] for e in other if e.meta["question"] in questions]
+    assert not [e.references[0] for e in other if e.references[0] in answers]
+
+
 def test_other_domain_qa_answers_with_the_one_sentence_that_holds_the_answer() -> None:
     """Text QA of another domain: the answer is a passage sentence (its *she*/*he* given as the name), no
     other sentence answers the question, every focus is asked, and no passage or answer is the demo's."""
@@ -574,6 +594,9 @@ def test_other_domain_qa_answers_with_the_one_sentence_that_holds_the_answer() -
         resolved = [re.sub(r"\b([Ss]he|[Hh]e)\b", name, sentence) for sentence in sentences]
         assert 2 <= len(sentences) <= 3 and e.references[0] in sentences + resolved
         told_of_one += resolved != sentences
+        if resolved != sentences:  # she/he is never ambiguous: no other name of that gender
+            names = {w.strip(".,") for w in e.meta["transcript"].split() if w.strip(".,") in NAMES}
+            assert [NAMES[n] for n in names].count(NAMES[name]) == 1, e.meta["transcript"]
         assert e.prompt in {p.format(question=e.meta["question"]) for p in PROMPTS["sqa"]}
         assert e.meta["question"].endswith("?") and e.meta["transcript"] not in demo_texts
     rng = random.Random(5)
@@ -583,7 +606,7 @@ def test_other_domain_qa_answers_with_the_one_sentence_that_holds_the_answer() -
         assert answering == [qa.answer]
         assert len(split_sentences(qa.passage)) == len(qa.clauses)
     foci = Counter(e.meta["focus"] for e in other)
-    assert set(foci) == {"subject", "object", "place", "city", "time", "company", "action"}
+    assert set(foci) == {"subject", "object", "place", "time", "company", "action"}  # cities: live, travel only
     assert 0.3 < told_of_one / len(other) < 0.6  # about half the passages tell of one person
     assert foci["subject"] / len(other) < 0.35  # the focus is drawn first: subjects are not most of them
 

@@ -8,11 +8,13 @@ phrasings, *she*/*he* resolved to the name) in:
 - **passages**: 2-3 event sentences of the translation grammar, in present, past and future, never a
   personal-fact passage: half of them unrelated (*The old teacher read the book yesterday. Three dogs
   sleep in the garden.*), half about one named person, *she*/*he* after the first sentence (*Anna read
-  the book yesterday. She will travel to Rome.*);
-- **questions**: *who*/*which animal* for the subject, *what*/*who* for the object, *where* for the place or
-  city, *when* for a time adverb, *who ... with* for the company, *what ... do* for the action, formed
-  with *do*/*does*/*did*/*will* (*What did the old teacher read yesterday?*, *What will Anna do?*); a
-  question two sentences would answer is never asked;
+  the book yesterday. She will swim.*; no other name of that gender in it); never with the verbs of the
+  demo's facts (*live*, *work*, *travel*), whose questions would be the demo's (*Where does Anna live?*);
+- **questions**: *who*/*which animal* for the subject, *what*/*who* for the object, *where* for the place
+  (or city: :func:`clause_questions` asks it, the passages' verbs never take one), *when* for a time
+  adverb, *who ... with* for the company, *what ... do* for the action, formed with
+  *do*/*does*/*did*/*will* (*What did the old teacher read yesterday?*, *What will Anna do?*); a question
+  another sentence would also answer (with its adverb, place or company left out) is never asked;
 - **answers**: the passage sentence that holds the answer, verbatim but for *she*/*he*, which is given
   as the name (its own convention: no rewording).
 
@@ -95,25 +97,43 @@ def clause_questions(clause: Clause) -> dict[str, str]:
     return questions
 
 
+def _answerable(clause: Clause) -> set[str]:
+    """Every question the clause answers, also with its adverb, place or company left out (*What does
+    Emily do?* is answered by *Emily orders the bread in front of this church.*)."""
+    variants = [clause, replace(clause, adverb=None), replace(clause, place=None, place_np=None),
+                replace(clause, company=None), replace(clause, adverb=None, place=None, place_np=None, company=None)]
+    return {question for variant in variants for question in clause_questions(variant).values()}
+
+
 def unique_questions(clauses: list[Clause]) -> list[tuple[str, int, str]]:
-    """(question, index of the clause that answers it, focus) for every question only one clause answers."""
-    asked = [clause_questions(c) for c in clauses]
-    counts: dict[str, int] = {}
-    for questions in asked:
-        for question in questions.values():
-            counts[question] = counts.get(question, 0) + 1
-    return [(question, i, focus) for i, questions in enumerate(asked) for focus, question in questions.items()
-            if counts[question] == 1]
+    """(question, index of the clause that answers it, focus) for every question no other clause answers."""
+    return [(question, i, focus) for i, clause in enumerate(clauses) for focus, question in
+            clause_questions(clause).items()
+            if not any(question in _answerable(other) for j, other in enumerate(clauses) if j != i)]
+
+
+#: verbs of the demo's own facts (home, work, travel): their questions would be the demo's (*Where does
+#: Anna live?*), so the other domain never uses them
+DEMO_FACT_VERBS = frozenset({"live", "work", "travel"})
+
+
+def _other_clause(rng: random.Random, cx: Complexity, subject_kind: str | None = None) -> Clause:
+    while True:
+        clause = sample_clause(rng, cx, allow_relative=False, subject_kind=subject_kind)
+        if clause.verb is None or clause.verb.en_base not in DEMO_FACT_VERBS:
+            return clause
 
 
 def _about_one(rng: random.Random, cx: Complexity, count: int) -> list[Clause]:
-    """``count`` clauses whose subject is one named person (never also an object or companion)."""
+    """``count`` clauses whose subject is one named person; no other name of that gender occurs, so
+    *she*/*he* is never ambiguous."""
     name = rng.choice(_NAMES)
     subject = NounPhrase(None, "name", name=name)
     clauses: list[Clause] = []
     while len(clauses) < count:
-        clause = replace(sample_clause(rng, cx, allow_relative=False, subject_kind="person"), subject=subject)
-        if all(np is None or np.name != name for np in (clause.accusative, clause.dative, clause.company)):
+        clause = replace(_other_clause(rng, cx, subject_kind="person"), subject=subject)
+        if all(np is None or not np.name or NAMES[np.name] != NAMES[name]
+               for np in (clause.accusative, clause.dative, clause.company)):
             clauses.append(clause)
     return clauses
 
@@ -132,8 +152,7 @@ def sample_other_qa(rng: random.Random) -> OtherQA:
     while True:
         count = rng.choice([2, 3])
         about_one = rng.random() < 0.5
-        clauses = _about_one(rng, cx, count) if about_one else [sample_clause(rng, cx, allow_relative=False)
-                                                                 for _ in range(count)]
+        clauses = _about_one(rng, cx, count) if about_one else [_other_clause(rng, cx) for _ in range(count)]
         answers = [Sentence(c).english for c in clauses]
         options = unique_questions(clauses)
         if len(set(answers)) == len(answers) and options:
