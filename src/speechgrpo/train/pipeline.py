@@ -22,6 +22,7 @@ Each run resumes or is skipped when its output exists. Sizes, steps and rates co
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import sys
@@ -151,11 +152,8 @@ class PipelineConfig:
         """The settings that differ from those of the full run QUICK_BUDGETS come from."""
         defaults = PipelineConfig()
         changed = [name for name in _BUDGETED if getattr(self, name) != getattr(defaults, name)]
-        if self.base == "bundled":
-            from speechgrpo.models.loading import bundled_base
-
-            if model_fingerprint(bundled_base()) != QUICK_BUDGETS_BASE:
-                changed.append("the bundled base")
+        if self.base == "bundled" and _bundled_fingerprint() != QUICK_BUDGETS_BASE:
+            changed.append("the bundled base")
         return changed + (["seeds"] if self.training_seeds != [0] else [])
 
     @property
@@ -322,6 +320,14 @@ def evaluate_run(model_dir: Path, examples: list[Example], config: PipelineConfi
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"key": key, "answers": answers}, ensure_ascii=False) + "\n", encoding="utf-8")
     return answers
+
+
+@functools.cache
+def _bundled_fingerprint() -> str:
+    """The bundled base's :func:`model_fingerprint`, read once per process (it is asked for every run)."""
+    from speechgrpo.models.loading import bundled_base
+
+    return model_fingerprint(bundled_base())
 
 
 def model_fingerprint(model_dir: Path) -> str:

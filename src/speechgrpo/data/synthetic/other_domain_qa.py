@@ -27,6 +27,7 @@ import random
 from dataclasses import dataclass, replace
 
 from speechgrpo.data.synthetic.english_german import (
+    _NAMES,
     TENSES,
     Clause,
     Complexity,
@@ -34,19 +35,13 @@ from speechgrpo.data.synthetic.english_german import (
     Sentence,
     complexity,
     english_clause,
-    english_np,
     sample_clause,
 )
 from speechgrpo.data.synthetic.english_german import (
     _capitalize as capitalize,
 )
-from speechgrpo.data.synthetic.english_german import (
-    _is_plural as is_plural,
-)
 from speechgrpo.data.synthetic.lexicon import NAMES
 from speechgrpo.data.synthetic.other_domain import english_question
-
-_NAMES = sorted(NAMES)
 
 
 @dataclass(frozen=True)
@@ -89,11 +84,9 @@ def clause_questions(clause: Clause) -> dict[str, str]:
     if plain.company is not None:
         questions["company"] = _asked("Who", replace(plain, company=None))[:-1] + " with?"
     if plain.verb is not None:  # *What did Anna do in the garden yesterday?*: the verb and its objects asked
-        aux = {"future": "will", "past": "did", "present": "do" if is_plural(plain.subject) else "does"}[plain.tense]
-        freq = [plain.adverb.en] if plain.adverb is not None and plain.adverb.kind == "freq" else []
-        time = [plain.adverb.en] if plain.adverb is not None and plain.adverb.kind == "time" else []
-        where = [plain.place.en_prep, english_np(plain.place_np)] if plain.place and plain.place_np else []
-        questions["action"] = " ".join(["What", aux, english_np(plain.subject), *freq, "do", *where, *time]) + "?"
+        doing = replace(plain, verb=replace(plain.verb, en_base="do"), accusative=None, dative=None, company=None,
+                        city="")
+        questions["action"] = _asked("What", doing)
     return questions
 
 
