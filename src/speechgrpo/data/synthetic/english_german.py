@@ -60,6 +60,8 @@ DETERMINERS = {
     "a": ("a", "", "ein", "ein"),
     "my": ("my", "my", "mein", "ein"),
     "our": ("our", "our", "unser", "ein"),
+    "her": ("her", "her", "ihr", "ein"),
+    "his": ("his", "his", "sein", "ein"),
     "this": ("this", "these", "dies", "der"),
     "every": ("every", "", "jed", "der"),
     "no": ("", "", "kein", "ein"),  # only from negating an indefinite object
@@ -82,6 +84,7 @@ class NounPhrase:
     adjectives: tuple[Adjective, ...] = ()
     name: str = ""
     relative: Clause | None = None
+    owner: str = ""  # English only: the named person whose it is, said in place of the determiner (*Anna's dog*)
 
     @property
     def gender(self) -> str:
@@ -147,7 +150,9 @@ def english_np(np: NounPhrase) -> str:
     else:
         head = np.noun.en_plural if _is_plural(np) else np.noun.en
         words = [a.en for a in np.adjectives] + [head]
-        if np.det == "num":
+        if np.owner:
+            words.insert(0, f"{np.owner}'s")
+        elif np.det == "num":
             words.insert(0, NUMBERS_EN[np.count])
         elif np.det == "a" and not np.plural:
             words.insert(0, _article_a(words[0]))
@@ -268,6 +273,8 @@ def german_noun(noun: Noun, plural: bool, case: str) -> str:
 
 def german_np(np: NounPhrase, case: str, preposition: str = "") -> str:
     """The noun phrase in ``case``, with ``preposition`` in front (contracted: *in dem* -> *im*)."""
+    if np.owner:
+        raise ValueError(f"{np.owner}'s {english_np(np)}: an owner is said in English only")
     if np.noun is None:
         words = [np.name]
     else:

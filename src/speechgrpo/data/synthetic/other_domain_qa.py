@@ -8,15 +8,18 @@ phrasings, *she*/*he* resolved to the name) in:
 - **passages**: 2-3 event sentences of the translation grammar, in present, past and future, never a
   personal-fact passage: half of them unrelated (*The old teacher read the book yesterday. Three dogs
   sleep in the garden.*), half about one named person, *she*/*he* after the first sentence (*Anna read
-  the book yesterday. She will swim.*; no other name of that gender in it); never with the verbs of the
-  demo's facts (*live*, *work*, *travel*), whose questions would be the demo's (*Where does Anna live?*);
+  the book yesterday. She will swim.*; no other name of that gender in it), where some later sentences
+  tell of the person's animal (*Her dog slept.*, asked and answered as *Anna's dog*) and *my*/*our* are
+  the person's (*She fed her cat.*), so the sentence that answers is not always one that names the person
+  or says *she*/*he*; never with the verbs of the demo's facts (*live*, *work*, *travel*), whose
+  questions would be the demo's (*Where does Anna live?*);
 - **questions**: *who*/*which animal* for the subject, *what*/*who* for the object, *where* for the place
   (or city: :func:`clause_questions` asks it, the passages' verbs never take one), *when* for a time
   adverb, *who ... with* for the company, *what ... do* for the action, formed with
   *do*/*does*/*did*/*will* (*What did the old teacher read yesterday?*, *What will Anna do?*); a question
   another sentence would also answer (with its adverb, place or company left out) is never asked;
-- **answers**: the passage sentence that holds the answer, verbatim but for *she*/*he*, which is given
-  as the name (its own convention: no rewording).
+- **answers**: the passage sentence that holds the answer, verbatim but for *she*/*he* and a subject's
+  *her*/*his*, which are given as the name (*Anna*, *Anna's*; its own convention: no rewording).
 
 Only the text is generated (there is no audio of it: the base never hears a question asked).
 """
@@ -117,14 +120,37 @@ def _other_clause(rng: random.Random, cx: Complexity, subject_kind: str | None =
             return clause
 
 
+#: in passages about one person, the share of the sentences after the first whose subject is the person's
+#: animal (*Her dog sleeps.*, asked as *Where does Anna's dog sleep?*): the sentence that answers a question
+#: about the person is then not always one that names her or says *she*
+POSSESSED_SUBJECTS = 0.4
+
+
+def _owned_by(clause: Clause, det: str) -> Clause:
+    """The clause with *my*/*our* of its objects, company and place said as the person's (*her*/*his*)."""
+    def own(np: NounPhrase | None) -> NounPhrase | None:
+        return replace(np, det=det) if np is not None and np.det in ("my", "our") else np
+    return replace(clause, accusative=own(clause.accusative), dative=own(clause.dative),
+                   company=own(clause.company), place_np=own(clause.place_np))
+
+
 def _about_one(rng: random.Random, cx: Complexity, count: int) -> list[Clause]:
-    """``count`` clauses whose subject is one named person; no other name of that gender occurs, so
-    *she*/*he* is never ambiguous."""
+    """``count`` clauses about one named person: the person, or after the first clause sometimes the
+    person's animal (``owner`` set), is the subject; *my*/*our* become the person's. No other name of that
+    gender occurs, so *she*/*he*/*her*/*his* are never ambiguous."""
     name = rng.choice(_NAMES)
-    subject = NounPhrase(None, "name", name=name)
+    det = "her" if NAMES[name] == "f" else "his"
+    person = NounPhrase(None, "name", name=name)
     clauses: list[Clause] = []
     while len(clauses) < count:
-        clause = replace(_other_clause(rng, cx, subject_kind="person"), subject=subject)
+        if clauses and rng.random() < POSSESSED_SUBJECTS:
+            clause = _other_clause(rng, cx, subject_kind="animal")
+            animal = clause.subject
+            subject = NounPhrase(animal.noun, det, plural=animal.plural or animal.det == "num",
+                                 adjectives=animal.adjectives, owner=name)
+        else:
+            clause, subject = _other_clause(rng, cx, subject_kind="person"), person
+        clause = _owned_by(replace(clause, subject=subject), det)
         if all(np is None or not np.name or NAMES[np.name] != NAMES[name]
                for np in (clause.accusative, clause.dative, clause.company)):
             clauses.append(clause)
@@ -132,7 +158,10 @@ def _about_one(rng: random.Random, cx: Complexity, count: int) -> list[Clause]:
 
 
 def _told(clause: Clause, pronoun: bool) -> str:
-    """The clause as the passage says it: its subject, or *she*/*he* for a named one."""
+    """The clause as the passage says it: its subject, *she*/*he* for the named person, *her*/*his* for the
+    person's (the questions and answers say the name: *Anna's dog*)."""
+    if clause.subject.owner:
+        return capitalize(english_clause(replace(clause, subject=replace(clause.subject, owner="")))) + "."
     if not pronoun:
         return Sentence(clause).english
     return capitalize(english_clause(clause, subject_text="she" if NAMES[clause.subject.name] == "f" else "he")) + "."
