@@ -621,26 +621,34 @@ def test_other_domain_qa_answers_with_the_one_sentence_that_holds_the_answer() -
 
 def test_other_domain_qa_tells_of_the_persons_animals() -> None:
     """In passages about one person, some subjects are the person's animal: the passage says *her*/*his*,
-    the question and the answer say the name's; *my*/*our* are the person's too, kept as *her*/*his*."""
+    the question and the answer say the name's; *my*/*our* are the person's too, kept as *her*/*his*.
+    Every answer is its passage sentence with only the subject's *she*/*he*/*her*/*his* said as the name
+    (case kept: *Tomorrow evening his pig* -> *Tomorrow evening Paul's pig*)."""
     rng = random.Random(11)
     samples = [sample_other_qa(rng) for _ in range(1500)]
     owned = [qa for qa in samples if any(c.subject.owner for c in qa.clauses)]
-    assert 0.15 < len(owned) / len(samples) < 0.4
-    asked = 0
+    assert 0.2 < len(owned) / len(samples) < 0.33  # 26% measured
+    owned_answers = 0
+    for qa in samples:
+        sentences = split_sentences(qa.passage)
+        assert all(x[0].isupper() and x.endswith(".") for x in sentences), qa.passage
+        index = [Sentence(c).english for c in qa.clauses].index(qa.answer)
+        clause, told = qa.clauses[index], sentences[index]
+        name = qa.clauses[0].subject.name
+        if clause.subject.owner:  # "Her dog slept." -> "Anna's dog slept."
+            owned_answers += 1
+            assert index > 0 and clause.subject.owner == name and f"{name}'s" not in told
+            assert re.sub(r"\b(Her|her|His|his)\b", f"{name}'s", told, count=1) == qa.answer, (told, qa.answer)
+            assert f"{name}'s" in qa.question or qa.focus == "subject", (qa.passage, qa.question)
+        elif index > 0 and name and clause.subject.name == name:  # "She swam." -> "Anna swam."
+            assert re.sub(r"\b(She|she|He|he)\b", name, told, count=1) == qa.answer, (told, qa.answer)
+        else:
+            assert told == qa.answer
     for qa in owned:
         name = qa.clauses[0].subject.name
-        mine = "her" if NAMES[name] == "f" else "his"
         assert not qa.clauses[0].subject.owner and {c.subject.owner for c in qa.clauses} == {"", name}
-        for clause, told in zip(qa.clauses[1:], split_sentences(qa.passage)[1:], strict=True):
-            said = Sentence(clause).english
-            if clause.subject.owner:  # "Her dog slept." / "Anna's dog slept."
-                assert f"{name}'s" in said and f"{name}'s" not in told
-                assert re.sub(rf"\b{mine}\b", f"{name}'s", told, count=1, flags=re.I).lower() == said.lower()
-        if qa.answer.startswith(f"{name}'s") or f" {name}'s " in qa.answer:
-            asked += 1
-            assert f"{name}'s" in qa.question or qa.focus == "subject", (qa.passage, qa.question)
         assert not re.search(r"\b(my|our)\b", qa.passage + qa.question + qa.answer, flags=re.I)
-    assert asked > 0.2 * len(owned)
+    assert 0.08 < owned_answers / len(samples) < 0.15  # 11% measured
 
 
 def test_text_translation_of_the_other_domain_covers_the_whole_lexicon() -> None:

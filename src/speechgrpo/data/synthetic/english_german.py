@@ -274,7 +274,7 @@ def german_noun(noun: Noun, plural: bool, case: str) -> str:
 def german_np(np: NounPhrase, case: str, preposition: str = "") -> str:
     """The noun phrase in ``case``, with ``preposition`` in front (contracted: *in dem* -> *im*)."""
     if np.owner:
-        raise ValueError(f"{np.owner}'s {english_np(np)}: an owner is said in English only")
+        raise ValueError(f"{english_np(np)}: an owner is said in English only")
     if np.noun is None:
         words = [np.name]
     else:

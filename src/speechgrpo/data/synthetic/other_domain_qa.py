@@ -8,7 +8,8 @@ phrasings, *she*/*he* resolved to the name) in:
 - **passages**: 2-3 event sentences of the translation grammar, in present, past and future, never a
   personal-fact passage: half of them unrelated (*The old teacher read the book yesterday. Three dogs
   sleep in the garden.*), half about one named person, *she*/*he* after the first sentence (*Anna read
-  the book yesterday. She will swim.*; no other name of that gender in it), where some later sentences
+  the book yesterday. She will swim.*; no other name of that gender in it, though a person noun of that
+  gender may be: *a queen*), where some later sentences
   tell of the person's animal (*Her dog slept.*, asked and answered as *Anna's dog*) and *my*/*our* are
   the person's (*She fed her cat.*), so the sentence that answers is not always one that names the person
   or says *she*/*he*; never with the verbs of the demo's facts (*live*, *work*, *travel*), whose
@@ -137,7 +138,8 @@ def _owned_by(clause: Clause, det: str) -> Clause:
 def _about_one(rng: random.Random, cx: Complexity, count: int) -> list[Clause]:
     """``count`` clauses about one named person: the person, or after the first clause sometimes the
     person's animal (``owner`` set), is the subject; *my*/*our* become the person's. No other name of that
-    gender occurs, so *she*/*he*/*her*/*his* are never ambiguous."""
+    gender occurs; a person noun of that gender may (*a queen*, *the son*: about 8% of these passages), so
+    *she*/*he*/*her*/*his* are unambiguous by name only (the data the bases were built from; kept as is)."""
     name = rng.choice(_NAMES)
     det = "her" if NAMES[name] == "f" else "his"
     person = NounPhrase(None, "name", name=name)
