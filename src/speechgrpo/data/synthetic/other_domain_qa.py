@@ -9,11 +9,11 @@ phrasings, *she*/*he* resolved to the name) in:
   personal-fact passage: half of them unrelated (*The old teacher read the book yesterday. Three dogs
   sleep in the garden.*), half about one named person, *she*/*he* after the first sentence (*Anna read
   the book yesterday. She will swim.*; no other name of that gender in it, though a person noun of that
-  gender may be: *a queen*), where some later sentences
-  tell of the person's animal (*Her dog slept.*, asked and answered as *Anna's dog*) and *my*/*our* are
-  the person's (*She fed her cat.*), so the sentence that answers is not always one that names the person
-  or says *she*/*he*; never with the verbs of the demo's facts (*live*, *work*, *travel*), whose
-  questions would be the demo's (*Where does Anna live?*);
+  gender may be: *a queen*), where some later sentences tell of the person's animal (*Her dog slept.*,
+  asked and answered as *Anna's dog*) and *my*/*our* are the person's (*She fed her cat.*), so the
+  sentence that answers is not always one that names the person or says *she*/*he*; never with the verbs
+  of the demo's facts (*live*, *work*, *travel*), whose questions would be the demo's (*Where does Anna
+  live?*);
 - **questions**: *who*/*which animal* for the subject, *what*/*who* for the object, *where* for the place
   (or city: :func:`clause_questions` asks it, the passages' verbs never take one), *when* for a time
   adverb, *who ... with* for the company, *what ... do* for the action, formed with
@@ -104,9 +104,10 @@ def _answerable(clause: Clause) -> set[str]:
 
 def unique_questions(clauses: list[Clause]) -> list[tuple[str, int, str]]:
     """(question, index of the clause that answers it, focus) for every question no other clause answers."""
+    answerable = [_answerable(clause) for clause in clauses]
     return [(question, i, focus) for i, clause in enumerate(clauses) for focus, question in
             clause_questions(clause).items()
-            if not any(question in _answerable(other) for j, other in enumerate(clauses) if j != i)]
+            if not any(question in answers for j, answers in enumerate(answerable) if j != i)]
 
 
 #: verbs of the demo's own facts (home, work, travel): their questions would be the demo's (*Where does
