@@ -1,4 +1,4 @@
-"""Text question answering from another domain: short narratives, a wh-question, the sentence that answers.
+"""Text question answering from another domain: short narratives, a wh-question, its answer as a sentence.
 
 The demo's base must answer questions before it sees the demo's spoken QA, as Granite Speech's LLM had
 learnt question answering in general, not LibriSQA's answers. Its QA data therefore differs from the demo's
@@ -17,10 +17,14 @@ phrasings, *she*/*he* resolved to the name) in:
 - **questions**: *who*/*which animal* for the subject, *what*/*who* for the object, *where* for the place
   (or city: :func:`clause_questions` asks it, the passages' verbs never take one), *when* for a time
   adverb, *who ... with* for the company, *what ... do* for the action, formed with
-  *do*/*does*/*did*/*will* (*What did the old teacher read yesterday?*, *What will Anna do?*); a question
-  another sentence would also answer (with its adverb, place or company left out) is never asked;
-- **answers**: the passage sentence that holds the answer, verbatim but for *she*/*he* and a subject's
-  *her*/*his*, which are given as the name (*Anna*, *Anna's*; its own convention: no rewording).
+  *do*/*does*/*did*/*will* (*What did the old teacher read yesterday?*, *What will Anna do?*); each of
+  the sentence's other optional parts (adverb, place, company) is left out of the question half the time
+  (*When did Anna read the book?* of *Anna read the book in the garden yesterday.*); a question another
+  sentence would also answer (with any of its adverb, place or company left out) is never asked;
+- **answers**: the question restated with the asked part filled in and nothing else, in the sentence's
+  plain order (*Anna read the book yesterday.*), the form an instruction-tuned LLM answers in; its words
+  are the passage sentence's, but *she*/*he* and a subject's *her*/*his* are given as the name (*Anna*,
+  *Anna's*).
 
 Only the text is generated (there is no audio of it: the base never hears a question asked).
 """
@@ -50,13 +54,15 @@ from speechgrpo.data.synthetic.other_domain import english_question
 
 @dataclass(frozen=True)
 class OtherQA:
-    """A passage, one question about it, and its answer (the passage sentence that holds it)."""
+    """A passage, one question about it, and its answer (the question restated with the asked part)."""
 
     passage: str
     question: str
     answer: str
     focus: str  # subject, object, place, city, time, company or action
     clauses: tuple[Clause, ...]  # the passage's sentences
+    index: int  # the sentence that answers
+    asked: Clause  # that sentence with the parts the question leaves out removed: the answer's clause
 
 
 def _lower_first(text: str) -> str:
@@ -94,20 +100,56 @@ def clause_questions(clause: Clause) -> dict[str, str]:
     return questions
 
 
+#: the optional parts a question may leave out, and the focus that asks each (it is then kept)
+OPTIONAL_PARTS = {"adverb": "time", "place": "place", "company": "company"}
+
+
+def without(clause: Clause, parts: tuple[str, ...]) -> Clause:
+    """The clause with the named optional parts left out (see :data:`OPTIONAL_PARTS`)."""
+    unknown = set(parts) - set(OPTIONAL_PARTS)
+    if unknown:
+        raise ValueError(f"not an optional part: {sorted(unknown)} (the optional parts: {list(OPTIONAL_PARTS)})")
+    if "adverb" in parts:
+        clause = replace(clause, adverb=None)
+    if "place" in parts:
+        clause = replace(clause, place=None, place_np=None)
+    if "company" in parts:
+        clause = replace(clause, company=None)
+    return clause
+
+
 def _answerable(clause: Clause) -> set[str]:
-    """Every question the clause answers, also with its adverb, place or company left out (*What does
-    Emily do?* is answered by *Emily orders the bread in front of this church.*)."""
-    variants = [clause, replace(clause, adverb=None), replace(clause, place=None, place_np=None),
-                replace(clause, company=None), replace(clause, adverb=None, place=None, place_np=None, company=None)]
-    return {question for variant in variants for question in clause_questions(variant).values()}
+    """Every question the clause answers, also with any of its optional parts left out (*What does Emily
+    do?* is answered by *Emily orders the bread in front of this church.*)."""
+    subsets = [tuple(p for k, p in enumerate(OPTIONAL_PARTS) if mask >> k & 1) for mask in range(8)]
+    return {question for parts in subsets for question in clause_questions(without(clause, parts)).values()}
+
+
+def _asked_of(clauses: list[Clause], answerable: list[set[str]], index: int, focus: str,
+              parts: tuple[str, ...]) -> tuple[str, Clause] | None:
+    """The ``focus`` question of clause ``index`` with ``parts`` left out, and the clause it restates;
+    None if the clause does not answer it or another clause answers it too."""
+    asked = without(clauses[index], parts)
+    question = clause_questions(asked).get(focus)
+    if question is None or any(question in answers for j, answers in enumerate(answerable) if j != index):
+        return None
+    return question, asked
+
+
+def _options(clauses: list[Clause], answerable: list[set[str]]) -> list[tuple[str, int, str]]:
+    options = []
+    for i, clause in enumerate(clauses):
+        for focus in clause_questions(clause):
+            found = _asked_of(clauses, answerable, i, focus, ())
+            if found is not None:
+                options.append((found[0], i, focus))
+    return options
 
 
 def unique_questions(clauses: list[Clause]) -> list[tuple[str, int, str]]:
-    """(question, index of the clause that answers it, focus) for every question no other clause answers."""
-    answerable = [_answerable(clause) for clause in clauses]
-    return [(question, i, focus) for i, clause in enumerate(clauses) for focus, question in
-            clause_questions(clause).items()
-            if not any(question in answers for j, answers in enumerate(answerable) if j != i)]
+    """(question, index of the clause that answers it, focus) for every question, all of the clause's parts
+    kept, that no other clause answers."""
+    return _options(clauses, [_answerable(clause) for clause in clauses])
 
 
 #: verbs of the demo's own facts (home, work, travel): their questions would be the demo's (*Where does
@@ -172,16 +214,24 @@ def _told(clause: Clause, pronoun: bool) -> str:
 
 def sample_other_qa(rng: random.Random) -> OtherQA:
     """A passage of 2-3 sentences (unrelated, or about one person) and one question that exactly one of
-    them answers (its focus drawn first, uniformly among those the passage offers)."""
+    them answers (its focus drawn first, uniformly among those the passage offers; each optional part but
+    the asked one left out of it with probability 1/2, redrawn until no other sentence answers it)."""
     cx = replace(complexity(1), tenses=TENSES, negation=0.0, relative=0.0, place=0.5, company=0.2)
     while True:
         count = rng.choice([2, 3])
         about_one = rng.random() < 0.5
         clauses = _about_one(rng, cx, count) if about_one else [_other_clause(rng, cx) for _ in range(count)]
         answers = [Sentence(c).english for c in clauses]
-        options = unique_questions(clauses)
+        answerable = [_answerable(clause) for clause in clauses]
+        options = _options(clauses, answerable)
         if len(set(answers)) == len(answers) and options:
             focus = rng.choice(sorted({f for _, _, f in options}))  # a focus first: subjects are not the most asked
-            question, index, _ = rng.choice([o for o in options if o[2] == focus])
+            _, index, _ = rng.choice([o for o in options if o[2] == focus])
+            optional = [part for part, asker in OPTIONAL_PARTS.items() if asker != focus]
+            while (found := _asked_of(clauses, answerable, index, focus,
+                                      tuple(part for part in optional if rng.random() < 0.5))) is None:
+                pass  # terminates: with nothing left out, the question is one of the options
+            question, asked = found
             passage = " ".join(_told(c, about_one and i > 0) for i, c in enumerate(clauses))
-            return OtherQA(passage, question, answers[index], focus, tuple(clauses))
+            answer = Sentence(replace(asked, fronted=False)).english
+            return OtherQA(passage, question, answer, focus, tuple(clauses), index, asked)
