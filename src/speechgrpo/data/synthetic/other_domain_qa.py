@@ -22,7 +22,8 @@ phrasings, *she*/*he* resolved to the name) in:
   (*When did Anna read the book?* of *Anna read the book in the garden yesterday.*); a question another
   sentence would also answer (with any of its adverb, place or company left out) is never asked;
 - **answers**: the question restated with the asked part filled in and nothing else, in the sentence's
-  plain order (*Anna read the book yesterday.*), the form an instruction-tuned LLM answers in; its words
+  plain order (*Anna read the book yesterday.*; for *what ... do* the verb with its objects and company),
+  the form an instruction-tuned LLM answers in; its words
   are the passage sentence's, but *she*/*he* and a subject's *her*/*his* are given as the name (*Anna*,
   *Anna's*).
 
@@ -62,7 +63,7 @@ class OtherQA:
     focus: str  # subject, object, place, city, time, company or action
     clauses: tuple[Clause, ...]  # the passage's sentences
     index: int  # the sentence that answers
-    asked: Clause  # that sentence with the parts the question leaves out removed: the answer's clause
+    asked: Clause  # that sentence with the parts the question leaves out removed (the answer says it unfronted)
 
 
 def _lower_first(text: str) -> str:
@@ -100,8 +101,10 @@ def clause_questions(clause: Clause) -> dict[str, str]:
     return questions
 
 
-#: the optional parts a question may leave out, and the focus that asks each (it is then kept)
-OPTIONAL_PARTS = {"adverb": "time", "place": "place", "company": "company"}
+#: the optional parts a question may leave out, and the foci whose questions keep each: the part asked, and
+#: the company for *what ... do* too (*What did the cook do?* -> *The cook sang with the scientist.*: the
+#: action question never says it, so leaving it out would give one question two answers)
+OPTIONAL_PARTS = {"adverb": ("time",), "place": ("place",), "company": ("company", "action")}
 
 
 def without(clause: Clause, parts: tuple[str, ...]) -> Clause:
@@ -137,6 +140,7 @@ def _asked_of(clauses: list[Clause], answerable: list[set[str]], index: int, foc
 
 
 def _options(clauses: list[Clause], answerable: list[set[str]]) -> list[tuple[str, int, str]]:
+    """:func:`unique_questions`, with the clauses' answerable questions given."""
     options = []
     for i, clause in enumerate(clauses):
         for focus in clause_questions(clause):
@@ -227,7 +231,7 @@ def sample_other_qa(rng: random.Random) -> OtherQA:
         if len(set(answers)) == len(answers) and options:
             focus = rng.choice(sorted({f for _, _, f in options}))  # a focus first: subjects are not the most asked
             _, index, _ = rng.choice([o for o in options if o[2] == focus])
-            optional = [part for part, asker in OPTIONAL_PARTS.items() if asker != focus]
+            optional = [part for part, keepers in OPTIONAL_PARTS.items() if focus not in keepers]
             while (found := _asked_of(clauses, answerable, index, focus,
                                       tuple(part for part in optional if rng.random() < 0.5))) is None:
                 pass  # terminates: with nothing left out, the question is one of the options
