@@ -23,15 +23,15 @@ phrasings, *she*/*he* resolved to the name) in:
   sentence would also answer (with any of its adverb, place or company left out) is never asked;
 - **answers**: the question restated with the asked part filled in and nothing else, in the sentence's
   plain order (*Anna read the book yesterday.*; for *what ... do* the verb with its objects and company),
-  the form an instruction-tuned LLM answers in; its words
-  are the passage sentence's, but *she*/*he* and a subject's *her*/*his* are given as the name (*Anna*,
-  *Anna's*).
+  the form an instruction-tuned LLM answers in; its words are the passage sentence's, but *she*/*he* and
+  a subject's *her*/*his* are given as the name (*Anna*, *Anna's*).
 
 Only the text is generated (there is no audio of it: the base never hears a question asked).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, replace
 
@@ -105,6 +105,8 @@ def clause_questions(clause: Clause) -> dict[str, str]:
 #: the company for *what ... do* too (*What did the cook do?* -> *The cook sang with the scientist.*: the
 #: action question never says it, so leaving it out would give one question two answers)
 OPTIONAL_PARTS = {"adverb": ("time",), "place": ("place",), "company": ("company", "action")}
+#: every combination of them, none left out first
+_LEFT_OUT = [parts for n in range(len(OPTIONAL_PARTS) + 1) for parts in itertools.combinations(OPTIONAL_PARTS, n)]
 
 
 def without(clause: Clause, parts: tuple[str, ...]) -> Clause:
@@ -124,17 +126,16 @@ def without(clause: Clause, parts: tuple[str, ...]) -> Clause:
 def _answerable(clause: Clause) -> set[str]:
     """Every question the clause answers, also with any of its optional parts left out (*What does Emily
     do?* is answered by *Emily orders the bread in front of this church.*)."""
-    subsets = [tuple(p for k, p in enumerate(OPTIONAL_PARTS) if mask >> k & 1) for mask in range(8)]
-    return {question for parts in subsets for question in clause_questions(without(clause, parts)).values()}
+    return {question for parts in _LEFT_OUT for question in clause_questions(without(clause, parts)).values()}
 
 
 def _asked_of(clauses: list[Clause], answerable: list[set[str]], index: int, focus: str,
               parts: tuple[str, ...]) -> tuple[str, Clause] | None:
-    """The ``focus`` question of clause ``index`` with ``parts`` left out, and the clause it restates;
-    None if the clause does not answer it or another clause answers it too."""
+    """The ``focus`` question of clause ``index`` with ``parts`` (never the asked one) left out, and the
+    clause it restates; None if another clause answers it too."""
     asked = without(clauses[index], parts)
-    question = clause_questions(asked).get(focus)
-    if question is None or any(question in answers for j, answers in enumerate(answerable) if j != index):
+    question = clause_questions(asked)[focus]
+    if any(question in answers for j, answers in enumerate(answerable) if j != index):
         return None
     return question, asked
 
