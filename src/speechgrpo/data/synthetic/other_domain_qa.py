@@ -16,11 +16,14 @@ phrasings, *she*/*he* resolved to the name) in:
   live?*);
 - **questions**: *who*/*which animal* for the subject, *what*/*who* for the object, *where* for the place
   (or city: :func:`clause_questions` asks it, the passages' verbs never take one), *when* for a time
-  adverb, *who ... with* for the company, *what ... do* for the action, formed with
-  *do*/*does*/*did*/*will* (*What did the old teacher read yesterday?*, *What will Anna do?*); each of
+  adverb, *who ... with* for the company, *what ... do* for the action, *how many* for a counted subject
+  or object, *how often* for a frequency adverb, formed with *do*/*does*/*did*/*will* (*What did the old
+  teacher read yesterday?*, *What will Anna do?*, *How many donkeys did Erik feed?*); each of
   the sentence's other optional parts (adverb, place, company) is left out of the question half the time
   (*When did Anna read the book?* of *Anna read the book in the garden yesterday.*); a question another
-  sentence would also answer (with any of its adverb, place or company left out) is never asked;
+  sentence would also answer (with any of its adverb, place or company left out) is never asked, nor a
+  *how many* or *how often* question another sentence answers in part (*Anna feeds three black cats.*,
+  *every day*);
 - **answers**: the question restated with the asked part filled in and nothing else, in the sentence's
   plain order (*Anna read the book yesterday.*; for *what ... do* the verb with its objects and company),
   the form an instruction-tuned LLM answers in; its words are the passage sentence's, but *she*/*he* and
@@ -44,6 +47,7 @@ from speechgrpo.data.synthetic.english_german import (
     Sentence,
     complexity,
     english_clause,
+    english_np,
     sample_clause,
 )
 from speechgrpo.data.synthetic.english_german import (
@@ -60,7 +64,7 @@ class OtherQA:
     passage: str
     question: str
     answer: str
-    focus: str  # subject, object, place, city, time, company or action
+    focus: str  # subject, object, place, city, time, company, action, subject count, object count or frequency
     clauses: tuple[Clause, ...]  # the passage's sentences
     index: int  # the sentence that answers
     asked: Clause  # that sentence with the parts the question leaves out removed (the answer says it unfronted)
@@ -94,6 +98,16 @@ def clause_questions(clause: Clause) -> dict[str, str]:
         questions["time"] = _asked("When", replace(plain, adverb=None))
     if plain.company is not None:
         questions["company"] = _asked("Who", replace(plain, company=None))[:-1] + " with?"
+    for role, focus in (("subject", "subject count"), ("accusative", "object count")):
+        counted = getattr(plain, role)
+        if counted is not None and counted.det == "num":  # *How many donkeys did Erik feed?*
+            how_many = f"how many {english_np(replace(counted, det='bare', plural=True, count=0))}"
+            if role == "subject":
+                questions[focus] = capitalize(english_clause(plain, subject_text=how_many)) + "?"
+            else:
+                questions[focus] = _asked(capitalize(how_many), replace(plain, accusative=None))
+    if plain.adverb is not None and plain.adverb.kind == "freq":  # *How often do these girls see Hugo?*
+        questions["frequency"] = _asked("How often", replace(plain, adverb=None))
     if plain.verb is not None:  # *What did Anna do in the garden yesterday?*: the verb and its objects asked
         doing = replace(plain, verb=replace(plain.verb, en_base="do"), accusative=None, dative=None, company=None,
                         city="")
@@ -104,7 +118,7 @@ def clause_questions(clause: Clause) -> dict[str, str]:
 #: the optional parts a question may leave out, and the foci whose questions keep each: the part asked, and
 #: the company for *what ... do* too (*What did the cook do?* -> *The cook sang with the scientist.*: the
 #: action question never says it, so leaving it out would give one question two answers)
-OPTIONAL_PARTS = {"adverb": ("time",), "place": ("place",), "company": ("company", "action")}
+OPTIONAL_PARTS = {"adverb": ("time", "frequency"), "place": ("place",), "company": ("company", "action")}
 #: every combination of them, none left out first
 _LEFT_OUT = [parts for n in range(len(OPTIONAL_PARTS) + 1) for parts in itertools.combinations(OPTIONAL_PARTS, n)]
 
@@ -129,13 +143,46 @@ def _answerable(clause: Clause) -> set[str]:
     return {question for parts in _LEFT_OUT for question in clause_questions(without(clause, parts)).values()}
 
 
+#: the foci of *how many* and *how often* questions, and the parts of the clause they count
+_COUNTED = {"subject count": "subject", "object count": "accusative"}
+
+
+def _events(clause: Clause, focus: str) -> set[str]:
+    """What a *how many* or *how often* ``focus`` question of ``clause`` is about, as the yes/no questions of
+    the clause with that count or frequency said vaguely (*Does Anna feed the cats?*); also with any of its
+    optional parts left out. Another sentence with one of them in common answers it in part (*Anna feeds
+    three black cats.* for *How many cats does Anna feed?*, *every day* for *How often*)."""
+    events = set()
+    for parts in _LEFT_OUT:
+        plain = replace(without(clause, parts), fronted=False, negated=False)
+        if focus == "frequency":
+            events.add(english_question(replace(plain, adverb=None)))
+        else:
+            counted = getattr(plain, _COUNTED[focus])
+            if counted is not None and counted.noun is not None:
+                vague = NounPhrase(counted.noun, "the", plural=True)
+                events.add(english_question(replace(plain, **{_COUNTED[focus]: vague})))
+    return events
+
+
+def _also_answered(clauses: list[Clause], index: int, focus: str, asked: Clause) -> bool:
+    """Whether another clause answers the ``focus`` question of ``asked`` (clause ``index`` as asked) in part:
+    only *how many* and *how often* questions can be (see :func:`_events`)."""
+    if focus != "frequency" and focus not in _COUNTED:
+        return False
+    wanted = _events(replace(asked, adverb=None) if focus in _COUNTED else asked, focus)
+    return any(wanted & _events(clause, focus) for j, clause in enumerate(clauses) if j != index)
+
+
 def _asked_of(clauses: list[Clause], answerable: list[set[str]], index: int, focus: str,
               parts: tuple[str, ...]) -> tuple[str, Clause] | None:
     """The ``focus`` question of clause ``index`` with ``parts`` (never the asked one) left out, and the
-    clause it restates; None if another clause answers it too."""
+    clause it restates; None if another clause answers it too, or in part."""
     asked = without(clauses[index], parts)
     question = clause_questions(asked)[focus]
     if any(question in answers for j, answers in enumerate(answerable) if j != index):
+        return None
+    if _also_answered(clauses, index, focus, asked):
         return None
     return question, asked
 
