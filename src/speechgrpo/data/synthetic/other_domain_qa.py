@@ -160,8 +160,9 @@ def _events(clause: Clause, focus: str) -> set[str]:
         else:
             counted = getattr(plain, _COUNTED[focus])
             if counted is not None and counted.noun is not None:
-                vague = NounPhrase(counted.noun, "the", plural=True)
-                events.add(english_question(replace(plain, **{_COUNTED[focus]: vague})))
+                vague = NounPhrase(counted.noun, "the", plural=True)  # *the cats*: how many not said
+                said = replace(plain, subject=vague) if focus == "subject count" else replace(plain, accusative=vague)
+                events.add(english_question(said))
     return events
 
 
