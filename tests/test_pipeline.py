@@ -4,6 +4,7 @@ intervals, report). About four minutes on 2 CPU cores."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -16,10 +17,18 @@ from toy_demo import TOY, needs_espeak
 
 from speechgrpo.cli import main
 from speechgrpo.data import read_manifest
+from speechgrpo.data.synthetic.benchmark import split_sentences
 from speechgrpo.models import TinySpeechLM
 from speechgrpo.models.loading import bundled_base
 from speechgrpo.train import pipeline
-from speechgrpo.train.base_model import BaseConfig, asr_wer, load_base_config, read_build_record
+from speechgrpo.train.base_model import (
+    BaseConfig,
+    asr_wer,
+    build_base,
+    load_base_config,
+    other_domain,
+    read_build_record,
+)
 from speechgrpo.train.pipeline import (
     QUICK_BUDGETS,
     QUICK_BUDGETS_BASE,
@@ -160,6 +169,27 @@ def test_build_base_records_its_stages_and_wers(toy_base: Path) -> None:
     assert record["translation_hours"] >= 0 and 0 < record["translation_vocabulary"]["types_covered"] <= 1
     dev = read_manifest(toy_base.parent / "data" / "asr_dev.jsonl")
     assert round(asr_wer(toy_base, dev), 2) == record["dev_wer"]  # loading it reproduces its dev WER
+
+
+def test_build_base_refuses_to_resume_with_other_settings(toy_base: Path) -> None:
+    settings = json.loads((toy_base.parent / "base_config.json").read_text(encoding="utf-8"))
+    with pytest.raises(ValueError, match=r"other settings \(asr_clips\)"):
+        build_base(BaseConfig(**{**settings, "asr_clips": settings["asr_clips"] + 1}), show_progress=False)
+
+
+def test_other_domain_examples_hold_no_held_out_sentence() -> None:
+    """A short other-domain statement can be one of the demo's (*A baker was lazy.*, an AST test source, in a QA
+    passage): an example holding a dev or test sentence is left out, and the counts still hold."""
+    config = BaseConfig(translation_clips=20, qa_examples=20, mt_examples=20)
+    translations, qa, mt = other_domain(config, {"dev": [], "test": []})
+    assert (len(translations), len(qa), len(mt)) == (20, 20, 20)
+    held = [dataclasses.replace(qa[3], meta={"transcript": split_sentences(qa[3].meta["transcript"])[1]},
+                                references=()),
+            dataclasses.replace(mt[5], meta={"transcript": ""}, references=mt[5].references)]  # its German
+    kept = other_domain(config, {"dev": held[:1], "test": held[1:]})
+    assert [len(rows) for rows in kept] == [20, 20, 20] and kept[0] == translations
+    assert qa[3] not in kept[1] and mt[5] not in kept[2]
+    assert kept[1][:3] == qa[:3] and kept[2][:5] == mt[:5]
 
 
 @needs_espeak

@@ -21,7 +21,10 @@ the time buys on a 2-core CPU (``docs/demo.md``, the base's attempts 1-11):
 
 No spoken-QA example and none of the demo's spoken translations is seen. The dev and test splits are the
 demo's own (same seed, tasks, difficulty and sizes): the generator draws test, then dev, then train, and
-never repeats a passage or sentence across splits, so no dev or test item is in the base's training data.
+never repeats a passage, translated sentence or ASR sentence across splits, and the other domain's
+examples that hold a held-out sentence are left out (:func:`other_domain`), so no dev or test item is in
+the base's training data (the spoken passages are the demo's SQA train passages, which may share a fact
+sentence with a held-out passage, as the demo's own SFT data does).
 ``build.json`` records the settings, times and WERs; the demo refuses a base whose held-out splits differ
 from its own.
 """
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from speechgrpo.data import Example, read_manifest, synthesize_examples, synthetic_examples, write_manifest
+from speechgrpo.data.synthetic.benchmark import split_sentences
 from speechgrpo.train.config import check_numbers, load_layered
 
 if TYPE_CHECKING:
@@ -82,6 +86,11 @@ class BaseConfig:
             raise ValueError(f"held_out must give the dev and test sizes, got {self.held_out}")
         if "asr" not in self.tasks:
             raise ValueError("the base is trained on ASR: tasks must include 'asr'")
+        if self.passages and "sqa" not in self.tasks:
+            raise ValueError(f"passages ({self.passages}) are the spoken-QA train split's: tasks must include 'sqa'")
+        if self.text.get("eval_every"):
+            raise ValueError("text.eval_every: the reading stage has no trained audio side to validate on the dev "
+                             "ASR clips (the hearing stage is validated)")
 
 
 def load_base_config(path: str | Path | None = None, **overrides: Any) -> BaseConfig:
@@ -176,6 +185,29 @@ def spoken_passages(examples: list[Example], seed: int) -> list[Example]:
     return out
 
 
+def _sentences(example: Example) -> set[str]:
+    return {s for text in (str(example.meta.get("transcript") or ""), *example.references)
+            for s in split_sentences(text)}
+
+
+def other_domain(config: BaseConfig, splits: dict[str, list[Example]]) -> tuple[list[Example], ...]:
+    """The other domain's spoken translations, text QA and text translations (``translation_clips``,
+    ``qa_examples``, ``mt_examples`` of them). Their generators write their own register, but a short
+    statement can still be one of the demo's (*A baker was lazy.*, an AST test source, in a QA passage), so
+    an example holding any sentence of the held-out ``splits`` (dev and test) is left out."""
+    held_out = {s for split in ("dev", "test") for e in splits[split] for s in _sentences(e)}
+    wanted = {"ast_other": config.translation_clips, "qa_other": config.qa_examples, "mt_other": config.mt_examples}
+    most = max(wanted.values())
+    drawn = synthetic_examples(config.seed, {"train": most + most // 50 + 10}, tasks=tuple(wanted),
+                               difficulty=config.difficulty, voices=config.voices)["train"]
+    kept = {task: [e for e in drawn if e.task == task and not _sentences(e) & held_out][:n]
+            for task, n in wanted.items()}
+    short = {task: len(kept[task]) for task, n in wanted.items() if len(kept[task]) < n}
+    if short:
+        raise ValueError(f"only {short} other-domain examples hold no held-out sentence (wanted {wanted})")
+    return tuple(kept.values())
+
+
 def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     """Build the base in ``config.output_dir`` (each stage resumes if interrupted) and return the model
     folder ``<output_dir>/model`` (config, weights, tokenizer and ``build.json``)."""
@@ -195,6 +227,14 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     def took(name: str, since: float) -> None:
         seconds[name] = time.perf_counter() - since
         timing.write_text(json.dumps(seconds, indent=2) + "\n", encoding="utf-8")
+    settings = out / "base_config.json"  # a resumed build must be the same build: its data is on disk
+    wanted = json.loads(json.dumps(dataclasses.asdict(config)))
+    if settings.is_file() and json.loads(settings.read_text(encoding="utf-8")) != wanted:
+        built = json.loads(settings.read_text(encoding="utf-8"))
+        changed = sorted(k for k in wanted if built.get(k) != wanted[k])
+        raise ValueError(f"{out} holds a build with other settings ({', '.join(changed)}); resume it with its "
+                         f"own settings ({settings}) or use another output_dir")
+    settings.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
     sizes = {"train": max(config.asr_clips, config.passages), **config.held_out}
     splits = synthetic_examples(config.seed, sizes, tasks=config.tasks, difficulty=config.difficulty,
                                 voices=config.voices)
@@ -202,13 +242,7 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     asr_dev = [e for e in splits["dev"] if e.task == "asr"]
     asr_test = [e for e in splits["test"] if e.task == "asr"]
     passages = spoken_passages([e for e in splits["train"] if e.task == "sqa"][:config.passages], config.seed)
-    other = synthetic_examples(config.seed, {"train": max(config.translation_clips, config.qa_examples,
-                                                          config.mt_examples)},
-                               tasks=("ast_other", "qa_other", "mt_other"), difficulty=config.difficulty,
-                               voices=config.voices)["train"]
-    translations = [e for e in other if e.task == "ast_other"][:config.translation_clips]
-    read_only = ([e for e in other if e.task == "qa_other"][:config.qa_examples]
-                 + [e for e in other if e.task == "mt_other"][:config.mt_examples])
+    translations, qa, mt = other_domain(config, splits)
     data = out / "data"
     manifests: dict[str, Path] = {}
     synthesized = False
@@ -221,7 +255,7 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
                                                                 desc=f"espeak-ng {name}"))
     heard = [read_manifest(manifests[name]) for name in ("asr_train", "passages_train", "ast_other_train")]
     text_manifest = write_manifest(data / "text.jsonl", read_versions(
-        read_only + asr_train[:config.read_asr] + passages + translations))
+        qa + mt + asr_train[:config.read_asr] + passages + translations))
     hearing_manifest = write_manifest(data / "heard.jsonl", [e for rows in heard for e in rows])
     if synthesized:
         took("synthesis", started)
@@ -230,7 +264,7 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     if not (initial / "config.json").is_file():
         stage_started = time.perf_counter()
         torch.manual_seed(config.seed)
-        tokenizer = base_tokenizer(config, asr_train + asr_dev + asr_test + passages + translations + read_only)
+        tokenizer = base_tokenizer(config, asr_train + asr_dev + asr_test + passages + translations + qa + mt)
         TinySpeechLM.create(TinySpeechLMConfig(**config.model), tokenizer).save(initial)
         took("tokenizer", stage_started)
 
@@ -266,7 +300,7 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
         return [json.loads(line) for line in (out / name / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
 
     def per_500(rows: list[dict[str, Any]], key: str) -> list[float]:
-        return [round(float(np.mean([r[key] for r in rows[i:i + 500] if key in r])), 3)
+        return [round(float(np.mean([r[key] for r in rows[i:i + 500]])), 3)
                 for i in range(0, len(rows), 500)]
 
     text_log, ctc_log = log("text"), log("ctc")

@@ -22,7 +22,7 @@ phrasings, *she*/*he* resolved to the name) in:
   the sentence's other optional parts (adverb, place, company) is left out of the question half the time
   (*When did Anna read the book?* of *Anna read the book in the garden yesterday.*); a question another
   sentence would also answer (with any of its adverb, place or company left out) is never asked, nor a
-  *how many* or *how often* question another sentence answers in part (*Anna feeds three black cats.*,
+  *how many* or *how often* question another sentence answers in part (*Anna feeds the black cats.*,
   *every day*);
 - **answers**: the question restated with the asked part filled in and nothing else, in the sentence's
   plain order (*Anna read the book yesterday.*; for *what ... do* the verb with its objects and company),
@@ -147,32 +147,30 @@ def _answerable(clause: Clause) -> set[str]:
 _COUNTED = {"subject count": "subject", "object count": "accusative"}
 
 
-def _events(clause: Clause, focus: str) -> set[str]:
-    """What a *how many* or *how often* ``focus`` question of ``clause`` is about, as the yes/no questions of
-    the clause with that count or frequency said vaguely (*Does Anna feed the cats?*); also with any of its
-    optional parts left out. Another sentence with one of them in common answers it in part (*Anna feeds
-    three black cats.* for *How many cats does Anna feed?*, *every day* for *How often*)."""
-    events = set()
-    for parts in _LEFT_OUT:
-        plain = replace(without(clause, parts), fronted=False, negated=False)
-        if focus == "frequency":
-            events.add(english_question(replace(plain, adverb=None)))
-        else:
-            counted = getattr(plain, _COUNTED[focus])
-            if counted is not None and counted.noun is not None:
-                vague = NounPhrase(counted.noun, "the", plural=True)  # *the cats*: how many not said
-                said = replace(plain, subject=vague) if focus == "subject count" else replace(plain, accusative=vague)
-                events.add(english_question(said))
-    return events
+def _event(clause: Clause, focus: str) -> str | None:
+    """What a *how many* or *how often* ``focus`` question of ``clause`` is about: its event without adverb,
+    place or company, the count or frequency unsaid, as a yes/no question (*Does Anna feed the cats?*);
+    None if the clause has no such part. Another sentence of the same event answers the question in part
+    (*Anna feeds the black cats in the garden.* for *How many cats does Anna feed?*, *Anna reads every
+    day.* for *How often does Anna read?*)."""
+    core = replace(without(clause, tuple(OPTIONAL_PARTS)), fronted=False, negated=False)
+    if focus == "frequency":
+        return english_question(core)
+    counted = getattr(core, _COUNTED[focus])
+    if counted is None or counted.noun is None:
+        return None
+    vague = NounPhrase(counted.noun, "the", plural=True)  # *the cats*: neither how many nor which
+    vaguely = replace(core, subject=vague) if focus == "subject count" else replace(core, accusative=vague)
+    return english_question(vaguely)
 
 
 def _also_answered(clauses: list[Clause], index: int, focus: str, asked: Clause) -> bool:
     """Whether another clause answers the ``focus`` question of ``asked`` (clause ``index`` as asked) in part:
-    only *how many* and *how often* questions can be (see :func:`_events`)."""
+    only *how many* and *how often* questions can be (see :func:`_event`)."""
     if focus != "frequency" and focus not in _COUNTED:
         return False
-    wanted = _events(replace(asked, adverb=None) if focus in _COUNTED else asked, focus)
-    return any(wanted & _events(clause, focus) for j, clause in enumerate(clauses) if j != index)
+    event = _event(asked, focus)
+    return any(_event(clause, focus) == event for j, clause in enumerate(clauses) if j != index)
 
 
 def _asked_of(clauses: list[Clause], answerable: list[set[str]], index: int, focus: str,
