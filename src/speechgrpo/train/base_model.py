@@ -157,20 +157,20 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     started = time.perf_counter()
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    settings = out / "base_config.json"  # a resumed build must be the same build: its data is on disk
+    wanted = json.loads(json.dumps(dataclasses.asdict(config)))
+    built = json.loads(settings.read_text(encoding="utf-8")) if settings.is_file() else wanted
+    if built != wanted:
+        changed = sorted(k for k in wanted if built.get(k) != wanted[k])
+        raise ValueError(f"{out} holds a build with other settings ({', '.join(changed)}); resume it with its "
+                         f"own settings ({settings}) or use another output_dir")
+    settings.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
     timing = out / "seconds.json"  # each step's time when it ran, kept across resumed invocations
     seconds: dict[str, float] = json.loads(timing.read_text(encoding="utf-8")) if timing.is_file() else {}
 
     def took(name: str, since: float) -> None:
         seconds[name] = time.perf_counter() - since
         timing.write_text(json.dumps(seconds, indent=2) + "\n", encoding="utf-8")
-    settings = out / "base_config.json"  # a resumed build must be the same build: its data is on disk
-    wanted = json.loads(json.dumps(dataclasses.asdict(config)))
-    if settings.is_file() and json.loads(settings.read_text(encoding="utf-8")) != wanted:
-        built = json.loads(settings.read_text(encoding="utf-8"))
-        changed = sorted(k for k in wanted if built.get(k) != wanted[k])
-        raise ValueError(f"{out} holds a build with other settings ({', '.join(changed)}); resume it with its "
-                         f"own settings ({settings}) or use another output_dir")
-    settings.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
     sizes = {"train": max(config.asr_clips, config.text_examples), **config.held_out}
     splits = synthetic_examples(config.seed, sizes, tasks=config.tasks, difficulty=config.difficulty,
                                 voices=config.voices)
