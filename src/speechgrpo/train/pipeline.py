@@ -170,17 +170,6 @@ def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> Pi
     return load_layered(PipelineConfig, path, overrides, "demo config")
 
 
-def text_versions(examples: list[Example]) -> list[Example]:
-    """The tasks without audio: the spoken passage/sentence given as text in the prompt."""
-    out = []
-    for e in examples:
-        transcript = e.meta.get("transcript")
-        if e.task in ("sqa", "ast") and transcript:
-            out.append(dataclasses.replace(e, id=f"{e.id}-text", audio=None, prompt=f"{transcript}\n{e.prompt}",
-                                           task=f"{e.task}_text"))
-    return out
-
-
 # -- the base ------------------------------------------------------------------------------------------------
 def base_config_for(config: PipelineConfig) -> Any:
     """The :class:`~speechgrpo.train.base_model.BaseConfig` whose held-out splits are this demo's."""
