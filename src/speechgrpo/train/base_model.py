@@ -61,14 +61,15 @@ class BaseConfig:
     tasks: tuple[str, ...] = ("sqa", "ast", "asr")
     difficulty: int = 1
     held_out: dict[str, int] = field(default_factory=lambda: {"dev": 100, "test": 200})
-    asr_clips: int = 60_000  # ASR sentences heard (the train split's ASR items)
+    asr_clips: int = 40_000  # ASR sentences heard (the train split's ASR items)
     passages: int = 6_000  # whole spoken passages of the demo's SQA train split, transcribed: heard and read
     translation_clips: int = 12_000  # spoken translations of another domain (ast_other): heard and read as text
-    qa_examples: int = 30_000  # question answering of another domain (qa_other), read
+    qa_examples: int = 15_000  # question answering of another domain (qa_other), read
     mt_examples: int = 12_000  # text translation of another domain over the whole lexicon (mt_other), read
     read_asr: int = 9_000  # the first N ASR sentences' transcripts, read (a transcript to repeat)
     voices: list[str] = field(default_factory=lambda: list(DEMO_VOICES))
-    model: dict[str, Any] = field(default_factory=lambda: {"ctc_compress": True, "ctc_posteriors": True})
+    model: dict[str, Any] = field(default_factory=lambda: {"ctc_compress": True, "ctc_posteriors": True,
+                                                            "lm_layers": 4})
     tokenizer_examples: int = 20_000  # generated examples per task (all difficulties) the vocabulary is read from
     text: dict[str, Any] = field(default_factory=lambda: {
         "steps": 10_000, "learning_rate": 1e-3, "warmup_steps": 50, "lr_schedule": "cosine",
