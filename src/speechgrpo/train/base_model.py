@@ -68,11 +68,10 @@ class BaseConfig:
     mt_examples: int = 12_000  # text translation of another domain over the whole lexicon (mt_other), read
     read_asr: int = 9_000  # the first N ASR sentences' transcripts, read (a transcript to repeat)
     voices: list[str] = field(default_factory=lambda: list(DEMO_VOICES))
-    model: dict[str, Any] = field(default_factory=lambda: {"ctc_compress": True, "ctc_posteriors": True,
-                                                            "lm_layers": 4})
+    model: dict[str, Any] = field(default_factory=lambda: {"ctc_compress": True, "ctc_posteriors": True})
     tokenizer_examples: int = 20_000  # generated examples per task (all difficulties) the vocabulary is read from
     text: dict[str, Any] = field(default_factory=lambda: {
-        "steps": 10_000, "learning_rate": 1e-3, "warmup_steps": 50, "lr_schedule": "cosine",
+        "steps": 15_000, "learning_rate": 1e-3, "warmup_steps": 50, "lr_schedule": "cosine",
         "prompts_per_step": 16, "micro_batch_size": 16})
     ctc: dict[str, Any] = field(default_factory=lambda: {
         "steps": 14_000, "learning_rate": 2e-3, "warmup_steps": 50, "lr_schedule": "cosine", "ce_weight": 0.0,
