@@ -148,6 +148,10 @@ def test_build_base_records_its_stages_and_wers(toy_base: Path) -> None:
     record = read_build_record(toy_base)
     assert record["config"]["held_out"] == {"dev": 4, "test": 4} and record["dev_clips"] == 4
     assert set(record["seconds"]) >= {"synthesis", "tokenizer", "text", "ctc", "total"}
+    seeds = {stage: yaml.safe_load((toy_base.parent / stage / "config.yaml").read_text(encoding="utf-8"))["seed"]
+             for stage in ("text", "ctc")}
+    assert seeds == {"text": 2, "ctc": 0}  # text.seed trains the reading stage; the data and hearing keep seed
+    assert record["config"]["text"]["seed"] == 2 and record["config"]["seed"] == 0
     text = [json.loads(line) for line in (toy_base.parent / "text" / "metrics.jsonl").open()]
     assert len(text) == 3 and all("loss" in row and "ctc_loss" not in row for row in text)  # reading: text only
     ctc = [json.loads(line) for line in (toy_base.parent / "ctc" / "metrics.jsonl").open()]
