@@ -87,7 +87,7 @@ test-all: test
 bench: setup
 	$(BIN)/python benchmarks/speed.py
 
-# Rebuild the bundled base model (about 76 minutes alone on 2 cores) and put it in the package.
+# Rebuild the bundled base model (about 63 minutes alone on 2 cores) and put it in the package.
 BASE_DIR ?= build/demo_base
 base: setup
 	mkdir -p $(BASE_DIR)

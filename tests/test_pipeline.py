@@ -4,20 +4,31 @@ intervals, report). About four minutes on 2 CPU cores."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from toy_demo import TOY, needs_espeak
 
 from speechgrpo.cli import main
 from speechgrpo.data import read_manifest
+from speechgrpo.data.synthetic.benchmark import split_sentences
+from speechgrpo.models import TinySpeechLM
 from speechgrpo.models.loading import bundled_base
 from speechgrpo.train import pipeline
-from speechgrpo.train.base_model import BaseConfig, asr_wer, build_base, load_base_config, read_build_record
+from speechgrpo.train.base_model import (
+    BaseConfig,
+    asr_wer,
+    build_base,
+    load_base_config,
+    other_domain,
+    read_build_record,
+)
 from speechgrpo.train.pipeline import (
     QUICK_BUDGETS,
     QUICK_BUDGETS_BASE,
@@ -54,8 +65,8 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="tuned has no learning rates for task"):
         PipelineConfig(tuned={"sqa": {"sft": 1e-3, "grpo": 1e-4}})
     assert load_base_config(None, ctc={"steps": 5}).ctc["learning_rate"] == BaseConfig().ctc["learning_rate"]
-    with pytest.raises(ValueError, match="joint_asr_clips"):
-        BaseConfig(asr_clips=10, joint_asr_clips=20)
+    with pytest.raises(ValueError, match="read_asr"):
+        BaseConfig(asr_clips=10, read_asr=20)
 
 
 def test_methods_protocols_and_their_settings() -> None:
@@ -136,24 +147,53 @@ def test_a_base_with_other_held_out_splits_is_refused() -> None:
 def test_build_base_records_its_stages_and_wers(toy_base: Path) -> None:
     record = read_build_record(toy_base)
     assert record["config"]["held_out"] == {"dev": 4, "test": 4} and record["dev_clips"] == 4
-    assert set(record["seconds"]) >= {"synthesis", "tokenizer", "ctc", "joint", "total"}
+    assert set(record["seconds"]) >= {"synthesis", "tokenizer", "text", "ctc", "total"}
+    seeds = {stage: yaml.safe_load((toy_base.parent / stage / "config.yaml").read_text(encoding="utf-8"))["seed"]
+             for stage in ("text", "ctc")}
+    assert seeds == {"text": 2, "ctc": 0}  # text.seed trains the reading stage; the data and hearing keep seed
+    assert record["config"]["text"]["seed"] == 2 and record["config"]["seed"] == 0
+    text = [json.loads(line) for line in (toy_base.parent / "text" / "metrics.jsonl").open()]
+    assert len(text) == 3 and all("loss" in row and "ctc_loss" not in row for row in text)  # reading: text only
     ctc = [json.loads(line) for line in (toy_base.parent / "ctc" / "metrics.jsonl").open()]
-    assert len(ctc) == 3 and all("ctc_loss" in row and "loss" not in row for row in ctc)  # CTC only
-    joint = [json.loads(line) for line in (toy_base.parent / "joint" / "metrics.jsonl").open()]
-    assert [row["step"] for row in joint if "eval_wer" in row] == [2, 4]
-    assert record["curves"]["joint_dev_wer"] == [[r["step"], round(r["eval_wer"], 2)] for r in joint if "eval_wer" in r]
-    mix = Counter(e.task for e in read_manifest(toy_base.parent / "data" / "joint.jsonl"))
-    assert mix == {"asr": 16, "sqa_text": 16, "ast_text": 16, "ast_other": 8}  # no spoken QA, no demo AST audio
+    assert len(ctc) == 4 and all("ctc_loss" in row and "loss" not in row for row in ctc)  # hearing: CTC only
+    assert [row["step"] for row in ctc if "eval_wer" in row] == [2, 4]
+    assert record["curves"]["ctc_dev_wer"] == [[r["step"], round(r["eval_wer"], 2)] for r in ctc if "eval_wer" in r]
+    read = Counter(e.task for e in read_manifest(toy_base.parent / "data" / "text.jsonl"))
+    assert read == {"qa_other_text": 16, "mt_other_text": 16, "asr_text": 16 + 8, "ast_other_text": 8}
+    heard = read_manifest(toy_base.parent / "data" / "heard.jsonl")
+    assert Counter(e.task for e in heard) == {"asr": 32 + 8, "ast_other": 8}  # no spoken QA, no demo AST audio
+    passages = [e for e in heard if e.meta.get("source") == "passage"]
+    assert len(passages) == 8 and all("question" not in e.meta and e.references == (e.meta["transcript"],)
+                                      for e in passages)  # a whole passage heard and transcribed, nothing asked
+    initial, built = (TinySpeechLM.load(p).net() for p in (toy_base.parent / "initial", toy_base))
+    lm = {k: v for k, v in initial.state_dict().items() if k.startswith("lm.")}
+    reading = TinySpeechLM.load(toy_base.parent / "text" / "final").net().state_dict()
+    assert any(not torch.equal(v, reading[k]) for k, v in lm.items())  # reading trains the language model
+    assert all(torch.equal(reading[k], built.state_dict()[k]) for k in lm)  # hearing leaves it as reading made it
     assert record["translation_hours"] >= 0 and 0 < record["translation_vocabulary"]["types_covered"] <= 1
     dev = read_manifest(toy_base.parent / "data" / "asr_dev.jsonl")
     assert round(asr_wer(toy_base, dev), 2) == record["dev_wer"]  # loading it reproduces its dev WER
 
 
 def test_build_base_refuses_to_resume_with_other_settings(toy_base: Path) -> None:
-    """Its synthesized data is reused on resume: a build with other settings in the same folder is refused."""
     settings = json.loads((toy_base.parent / "base_config.json").read_text(encoding="utf-8"))
     with pytest.raises(ValueError, match=r"other settings \(asr_clips\)"):
         build_base(BaseConfig(**{**settings, "asr_clips": settings["asr_clips"] + 1}), show_progress=False)
+
+
+def test_other_domain_examples_hold_no_held_out_sentence() -> None:
+    """A short other-domain statement can be one of the demo's (*A baker was lazy.*, an AST test source, in a QA
+    passage): an example holding a dev or test sentence is left out, and the counts still hold."""
+    config = BaseConfig(translation_clips=20, qa_examples=20, mt_examples=20)
+    translations, qa, mt = other_domain(config, {"dev": [], "test": []})
+    assert (len(translations), len(qa), len(mt)) == (20, 20, 20)
+    held = [dataclasses.replace(qa[3], meta={"transcript": split_sentences(qa[3].meta["transcript"])[1]},
+                                references=()),
+            dataclasses.replace(mt[5], meta={"transcript": ""}, references=mt[5].references)]  # its German
+    kept = other_domain(config, {"dev": held[:1], "test": held[1:]})
+    assert [len(rows) for rows in kept] == [20, 20, 20] and kept[0] == translations
+    assert qa[3] not in kept[1] and mt[5] not in kept[2]
+    assert kept[1][:3] == qa[:3] and kept[2][:5] == mt[:5]
 
 
 @needs_espeak

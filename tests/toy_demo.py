@@ -13,9 +13,9 @@ from speechgrpo.cli import main
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
-TOY_BASE = ["asr_clips=32", "joint_asr_clips=16", "text_examples=16", "translation_clips=8", "tokenizer_examples=1000",
-            "held_out={dev: 4, test: 4}", "ctc={steps: 3, prompts_per_step: 8}",
-            "joint={steps: 4, eval_every: 2, prompts_per_step: 8}"]
+TOY_BASE = ["asr_clips=32", "passages=8", "translation_clips=8", "qa_examples=16", "mt_examples=16", "read_asr=16",
+            "tokenizer_examples=1000", "held_out={dev: 4, test: 4}", "text={steps: 3, prompts_per_step: 8}",
+            "ctc={steps: 4, eval_every: 2, prompts_per_step: 8}"]
 TOY: dict[str, Any] = {
     "sizes": {"train": 24, "dev": 4, "test": 4},
     "sft": {"steps": 2, "prompts_per_step": 4, "eval_every": 1},

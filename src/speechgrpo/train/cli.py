@@ -55,14 +55,15 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                            "score stops rising, 3 seeds, + MP-GRPO with LUFFY shaping and SFT with GRPO's compute, "
                            "~100 min")
     demo.add_argument("--from-scratch", action="store_true",
-                      help="build the base model here (speechgrpo build-base, ~76 min on 2 cores) instead of "
+                      help="build the base model here (speechgrpo build-base, ~63 min on 2 cores) instead of "
                            "using the bundled one")
     demo.set_defaults(run=_demo, extra="train")
     base = subparsers.add_parser("build-base", help="train the demo's base model from scratch (the bundled "
-                                 "checkpoint's recipe: CTC hearing stage, then ASR + text tasks)",
-                                 description="Synthesize fresh ASR clips and train the bundled small speech LM: "
-                                             "its encoder with CTC, then the whole model on ASR and the text "
-                                             "versions of spoken QA and translation. Writes OUTPUT_DIR/model "
+                                 "checkpoint's recipe: a reading stage on text, then a CTC hearing stage)",
+                                 description="Synthesize fresh clips, train the bundled small speech LM's "
+                                             "language model on another domain's text QA and translation "
+                                             "(reading), then its audio side with CTC on the clips, the language "
+                                             "model frozen (hearing). Writes OUTPUT_DIR/model "
                                              "(with build.json: settings, times, dev and test WER).")
     _add_config_arguments(base, BaseConfig, "BaseConfig")
     base.add_argument("--no-progress", action="store_true", help="no progress bars")

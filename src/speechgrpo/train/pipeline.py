@@ -45,13 +45,13 @@ LUFFY_SHAPING = 0.1  # LUFFY's policy shaping gamma on off-policy tokens
 _BUDGETED = ("base", "base_config", "seed", "sizes", "difficulty", "voices", "sft", "grpo", "tuned", "reward",
              "dev_examples")
 # the quick run's steps per task and method: the first-seed best-dev steps of the full run of docs/demo.md
-# (commit 4e22eec, summary.json's best_steps), so that its runs end at the checkpoints that run selected;
-# they hold for that run's settings only: with any of _BUDGETED changed, a quick run trains by the stopping rule
+# (code of commit 5376071 with this bundled base, summary.json's best_steps), so that its runs end at the
+# checkpoints that run selected; they hold for that run's settings only: with any of _BUDGETED changed, a quick run trains by the stopping rule
 QUICK_BUDGETS: dict[str, dict[str, int]] = {
-    "sqa": {"sft": 250, "grpo": 425, "sft_compute": 250, "mp_grpo": 400, "mp_grpo_luffy": 300, "sft_grpo": 175},
-    "ast": {"sft": 400, "grpo": 350, "sft_compute": 650, "mp_grpo": 450, "mp_grpo_luffy": 275, "sft_grpo": 75}}
+    "sqa": {"sft": 275, "grpo": 150, "sft_compute": 550, "mp_grpo": 325, "mp_grpo_luffy": 375, "sft_grpo": 425},
+    "ast": {"sft": 25, "grpo": 50, "sft_compute": 375, "mp_grpo": 50, "mp_grpo_luffy": 50, "sft_grpo": 50}}
 # the bundled base that run started from (model_fingerprint): a rebuilt bundled base voids QUICK_BUDGETS
-QUICK_BUDGETS_BASE = "5df6441bf1aaf72b93b480cc60167cdcbc06a8f36112430614324e25e94643e3"
+QUICK_BUDGETS_BASE = "871fe273d596e1952f55c4db80a2b89214aa759654b2bf6af0710d1590b5243a"
 
 
 @dataclass
@@ -168,17 +168,6 @@ def load_pipeline_config(path: str | Path | None = None, **overrides: Any) -> Pi
     """The defaults, then the YAML file, then ``overrides``; mapping fields (``sizes``, ``sft``, ``grpo``,
     ``tuned``, ``search``, ``budgets``, ``base_config``) merged key by key."""
     return load_layered(PipelineConfig, path, overrides, "demo config")
-
-
-def text_versions(examples: list[Example]) -> list[Example]:
-    """The tasks without audio: the spoken passage/sentence given as text in the prompt."""
-    out = []
-    for e in examples:
-        transcript = e.meta.get("transcript")
-        if e.task in ("sqa", "ast") and transcript:
-            out.append(dataclasses.replace(e, id=f"{e.id}-text", audio=None, prompt=f"{transcript}\n{e.prompt}",
-                                           task=f"{e.task}_text"))
-    return out
 
 
 # -- the base ------------------------------------------------------------------------------------------------
