@@ -46,7 +46,8 @@ _BUDGETED = ("base", "base_config", "seed", "sizes", "difficulty", "voices", "sf
              "dev_examples")
 # the quick run's steps per task and method: the first-seed best-dev steps of the full run of docs/demo.md
 # (code of commit 5376071 with this bundled base, summary.json's best_steps), so that its runs end at the
-# checkpoints that run selected; they hold for that run's settings only: with any of _BUDGETED changed, a quick run trains by the stopping rule
+# checkpoints that run selected; they hold for that run's settings only: with any of _BUDGETED changed, a
+# quick run trains by the stopping rule
 QUICK_BUDGETS: dict[str, dict[str, int]] = {
     "sqa": {"sft": 275, "grpo": 150, "sft_compute": 550, "mp_grpo": 325, "mp_grpo_luffy": 375, "sft_grpo": 425},
     "ast": {"sft": 25, "grpo": 50, "sft_compute": 375, "mp_grpo": 50, "mp_grpo_luffy": 50, "sft_grpo": 50}}
