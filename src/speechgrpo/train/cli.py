@@ -53,7 +53,7 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                       help="quick (default): one seed at the last full run's learning rates and best-dev steps, "
                            "~13 min on 2 cores; full: SFT learning-rate search on dev, every run until its dev "
                            "score stops rising, 3 seeds, + MP-GRPO with LUFFY shaping and SFT with GRPO's compute, "
-                           "~100 min")
+                           "~64 min")
     demo.add_argument("--from-scratch", action="store_true",
                       help="build the base model here (speechgrpo build-base, ~63 min on 2 cores) instead of "
                            "using the bundled one")
