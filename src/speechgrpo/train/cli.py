@@ -51,7 +51,7 @@ def add_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     _add_config_arguments(demo, PipelineConfig, "PipelineConfig")
     demo.add_argument("--protocol", choices=("quick", "full"), default=None,
                       help="quick (default): one seed at the last full run's learning rates and best-dev steps, "
-                           "~13 min on 2 cores; full: SFT learning-rate search on dev, every run until its dev "
+                           "~8 min on 2 cores; full: SFT learning-rate search on dev, every run until its dev "
                            "score stops rising, 3 seeds, + MP-GRPO with LUFFY shaping and SFT with GRPO's compute, "
                            "~64 min")
     demo.add_argument("--from-scratch", action="store_true",
