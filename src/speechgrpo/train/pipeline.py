@@ -16,7 +16,7 @@
 5. write ``results.md`` / ``results.csv`` / ``summary.json`` and PNG plots.
 
 Each run resumes or is skipped when its output exists. Sizes, steps and rates come from
-:class:`PipelineConfig` (YAML); the defaults fit a 2-core CPU (quick: ~13 min, full: ~100 min).
+:class:`PipelineConfig` (YAML); the defaults fit a 2-core CPU (quick: ~8 min, full: ~64 min).
 """
 
 from __future__ import annotations
