@@ -158,6 +158,9 @@ def test_build_base_records_its_stages_and_wers(toy_base: Path) -> None:
     assert len(ctc) == 4 and all("ctc_loss" in row and "loss" not in row for row in ctc)  # hearing: CTC only
     assert [row["step"] for row in ctc if "eval_wer" in row] == [2, 4]
     assert record["curves"]["ctc_dev_wer"] == [[r["step"], round(r["eval_wer"], 2)] for r in ctc if "eval_wer" in r]
+    # a stage's time is its training loop's, summed over resumed runs (tests/test_trainer.py: the resume)
+    assert [record["seconds"][s] for s in ("text", "ctc")] == [round(text[-1]["elapsed_s"], 1),
+                                                              round(ctc[-1]["elapsed_s"], 1)]
     read = Counter(e.task for e in read_manifest(toy_base.parent / "data" / "text.jsonl"))
     assert read == {"qa_other_text": 16, "mt_other_text": 16, "asr_text": 16 + 8, "ast_other_text": 8}
     heard = read_manifest(toy_base.parent / "data" / "heard.jsonl")

@@ -23,6 +23,7 @@ from speechgrpo.models import SamplingConfig, SpeechPrompt
 from speechgrpo.models.loading import load_speech_lm
 from speechgrpo.rewards import parse_reward
 from speechgrpo.train import TrainConfig, load_config
+from speechgrpo.train.checkpoint import load_trainer_state
 from speechgrpo.train.rollout_log import RolloutLog, rollout_file
 from speechgrpo.train.trainer import PromptSampler, learning_rate_factor, select, train, with_references
 
@@ -204,8 +205,12 @@ def test_resume_after_kill_gives_the_same_weights(text_task: tuple[Path, Path], 
     whole = load_speech_lm(tmp_path / "whole" / "final").module.state_dict()
     resumed = load_speech_lm(interrupted / "final").module.state_dict()
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
-    steps = [json.loads(line)["step"] for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [1, 2, 3, 4, 5, 6]
+    rows = [json.loads(line) for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3, 4, 5, 6]
+    # the training time goes on from the checkpoint's: the killed run's two steps are counted once
+    before = load_trainer_state(interrupted / "checkpoints" / "step-00000002")["elapsed_s"]
+    elapsed = [row["elapsed_s"] for row in rows]
+    assert elapsed[1] <= before < elapsed[2] and elapsed == sorted(elapsed)
 
 
 def test_resume_refuses_a_changed_run_and_force_takes_the_changes(text_task: tuple[Path, Path], tmp_path: Path,

@@ -235,8 +235,8 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     timing = out / "seconds.json"  # each step's time when it ran, kept across resumed invocations
     seconds: dict[str, float] = json.loads(timing.read_text(encoding="utf-8")) if timing.is_file() else {}
 
-    def took(name: str, since: float) -> None:
-        seconds[name] = time.perf_counter() - since
+    def took(name: str, spent: float) -> None:
+        seconds[name] = spent
         timing.write_text(json.dumps(seconds, indent=2) + "\n", encoding="utf-8")
     sizes = {"train": max(config.asr_clips, config.passages), **config.held_out}
     splits = synthetic_examples(config.seed, sizes, tasks=config.tasks, difficulty=config.difficulty,
@@ -261,7 +261,7 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
         qa + mt + asr_train[:config.read_asr] + passages + translations))
     hearing_manifest = write_manifest(data / "heard.jsonl", [e for rows in heard for e in rows])
     if synthesized:
-        took("synthesis", started)
+        took("synthesis", time.perf_counter() - started)
 
     initial = out / "initial"
     if not (initial / "config.json").is_file():
@@ -269,10 +269,9 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
         torch.manual_seed(config.seed)
         tokenizer = base_tokenizer(config, asr_train + asr_dev + asr_test + passages + translations + qa + mt)
         TinySpeechLM.create(TinySpeechLMConfig(**config.model), tokenizer).save(initial)
-        took("tokenizer", stage_started)
+        took("tokenizer", time.perf_counter() - stage_started)
 
     def stage(name: str, start: Path, manifest: Path, settings: dict[str, Any]) -> Path:
-        stage_started = time.perf_counter()
         values = dict(settings)
         seed = values.pop("seed", config.seed)  # a stage may train with its own seed; the data are config.seed's
         if values.get("eval_every"):  # validation on the dev clips, the best WER kept
@@ -283,8 +282,9 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
         print(f"\n== base, {name}: {train_config.steps} steps ==", file=sys.stderr, flush=True)
         done = (out / name / "final" / "config.json").is_file()
         final = train(train_config, show_progress=show_progress)
-        if not done:
-            took(name, stage_started)
+        if not done:  # the training loop's time, summed over the runs an interrupted stage took
+            last = (out / name / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[-1]
+            took(name, float(json.loads(last)["elapsed_s"]))
         best = out / name / "best"
         return best if (best / "config.json").is_file() else final
 
@@ -296,7 +296,7 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
     evaluation_started = time.perf_counter()
     dev_wer = asr_wer(model_dir, read_manifest(manifests["asr_dev"]), config.eval_max_new_tokens)
     test_wer = asr_wer(model_dir, read_manifest(manifests["asr_test"]), config.eval_max_new_tokens)
-    took("evaluation", evaluation_started)
+    took("evaluation", time.perf_counter() - evaluation_started)
     seconds["total"] = sum(seconds.values())
     model = TinySpeechLM.load(model_dir)
 

@@ -587,9 +587,9 @@ def save_model(accelerator: Any, model: SpeechLM, directory: Path, merge: bool =
 
 
 def save_state(accelerator: Any, output: Path, step: int, model: SpeechLM, optimizer: Any, scheduler: Any,
-               sampler: PromptSampler, config: TrainConfig, reference_model: str) -> None:
+               sampler: PromptSampler, config: TrainConfig, reference_model: str, elapsed_s: float) -> None:
     """Gather every process's sampler and RNG state, then the main process writes the checkpoint (with the
-    run's config and the model its reference policy comes from)."""
+    run's config, the model its reference policy comes from, and the training loop's time so far)."""
     from accelerate.utils import gather_object
 
     samplers = gather_object([sampler.state()])
@@ -599,7 +599,7 @@ def save_state(accelerator: Any, output: Path, step: int, model: SpeechLM, optim
         scaler = accelerator.scaler.state_dict() if accelerator.scaler is not None else None  # fp16 loss scale
         save_checkpoint(output, step, model, {"step": step, "optimizer": optimizer.state_dict(),
                                               "scheduler": scheduler.state_dict(), "sampler": samplers,
-                                              "rng": rngs, "scaler": scaler},
+                                              "rng": rngs, "scaler": scaler, "elapsed_s": elapsed_s},
                         config.keep_checkpoints, weights, config.to_dict(), {"reference_model": reference_model})
     accelerator.wait_for_everyone()
 
@@ -696,7 +696,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     torch.manual_seed(config.seed * 1000 + accelerator.process_index)
     np.random.seed(config.seed * 1000 + accelerator.process_index)
 
-    start = 0
+    start, trained_s = 0, 0.0  # trained_s: the training loop's wall time before this process (resumed runs)
     if resume is not None:
         if accelerator.distributed_type.name == "DEEPSPEED":
             raise ValueError(f"{resume}: resuming under DeepSpeed is not supported (each process's optimizer state "
@@ -713,7 +713,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
         set_rng_state(state["rng"][accelerator.process_index])
         if state.get("scaler") is not None and accelerator.scaler is not None:
             accelerator.scaler.load_state_dict(state["scaler"])
-        start = state["step"]
+        start, trained_s = state["step"], float(state.get("elapsed_s", 0.0))
     engine = None if config.stage == "sft" else make_engine(config, model, accelerator)
     log = RunLog(output, resume_step=start, report_to=config.reporters,
                  run_config=config.to_dict()) if accelerator.is_main_process else None
@@ -728,6 +728,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     progress = tqdm(range(start, end), initial=start, total=config.steps, desc=config.stage,
                     disable=not (show_progress and accelerator.is_main_process))
     rollout: Rollout | None = None
+    loop_started = time.perf_counter()
     for step in progress:
         started = time.perf_counter()
         if config.stage == "sft":
@@ -783,12 +784,14 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
                       file=sys.stderr, flush=True)
                 metrics["stopped_early"] = 1.0
                 last = True
+        metrics["elapsed_s"] = trained_s + time.perf_counter() - loop_started  # summed over resumed runs
         if log is not None and ((step + 1) % config.log_every == 0 or last or any(k.startswith("eval_")
                                                                                     for k in metrics)):
             log.log({"step": step + 1, **metrics})
             progress.set_postfix({k: f"{metrics[k]:.3g}" for k in ("loss", "reward_mean") if k in metrics})
         if (step + 1) % config.checkpoint_every == 0 or last:
-            save_state(accelerator, output, step + 1, model, optimizer, scheduler, sampler, config, reference_model)
+            save_state(accelerator, output, step + 1, model, optimizer, scheduler, sampler, config, reference_model,
+                       trained_s + time.perf_counter() - loop_started)
         if last:
             break
 
