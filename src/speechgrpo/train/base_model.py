@@ -281,10 +281,14 @@ def build_base(config: BaseConfig, show_progress: bool = True) -> Path:
                                    checkpoint_every=500, **values)
         print(f"\n== base, {name}: {train_config.steps} steps ==", file=sys.stderr, flush=True)
         done = (out / name / "final" / "config.json").is_file()
+        stage_started = time.perf_counter()
         final = train(train_config, show_progress=show_progress)
         if not done:  # the training loop's time, summed over the runs an interrupted stage took
-            last = (out / name / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[-1]
-            took(name, float(json.loads(last)["elapsed_s"]))
+            last = json.loads((out / name / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+            if "elapsed_s" not in last:  # its last row predates elapsed_s: only this process's time is known
+                print(f"base, {name}: its time in seconds.json is this run's only (its log predates elapsed_s)",
+                      file=sys.stderr, flush=True)
+            took(name, float(last.get("elapsed_s", time.perf_counter() - stage_started)))
         best = out / name / "best"
         return best if (best / "config.json").is_file() else final
 

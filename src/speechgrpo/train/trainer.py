@@ -714,6 +714,9 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
         if state.get("scaler") is not None and accelerator.scaler is not None:
             accelerator.scaler.load_state_dict(state["scaler"])
         start, trained_s = state["step"], float(state.get("elapsed_s", 0.0))
+        if "elapsed_s" not in state:
+            print(f"{resume}: the checkpoint predates elapsed_s; the logged elapsed_s counts from this run",
+                  file=sys.stderr, flush=True)
     engine = None if config.stage == "sft" else make_engine(config, model, accelerator)
     log = RunLog(output, resume_step=start, report_to=config.reporters,
                  run_config=config.to_dict()) if accelerator.is_main_process else None
