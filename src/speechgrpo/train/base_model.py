@@ -16,7 +16,7 @@ the time buys on a 2-core CPU (``docs/demo.md``, the base's attempts 1-11):
    spoken passages (transcribed, no question asked) and the other domain's spoken translations (their
    English transcripts). The language model reads each spoken word (CTC compression) as its
    posterior-weighted word embedding, LegoSLM's way of joining a CTC encoder to an LLM, so it answers
-   speech as it answers text without being trained on audio. Validated on the dev ASR clips (greedy WER
+   speech as it answers text without being trained on audio. Validated on the dev ASR clips (sampled WER
    through the language model), the best kept.
 
 No spoken-QA example and none of the demo's spoken translations is seen. The dev and test splits are the

@@ -794,7 +794,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
             progress.set_postfix({k: f"{metrics[k]:.3g}" for k in ("loss", "reward_mean") if k in metrics})
         if (step + 1) % config.checkpoint_every == 0 or last:
             save_state(accelerator, output, step + 1, model, optimizer, scheduler, sampler, config, reference_model,
-                       trained_s + time.perf_counter() - loop_started)
+                       metrics["elapsed_s"])
         if last:
             break
 
