@@ -75,10 +75,17 @@ def missing_data_files(wheel: Path) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", help="work in this folder and keep it (default: a temporary one)")
+    parser.add_argument("--keep", help="work in this folder and keep it (default: a temporary one, removed after)")
     args = parser.parse_args()
+    if args.keep:
+        return check(Path(args.keep))
+    with tempfile.TemporaryDirectory(prefix="speechgrpo-core-") as work:
+        return check(Path(work))
+
+
+def check(work: Path) -> int:
+    """Build the wheel, install it alone in a fresh venv under `work`, and run the core CLI commands."""
     started = time.perf_counter()
-    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="speechgrpo-core-"))
     work.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
     wheel = build_wheel(work / "dist")
