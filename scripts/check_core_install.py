@@ -73,16 +73,6 @@ def missing_data_files(wheel: Path) -> list[str]:
     return sorted(wanted - present)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", help="work in this folder and keep it (default: a temporary one, removed after)")
-    args = parser.parse_args()
-    if args.keep:
-        return check(Path(args.keep))
-    with tempfile.TemporaryDirectory(prefix="speechgrpo-core-") as work:
-        return check(Path(work))
-
-
 def check(work: Path) -> int:
     """Build the wheel, install it alone in a fresh venv under `work`, and run the core CLI commands."""
     started = time.perf_counter()
@@ -126,6 +116,16 @@ def check(work: Path) -> int:
     print(f"\ncore install check: {len(CORE) + len(REFUSED)} commands, {len(failures)} failures, "
           f"{time.perf_counter() - started:.0f} s ({work})")
     return 1 if failures else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", help="work in this folder and keep it (default: a temporary one, removed after)")
+    args = parser.parse_args()
+    if args.keep:
+        return check(Path(args.keep))
+    with tempfile.TemporaryDirectory(prefix="speechgrpo-core-") as work:
+        return check(Path(work))
 
 
 if __name__ == "__main__":
